@@ -1,0 +1,278 @@
+"""Finite discounted CMDPs: the data model, its validation, and the one place where units change.
+
+Conventions (PAPER.md section 1):
+
+* A task is stored in the experiment's *cost form*: reward ``r(s, a)``, non-negative per-step costs
+  ``cost(s, a, j)`` and budgets ``b_j``; a policy is feasible iff ``V_cost_j <= b_j`` for every j.
+  Values are plain discounted sums ``E[sum_t gamma^t x(s_t, a_t)]`` from ``s_0 ~ rho``.
+* The paper states every theorem in its *utility form*: reward in [0, 1], utility in [-1, 1],
+  feasible iff ``V_c >= 0``. :meth:`CMDP.utility_form` is the only conversion between the two:
+  ``c_j = b_j (1 - gamma) - cost_j`` (so ``V_c = b - V_cost``, the slack), then reward and each
+  utility are divided by their largest absolute entry (feasibility is unchanged by the scaling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+ROW_SUM_TOLERANCE = 1e-9
+
+
+class InvalidCMDPError(ValueError):
+    """A CMDP field has the wrong shape, a non-finite entry, or violates its expected property.
+
+    Attributes ``field`` (the constructor argument), ``index`` (the offending index, or None) and
+    ``expected`` (the property that failed) let callers act on it programmatically.
+    """
+
+    def __init__(self, field: str, expected: str, index: tuple | int | None = None,
+                 detail: str = ""):
+        self.field = field
+        self.index = index
+        self.expected = expected
+        where = field if index is None else f"{field}[{_format_index(index)}]"
+        message = f"{where}: expected {expected}"
+        if detail:
+            message += f"; {detail}"
+        super().__init__(message)
+
+
+class InvalidPolicyError(ValueError):
+    """A policy is not a row-stochastic (S, A) array, or a mixture is malformed."""
+
+    def __init__(self, field: str, expected: str, index: tuple | int | None = None,
+                 detail: str = ""):
+        self.field = field
+        self.index = index
+        self.expected = expected
+        where = field if index is None else f"{field}[{_format_index(index)}]"
+        message = f"{where}: expected {expected}"
+        if detail:
+            message += f"; {detail}"
+        super().__init__(message)
+
+
+def _format_index(index: tuple | int) -> str:
+    if isinstance(index, tuple):
+        return ", ".join(str(int(i)) if not isinstance(i, str) else i for i in index)
+    return str(int(index))
+
+
+def _as_float_array(value, name: str, ndim: tuple[int, ...], error=InvalidCMDPError) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise error(name, "a numeric array", detail=str(exc)) from None
+    if array.ndim not in ndim:
+        dims = " or ".join(f"{d}-D" for d in ndim)
+        raise error(name, f"a {dims} array", detail=f"got shape {array.shape}")
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size:
+        index = tuple(bad[0]) if array.ndim else None
+        raise error(name, "finite entries (no NaN or inf)", index=index,
+                    detail=f"found {array[tuple(bad[0])] if array.ndim else array}")
+    return array
+
+
+def _check_distributions(array: np.ndarray, name: str, error=InvalidCMDPError) -> None:
+    """Check that the last axis of ``array`` holds probability vectors."""
+    negative = np.argwhere(array < 0)
+    if negative.size:
+        index = tuple(negative[0])
+        raise error(name, "non-negative probabilities", index=index,
+                    detail=f"found {array[index]!r}")
+    sums = array.sum(axis=-1)
+    off = np.argwhere(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
+    if off.size:
+        index = tuple(off[0]) + (":",)
+        raise error(name, f"rows summing to 1 (tolerance {ROW_SUM_TOLERANCE:g})", index=index,
+                    detail=f"this row sums to {sums[tuple(off[0])]!r}")
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class CMDP:
+    """A finite discounted constrained MDP in cost form (PAPER.md section 1).
+
+    Args:
+        P: transition kernel, shape (S, A, S); ``P[s, a, s']`` is Pr(s' | s, a).
+        r: reward, shape (S, A), task units.
+        cost: non-negative per-step cost, shape (S, A) for one constraint or (S, A, K) for K.
+        budget: scalar for one constraint, or shape (K,); feasible iff ``V_cost <= budget``.
+        rho: initial-state distribution, shape (S,).
+        gamma: discount factor in (0, 1).
+
+    Arrays are copied to read-only float64 on construction. Raises :class:`InvalidCMDPError`
+    naming the field, the offending index and the expected property.
+    """
+
+    P: np.ndarray
+    r: np.ndarray
+    cost: np.ndarray
+    budget: np.ndarray | float
+    rho: np.ndarray
+    gamma: float
+
+    def __post_init__(self) -> None:
+        try:
+            gamma = float(self.gamma)
+        except (TypeError, ValueError):
+            raise InvalidCMDPError("gamma", "a number in (0, 1)",
+                                   detail=f"got {self.gamma!r}") from None
+        if not (0.0 < gamma < 1.0) or not np.isfinite(gamma):
+            raise InvalidCMDPError("gamma", "a number in (0, 1)", detail=f"got {gamma!r}")
+
+        P = _as_float_array(self.P, "P", (3,))
+        n_states, n_actions = P.shape[0], P.shape[1]
+        if P.shape[2] != n_states or n_states == 0 or n_actions == 0:
+            raise InvalidCMDPError("P", "shape (S, A, S) with S, A >= 1",
+                                   detail=f"got shape {P.shape}")
+        _check_distributions(P, "P")
+
+        r = _as_float_array(self.r, "r", (2,))
+        if r.shape != (n_states, n_actions):
+            raise InvalidCMDPError("r", f"shape (S, A) = {(n_states, n_actions)}",
+                                   detail=f"got shape {r.shape}")
+
+        cost = _as_float_array(self.cost, "cost", (2, 3))
+        if cost.shape[:2] != (n_states, n_actions):
+            raise InvalidCMDPError("cost", f"shape (S, A) = {(n_states, n_actions)} or (S, A, K)",
+                                   detail=f"got shape {cost.shape}")
+        negative = np.argwhere(cost < 0)
+        if negative.size:
+            index = tuple(negative[0])
+            raise InvalidCMDPError("cost", "non-negative costs", index=index,
+                                   detail=f"found {cost[index]!r}")
+        n_constraints = 1 if cost.ndim == 2 else cost.shape[2]
+        if n_constraints == 0:
+            raise InvalidCMDPError("cost", "at least one constraint (K >= 1)",
+                                   detail=f"got shape {cost.shape}")
+
+        budget = _as_float_array(self.budget, "budget", (0, 1))
+        if cost.ndim == 2 and budget.ndim != 0:
+            raise InvalidCMDPError("budget", "a scalar when cost has shape (S, A)",
+                                   detail=f"got shape {budget.shape}")
+        if cost.ndim == 3 and budget.shape != (n_constraints,):
+            raise InvalidCMDPError("budget", f"shape (K,) = ({n_constraints},) to match cost",
+                                   detail=f"got shape {budget.shape}")
+
+        rho = _as_float_array(self.rho, "rho", (1,))
+        if rho.shape != (n_states,):
+            raise InvalidCMDPError("rho", f"shape (S,) = ({n_states},)",
+                                   detail=f"got shape {rho.shape}")
+        _check_distributions(rho, "rho")
+
+        object.__setattr__(self, "P", _frozen(P))
+        object.__setattr__(self, "r", _frozen(r))
+        object.__setattr__(self, "cost", _frozen(cost))
+        object.__setattr__(self, "budget", _frozen(budget) if budget.ndim else float(budget))
+        object.__setattr__(self, "rho", _frozen(rho))
+        object.__setattr__(self, "gamma", gamma)
+
+    # --- shapes -------------------------------------------------------------------------------
+
+    @property
+    def n_states(self) -> int:
+        return self.P.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        return self.P.shape[1]
+
+    @property
+    def n_constraints(self) -> int:
+        return 1 if self.cost.ndim == 2 else self.cost.shape[2]
+
+    @property
+    def single_constraint(self) -> bool:
+        """True when ``cost`` is (S, A) and ``budget`` a scalar; values are then scalars too."""
+        return self.cost.ndim == 2
+
+    @cached_property
+    def costs(self) -> np.ndarray:
+        """Costs as an (S, A, K) array whatever the stored shape."""
+        return _frozen(self.cost.reshape(self.n_states, self.n_actions, self.n_constraints))
+
+    @cached_property
+    def budgets(self) -> np.ndarray:
+        """Budgets as a (K,) array whatever the stored shape."""
+        return _frozen(np.atleast_1d(np.asarray(self.budget, dtype=np.float64)).copy())
+
+    # --- the paper's units (PAPER.md section 1) --------------------------------------------------
+
+    @cached_property
+    def utility_form(self) -> UtilityForm:
+        """This task in the paper's normalised utility form (the only unit conversion)."""
+        return UtilityForm.of(self)
+
+    def with_budget(self, budget) -> CMDP:
+        """The same task with another budget."""
+        return CMDP(self.P, self.r, self.cost, budget, self.rho, self.gamma)
+
+
+@dataclass(frozen=True, eq=False)
+class UtilityForm:
+    """A cost-form CMDP restated in the paper's normalised utility form (PAPER.md section 1).
+
+    ``reward = r / reward_scale`` lies in [0, 1] and ``utility[..., j] = (b_j (1 - gamma) -
+    cost[..., j]) / utility_scale[j]`` in [-1, 1]; a policy is feasible iff every normalised
+    utility value is >= 0. Value conversions between units go through the methods below.
+    """
+
+    reward: np.ndarray
+    utility: np.ndarray
+    reward_scale: float
+    utility_scale: np.ndarray
+    budgets: np.ndarray
+    gamma: float
+
+    @classmethod
+    def of(cls, cmdp: CMDP) -> UtilityForm:
+        if np.any(cmdp.r < 0):
+            index = tuple(np.argwhere(cmdp.r < 0)[0])
+            raise InvalidCMDPError("r", "non-negative rewards for the paper's form (r in [0, 1])",
+                                   index=index, detail=f"found {cmdp.r[index]!r}")
+        raw_utility = cmdp.budgets * (1.0 - cmdp.gamma) - cmdp.costs
+        reward_scale = float(np.max(np.abs(cmdp.r))) or 1.0
+        utility_scale = np.max(np.abs(raw_utility), axis=(0, 1))
+        utility_scale = np.where(utility_scale > 0, utility_scale, 1.0)
+        return cls(
+            reward=_frozen(cmdp.r / reward_scale),
+            utility=_frozen(raw_utility / utility_scale),
+            reward_scale=reward_scale,
+            utility_scale=_frozen(utility_scale),
+            budgets=cmdp.budgets,
+            gamma=cmdp.gamma,
+        )
+
+    def reward_value_to_paper(self, reward_value):
+        """Task-unit reward value -> normalised reward value."""
+        return np.asarray(reward_value) / self.reward_scale
+
+    def reward_value_to_task(self, value):
+        """Normalised reward value -> task-unit reward value."""
+        return np.asarray(value) * self.reward_scale
+
+    def cost_value_to_paper(self, cost_value):
+        """Task-unit cost value(s) -> normalised utility value(s) ``(b - V_cost) / scale``.
+
+        With one constraint the input may be of any shape; with K it must end in an axis of K.
+        """
+        cost_value = np.asarray(cost_value, dtype=np.float64)
+        if self.budgets.size == 1:
+            return (self.budgets[0] - cost_value) / self.utility_scale[0]
+        return (self.budgets - cost_value) / self.utility_scale
+
+    def utility_value_to_cost(self, utility_value):
+        """Normalised utility value(s) -> task-unit cost value(s) ``b - scale * V_c``."""
+        utility_value = np.asarray(utility_value, dtype=np.float64)
+        if self.budgets.size == 1:
+            return self.budgets[0] - utility_value * self.utility_scale[0]
+        return self.budgets - utility_value * self.utility_scale

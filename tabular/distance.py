@@ -1,0 +1,51 @@
+"""Task distance of Feng et al. as used by the paper (PAPER.md section 1, Lemma C.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cmdp import CMDP, InvalidCMDPError
+
+_UNITS = ("paper", "task")
+
+
+def distance(m1: CMDP, m2: CMDP, units: str = "paper") -> float:
+    """``d(M1, M2) = max{||r1 - r2||_inf, ||c1 - c2||_inf, TV(rho1, rho2), max_{s,a} TV(P1, P2)}``.
+
+    TV is half the L1 norm. ``c`` is the utility ``b (1 - gamma) - cost``. With ``units="paper"``
+    (default) rewards and utilities are each task's normalised utility form (r in [0, 1], c in
+    [-1, 1]), the form in which Lemma C.3 ``|V^{M1}(pi) - V^{M2}(pi)| <= L d(M1, M2)`` holds
+    with ``L = 1/(1-gamma) + 2 gamma/(1-gamma)^2``; ``units="task"`` compares raw task units.
+    Both tasks must share S, A, K and gamma.
+    """
+    for name, task in (("m1", m1), ("m2", m2)):
+        if not isinstance(task, CMDP):
+            raise InvalidCMDPError(name, "a tabular.CMDP", detail=f"got {type(task).__name__}")
+    if units not in _UNITS:
+        raise InvalidCMDPError("units", f"one of {_UNITS}", detail=f"got {units!r}")
+    shape1 = (m1.n_states, m1.n_actions, m1.n_constraints)
+    shape2 = (m2.n_states, m2.n_actions, m2.n_constraints)
+    if shape1 != shape2:
+        raise InvalidCMDPError("m2", f"the same (S, A, K) as m1 = {shape1}", detail=f"got {shape2}")
+    if m1.gamma != m2.gamma:
+        raise InvalidCMDPError("m2.gamma", f"the same discount as m1 ({m1.gamma})",
+                               detail=f"got {m2.gamma}")
+    if units == "paper":
+        r1, c1 = m1.utility_form.reward, m1.utility_form.utility
+        r2, c2 = m2.utility_form.reward, m2.utility_form.utility
+    else:
+        r1, c1 = m1.r, m1.budgets * (1 - m1.gamma) - m1.costs
+        r2, c2 = m2.r, m2.budgets * (1 - m2.gamma) - m2.costs
+    return float(max(
+        np.max(np.abs(r1 - r2)),
+        np.max(np.abs(c1 - c2)),
+        0.5 * np.sum(np.abs(m1.rho - m2.rho)),
+        0.5 * np.max(np.sum(np.abs(m1.P - m2.P), axis=-1)),
+    ))
+
+
+def simulation_lemma_constant(gamma: float) -> float:
+    """``L = 1/(1-gamma) + 2 gamma/(1-gamma)^2`` of Lemma C.3 (PAPER.md section 1)."""
+    if not 0.0 < gamma < 1.0:
+        raise InvalidCMDPError("gamma", "a number in (0, 1)", detail=f"got {gamma!r}")
+    return 1.0 / (1.0 - gamma) + 2.0 * gamma / (1.0 - gamma) ** 2

@@ -1,0 +1,158 @@
+"""Exact policy evaluation by linear solves, in task (cost-form) units.
+
+For a policy pi with ``P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` the value of a per-step signal x is
+``V_x = (I - gamma P_pi)^{-1} x_pi`` and the normalised state-action occupancy is
+``d(s, a) = (1 - gamma) [rho^T (I - gamma P_pi)^{-1}](s) pi(a|s)``, so that
+``V_x(rho) = <d, x> / (1 - gamma)``. Mixtures (PAPER.md Def. 2.3) are evaluated by linearity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cmdp import CMDP, InvalidCMDPError, InvalidPolicyError
+from .policy import Mixture, validate_policies, validate_policy
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Exact values of one policy on one task, in task units.
+
+    ``cost_value`` and ``cost_state_values`` carry a trailing constraint axis only when the task
+    has an (S, A, K) cost; ``slack = budget - cost_value`` (>= 0 iff feasible).
+    """
+
+    reward_value: float
+    cost_value: float | np.ndarray
+    reward_state_values: np.ndarray
+    cost_state_values: np.ndarray
+    occupancy: np.ndarray
+    slack: float | np.ndarray
+
+    @property
+    def feasible(self) -> bool:
+        """True iff every constraint holds exactly (``cost_value <= budget``)."""
+        return bool(np.all(np.asarray(self.slack) >= 0))
+
+
+def _policy_matrices(cmdp: CMDP, policies: np.ndarray):
+    """P_pi (N, S, S), reward (N, S) and cost (N, S, K) under each of N policies."""
+    P_pi = np.einsum("nsa,sat->nst", policies, cmdp.P, optimize=True)
+    r_pi = np.einsum("nsa,sa->ns", policies, cmdp.r)
+    k_pi = np.einsum("nsa,sak->nsk", policies, cmdp.costs)
+    return P_pi, r_pi, k_pi
+
+
+def evaluate(cmdp: CMDP, policy) -> Evaluation:
+    """Exact discounted values of ``policy`` (an (S, A) array or a :class:`Mixture`) on ``cmdp``.
+
+    Returns per-state reward and cost values, the values under ``rho``, the normalised
+    state-action occupancy (sums to 1) and the budget slack, all in task units.
+    Raises :class:`tabular.InvalidPolicyError` for a policy that is not (S, A) row-stochastic.
+    """
+    if isinstance(policy, Mixture):
+        _check_mixture_shape(cmdp, policy)
+        policies, weights = policy.policies, policy.weights
+    else:
+        policies = validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None]
+        weights = np.ones(1)
+    P_pi, r_pi, k_pi = _policy_matrices(cmdp, policies)
+    system = np.eye(cmdp.n_states)[None] - cmdp.gamma * P_pi
+    signals = np.concatenate([r_pi[..., None], k_pi], axis=-1)      # (N, S, 1 + K)
+    state_values = np.linalg.solve(system, signals)                   # (N, S, 1 + K)
+    visits = np.linalg.solve(np.swapaxes(system, 1, 2), np.broadcast_to(
+        cmdp.rho, (len(policies), cmdp.n_states))[..., None])[..., 0]  # (N, S)
+    occupancy = (1.0 - cmdp.gamma) * visits[..., None] * policies     # (N, S, A)
+
+    state_values = np.einsum("n,nsx->sx", weights, state_values)
+    occupancy = np.einsum("n,nsa->sa", weights, occupancy)
+    values = cmdp.rho @ state_values
+    reward_state_values = state_values[:, 0]
+    cost_state_values = state_values[:, 1:]
+    cost_value = values[1:]
+    slack = cmdp.budgets - cost_value
+    if cmdp.single_constraint:
+        cost_state_values = cost_state_values[:, 0]
+        cost_value = float(cost_value[0])
+        slack = float(slack[0])
+    return Evaluation(
+        reward_value=float(values[0]),
+        cost_value=cost_value,
+        reward_state_values=reward_state_values,
+        cost_state_values=cost_state_values,
+        occupancy=occupancy,
+        slack=slack,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class BatchEvaluation:
+    """Exact values of N policies on T tasks: ``reward_value`` (T, N), ``cost_value`` (T, N) or
+    (T, N, K) (task units), and ``slack = budget - cost_value`` of the same shape."""
+
+    reward_value: np.ndarray
+    cost_value: np.ndarray
+    slack: np.ndarray
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """(T, N) boolean: policy n meets every budget of task t."""
+        slack = self.slack if self.slack.ndim == 2 else self.slack.min(axis=-1)
+        return slack >= 0
+
+
+def evaluate_batch(tasks: Sequence[CMDP] | CMDP, policies, chunk_pairs: int = 512
+                   ) -> BatchEvaluation:
+    """Exact values of every policy on every task (all tasks share S, A and K).
+
+    Each (task, policy) pair costs one (S x S) solve of ``(I - gamma P_pi)^T x = rho``; the
+    values are ``<x, r_pi>`` and ``<x, cost_pi>``. Pairs are solved in batches of
+    ``chunk_pairs`` to bound memory (about ``chunk_pairs * S^2 * 16`` bytes).
+    """
+    if isinstance(tasks, CMDP):
+        tasks = [tasks]
+    tasks = list(tasks)
+    if not tasks:
+        raise InvalidCMDPError("tasks", "at least one CMDP")
+    first = tasks[0]
+    for t, task in enumerate(tasks):
+        if not isinstance(task, CMDP):
+            raise InvalidCMDPError("tasks", "CMDP instances", index=t,
+                                   detail=f"got {type(task).__name__}")
+        shape = (task.n_states, task.n_actions, task.n_constraints)
+        if shape != (
+                first.n_states, first.n_actions, first.n_constraints):
+            raise InvalidCMDPError("tasks", "tasks sharing (S, A, K) = "
+                                   f"{(first.n_states, first.n_actions, first.n_constraints)}",
+                                   index=t, detail=f"got {shape}")
+    stack = validate_policies(policies, first.n_states, first.n_actions)
+    n_policies, n_states = stack.shape[0], first.n_states
+    n_constraints = first.n_constraints
+    reward = np.empty((len(tasks), n_policies))
+    cost = np.empty((len(tasks), n_policies, n_constraints))
+    eye = np.eye(n_states)
+    step = max(1, int(chunk_pairs))
+    for t, task in enumerate(tasks):
+        for start in range(0, n_policies, step):
+            chunk = stack[start:start + step]
+            P_pi, r_pi, k_pi = _policy_matrices(task, chunk)
+            system_t = eye[None] - task.gamma * np.swapaxes(P_pi, 1, 2)
+            rhs = np.broadcast_to(task.rho, (len(chunk), n_states))[..., None]
+            visits = np.linalg.solve(system_t, rhs)[..., 0]          # (n, S)
+            reward[t, start:start + step] = np.einsum("ns,ns->n", visits, r_pi)
+            cost[t, start:start + step] = np.einsum("ns,nsk->nk", visits, k_pi)
+    budgets = np.stack([task.budgets for task in tasks])[:, None, :]
+    slack = budgets - cost
+    if first.single_constraint:
+        cost, slack = cost[..., 0], slack[..., 0]
+    return BatchEvaluation(reward_value=reward, cost_value=cost, slack=slack)
+
+
+def _check_mixture_shape(cmdp: CMDP, mixture: Mixture) -> None:
+    if (mixture.n_states, mixture.n_actions) != (cmdp.n_states, cmdp.n_actions):
+        raise InvalidPolicyError("Mixture.policies", f"policies of shape (S, A) = "
+                                 f"{(cmdp.n_states, cmdp.n_actions)}",
+                                 detail=f"got {(mixture.n_states, mixture.n_actions)}")

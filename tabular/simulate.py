@@ -1,0 +1,219 @@
+"""Fast episode simulation of a finite CMDP (numba), returning discounted returns (Eq. 4).
+
+Each episode starts from ``s_0 ~ rho``, runs ``horizon`` steps and returns
+``R = sum_{t<H} gamma^t r(s_t, a_t)`` and ``C_j = sum_{t<H} gamma^t cost_j(s_t, a_t)`` in task
+units. A :class:`tabular.Mixture` draws one component per episode (PAPER.md Def. 2.3).
+
+Randomness: episode ``e`` of a call with seed ``seed`` uses its own SplitMix64 stream, keyed by
+``(seed, first_episode + e)``. The numbers of an episode therefore do not depend on how episodes
+are split into calls, blocks or workers: ``simulate(..., n_episodes=10, first_episode=0)`` equals
+the concatenation of ``first_episode=0`` and ``first_episode=5`` calls of 5 episodes each.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .cmdp import CMDP, InvalidCMDPError, InvalidPolicyError
+from .policy import Mixture, validate_policy
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+
+
+class InvalidSimulationError(ValueError):
+    """A simulation argument (episodes, horizon, seed) is out of range."""
+
+
+@numba.njit(cache=True, inline="always")
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(state):
+    """SplitMix64 step: (new state, uniform double in [0, 1))."""
+    state = state + _GOLDEN
+    return state, np.float64(_mix64(state) >> np.uint64(11)) * _TO_UNIT
+
+
+@numba.njit(cache=True, inline="always")
+def _draw(cdf, u):
+    """First index i with u < cdf[i]; cdf ends in exactly 1.0."""
+    i = 0
+    while u >= cdf[i]:
+        i += 1
+    return i
+
+
+@numba.njit(cache=True)
+def _run_episodes(key, first_episode, horizon, gamma, rho_states, rho_cdf, weight_cdf,
+                  action_cdf, next_state, next_cdf, reward, cost, absorbing, shortcut,
+                  reward_out, cost_out, component_out):
+    n_constraints = cost.shape[2]
+    for e in range(reward_out.shape[0]):
+        state = _mix64(key ^ _mix64(np.uint64(first_episode + e) + _GOLDEN))
+        state, u = _uniform(state)
+        j = _draw(weight_cdf, u)
+        component_out[e] = j
+        state, u = _uniform(state)
+        s = rho_states[_draw(rho_cdf, u)]
+        discount = 1.0
+        total_reward = 0.0
+        for k in range(n_constraints):
+            cost_out[e, k] = 0.0
+        for t in range(horizon):
+            if shortcut and absorbing[s]:
+                # Exact: from here every step yields the same reward and cost.
+                tail = discount * (1.0 - gamma ** (horizon - t)) / (1.0 - gamma)
+                total_reward += tail * reward[s, 0]
+                for k in range(n_constraints):
+                    cost_out[e, k] += tail * cost[s, 0, k]
+                break
+            state, u = _uniform(state)
+            a = _draw(action_cdf[j, s], u)
+            total_reward += discount * reward[s, a]
+            for k in range(n_constraints):
+                cost_out[e, k] += discount * cost[s, a, k]
+            state, u = _uniform(state)
+            s = next_state[s, a, _draw(next_cdf[s, a], u)]
+            discount *= gamma
+        reward_out[e] = total_reward
+
+
+def _cumulative(probabilities: np.ndarray) -> np.ndarray:
+    """CDF along the last axis that is exactly 1.0 from the last positive entry on."""
+    cdf = np.cumsum(probabilities, axis=-1)
+    positive = probabilities > 0
+    last = probabilities.shape[-1] - 1 - np.argmax(positive[..., ::-1], axis=-1)
+    tail = np.arange(probabilities.shape[-1]) >= last[..., None]
+    cdf[tail] = 1.0
+    return cdf
+
+
+@dataclass(frozen=True)
+class _Tables:
+    rho_states: np.ndarray
+    rho_cdf: np.ndarray
+    next_state: np.ndarray
+    next_cdf: np.ndarray
+    absorbing: np.ndarray
+
+
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _sampling_tables(cmdp: CMDP) -> _Tables:
+    """Sparse next-state tables (likeliest first, so the scan stops early) and absorbing flags."""
+    cached = _tables.get(cmdp)
+    if cached is not None:
+        return cached
+    order = np.argsort(-cmdp.P, axis=-1, kind="stable")
+    width = int(np.max(np.count_nonzero(cmdp.P, axis=-1)))
+    order = order[..., :width]
+    next_cdf = _cumulative(np.take_along_axis(cmdp.P, order, axis=-1))
+    rho_states = np.flatnonzero(cmdp.rho)
+    diagonal = cmdp.P[np.arange(cmdp.n_states), :, np.arange(cmdp.n_states)]   # (S, A)
+    absorbing = (
+        np.all(diagonal == 1.0, axis=1)
+        & np.all(cmdp.r == cmdp.r[:, :1], axis=1)
+        & np.all(cmdp.costs == cmdp.costs[:, :1], axis=(1, 2))
+    )
+    tables = _Tables(
+        rho_states=rho_states.astype(np.int64),
+        rho_cdf=_cumulative(cmdp.rho[rho_states]),
+        next_state=np.ascontiguousarray(order.astype(np.int64)),
+        next_cdf=np.ascontiguousarray(next_cdf),
+        absorbing=absorbing,
+    )
+    _tables[cmdp] = tables
+    return tables
+
+
+def episode_key(seed) -> np.uint64:
+    """The 64-bit key of a seed: an int, a ``numpy.random.SeedSequence`` or a ``Generator``
+    (a Generator is advanced by one draw)."""
+    if isinstance(seed, np.random.Generator):
+        return np.uint64(seed.integers(0, 2**64, dtype=np.uint64))
+    if isinstance(seed, np.random.SeedSequence):
+        return np.uint64(seed.generate_state(1, np.uint64)[0])
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+        return np.uint64(np.random.SeedSequence(int(seed)).generate_state(1, np.uint64)[0])
+    raise InvalidSimulationError(
+        f"seed: expected a non-negative int, a numpy SeedSequence or a Generator; got {seed!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Per-episode discounted returns (Eq. 4) in task units.
+
+    ``reward_return`` (n,), ``cost_return`` (n,) or (n, K), ``component`` (n,): the mixture
+    component each episode followed (all 0 for a single policy); ``horizon``: steps per episode.
+    """
+
+    reward_return: np.ndarray
+    cost_return: np.ndarray
+    component: np.ndarray
+    horizon: int
+
+    @property
+    def n_steps(self) -> int:
+        """Environment interactions these episodes stand for (``n_episodes * horizon``)."""
+        return int(self.reward_return.size) * self.horizon
+
+
+def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
+             first_episode: int = 0, absorbing_shortcut: bool = True) -> SimulationResult:
+    """Run ``n_episodes`` episodes of ``horizon`` steps of ``policy`` on ``cmdp``.
+
+    Args:
+        cmdp: the task.
+        policy: an (S, A) row-stochastic array or a :class:`tabular.Mixture` (one draw/episode).
+        n_episodes: number of episodes (>= 0).
+        horizon: steps per episode H (>= 1); returns are truncated sums over t < H (Eq. 4).
+        seed: int, ``SeedSequence`` or ``Generator`` (see :func:`episode_key`).
+        first_episode: global index of the first episode, for block-wise simulation.
+        absorbing_shortcut: finish an episode in closed form once it enters a state that is
+            absorbing under every action with action-independent reward and cost. This is exact,
+            not an approximation: the remaining return is deterministic,
+            ``gamma^t (1 - gamma^(H - t)) / (1 - gamma)`` times that reward (and cost).
+    """
+    if not isinstance(cmdp, CMDP):
+        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
+    for name, value, low in (("n_episodes", n_episodes, 0), ("horizon", horizon, 1),
+                             ("first_episode", first_episode, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InvalidSimulationError(f"{name}: expected an integer >= {low}; got {value!r}")
+    if isinstance(policy, Mixture):
+        if (policy.n_states, policy.n_actions) != (cmdp.n_states, cmdp.n_actions):
+            raise InvalidPolicyError("Mixture.policies", "policies of shape (S, A) = "
+                                     f"{(cmdp.n_states, cmdp.n_actions)}",
+                                     detail=f"got {(policy.n_states, policy.n_actions)}")
+        policies, weights = policy.policies, policy.weights
+    else:
+        policies = validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None]
+        weights = np.ones(1)
+    key = episode_key(seed)
+    tables = _sampling_tables(cmdp)
+    reward_out = np.empty(int(n_episodes))
+    cost_out = np.empty((int(n_episodes), cmdp.n_constraints))
+    component_out = np.empty(int(n_episodes), dtype=np.int64)
+    _run_episodes(key, np.int64(first_episode), np.int64(horizon), cmdp.gamma,
+                  tables.rho_states, tables.rho_cdf, _cumulative(weights),
+                  np.ascontiguousarray(_cumulative(policies)), tables.next_state,
+                  tables.next_cdf, cmdp.r, np.ascontiguousarray(cmdp.costs), tables.absorbing,
+                  bool(absorbing_shortcut), reward_out, cost_out, component_out)
+    return SimulationResult(
+        reward_return=reward_out,
+        cost_return=cost_out[:, 0] if cmdp.single_constraint else cost_out,
+        component=component_out,
+        horizon=int(horizon),
+    )

@@ -1,0 +1,316 @@
+"""The constrained optimum of a finite CMDP by the occupancy-measure LP (Altman 1999).
+
+With unnormalised occupancy ``q(s, a) = sum_t gamma^t Pr(s_t = s, a_t = a)`` the CMDP is the LP
+
+    maximise    <r, q>
+    subject to  sum_a q(s', a) - gamma sum_{s,a} P(s'|s,a) q(s,a) = rho(s')   for every s'
+                <cost_j, q> <= b_j                                         for every constraint j
+                q >= 0,
+
+whose optimal value is ``V_r(pi*)`` and whose dual holds the Lagrangian value function V_lambda
+(flow rows) and the Lagrange multipliers lambda_j >= 0 (budget rows):
+``rho^T V_lambda + b^T lambda = V_r(pi*)``. A simplex vertex has at most S + K basic variables,
+so at most K states randomise. All values are in task (cost-form) units.
+
+Two interchangeable backends give the same optimum:
+
+* ``"cvxpy"`` (default): a DPP problem with parameters (a sparse parameter for ``gamma P``,
+  canonicalisation backend COO) compiled once per (S, A, K, sparsity pattern) and re-used, solved
+  with HiGHS (simplex, so a vertex) or Clarabel (interior point, not a vertex).
+* ``"highspy"``: the same LP handed to HiGHS directly, keeping one model per structure and
+  warm-starting each re-solve from the previous optimal basis; the fast path for families.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sparse
+
+from .cmdp import CMDP, InvalidCMDPError
+from .evaluate import evaluate
+
+#: an occupancy below this fraction of its state's total is a round-off of a non-basic zero
+_SUPPORT_TOLERANCE = 1e-9
+_BACKENDS = ("cvxpy", "highspy")
+_CACHE_SIZE = 8
+
+
+class InfeasibleCMDPError(ValueError):
+    """No policy meets the budget(s). ``minimum_cost`` holds the smallest achievable discounted
+    cost of each constraint (task units), each minimised on its own."""
+
+    def __init__(self, budget, minimum_cost):
+        self.budget = budget
+        self.minimum_cost = minimum_cost
+        super().__init__(
+            f"budget: expected a budget that some policy meets; the smallest achievable "
+            f"discounted cost is {np.array2string(np.asarray(minimum_cost), precision=6)} "
+            f"but the budget is {np.array2string(np.asarray(budget), precision=6)}")
+
+
+class SolverError(RuntimeError):
+    """The LP solver returned neither an optimum nor a certificate of infeasibility."""
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """The constrained optimum of a CMDP (task units).
+
+    ``policy`` is (S, A); ``reward_value`` and ``cost_value`` are its exact values by
+    :func:`tabular.evaluate` (``lp_value`` is the LP objective, equal up to solver tolerance);
+    ``multipliers`` are the Lagrange multipliers lambda >= 0 of the budgets (scalar for one
+    constraint); ``lagrangian_values`` is V_lambda (S,), the flow-row duals; ``occupancy`` is the
+    normalised state-action occupancy (sums to 1).
+    """
+
+    policy: np.ndarray
+    reward_value: float
+    cost_value: float | np.ndarray
+    multipliers: float | np.ndarray
+    lagrangian_values: np.ndarray
+    occupancy: np.ndarray
+    lp_value: float
+    status: str
+    backend: str
+
+
+# --- structure shared by both backends ------------------------------------------------------
+
+
+def _structure_key(cmdp: CMDP) -> tuple:
+    rows, cols = _flow_pattern(cmdp)
+    return (cmdp.n_states, cmdp.n_actions, cmdp.n_constraints, rows.tobytes(), cols.tobytes())
+
+
+def _flow_pattern(cmdp: CMDP) -> tuple[np.ndarray, np.ndarray]:
+    """Sparsity of ``gamma P`` as the (S x SA) matrix G[s', s A + a] = gamma P(s'|s, a)."""
+    s, a, s_next = np.nonzero(cmdp.P)
+    return s_next.astype(np.int64), (s * cmdp.n_actions + a).astype(np.int64)
+
+
+def _flow_matrix(cmdp: CMDP) -> sparse.csc_array:
+    """The (S x SA) matrix of the flow constraints, ``E - gamma P^T``."""
+    n_states, n_actions = cmdp.n_states, cmdp.n_actions
+    rows, cols = _flow_pattern(cmdp)
+    values = -cmdp.gamma * cmdp.P[cols // n_actions, cols % n_actions, rows]
+    diag_cols = np.arange(n_states * n_actions)
+    return sparse.csc_array(
+        (np.concatenate([np.ones(diag_cols.size), values]),
+         (np.concatenate([diag_cols // n_actions, rows]), np.concatenate([diag_cols, cols]))),
+        shape=(n_states, n_states * n_actions))
+
+
+class _LRU(OrderedDict):
+    def get_or_build(self, key, build):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = build()
+        if len(self) > _CACHE_SIZE:
+            self.popitem(last=False)
+        return value
+
+
+# --- cvxpy backend -------------------------------------------------------------------------
+
+
+class _CvxpyOccupancyLP:
+    """The parametrised LP for one (S, A, K, sparsity) structure, compiled on first solve."""
+
+    def __init__(self, cmdp: CMDP):
+        import cvxpy as cp
+
+        n_states, n_actions, n_constraints = cmdp.n_states, cmdp.n_actions, cmdp.n_constraints
+        n_pairs = n_states * n_actions
+        self.rows, self.cols = _flow_pattern(cmdp)
+        self.gamma_p = cp.Parameter((n_states, n_pairs), sparsity=(self.rows, self.cols))
+        self.reward = cp.Parameter(n_pairs)
+        self.costs = cp.Parameter((n_constraints, n_pairs))
+        self.budgets = cp.Parameter(n_constraints)
+        self.rho = cp.Parameter(n_states)
+        self.q = cp.Variable(n_pairs, nonneg=True)
+        state_sum = sparse.kron(sparse.eye(n_states), np.ones((1, n_actions))).tocsr()
+        self.flow = state_sum @ self.q - self.gamma_p @ self.q == self.rho
+        self.budget = self.costs @ self.q <= self.budgets
+        self.problem = cp.Problem(cp.Maximize(self.reward @ self.q), [self.flow, self.budget])
+        self.compiled = False
+
+    def solve(self, cmdp: CMDP, solver: str):
+        n_pairs = cmdp.n_states * cmdp.n_actions
+        values = cmdp.gamma * cmdp.P[self.cols // cmdp.n_actions, self.cols % cmdp.n_actions,
+                                     self.rows]
+        self.gamma_p.value_sparse = sparse.coo_array(
+            (values, (self.rows, self.cols)), shape=(cmdp.n_states, n_pairs))
+        self.reward.value = cmdp.r.reshape(n_pairs)
+        self.costs.value = cmdp.costs.reshape(n_pairs, cmdp.n_constraints).T
+        self.budgets.value = cmdp.budgets
+        self.rho.value = cmdp.rho
+        options = {} if self.compiled else {"canon_backend": "COO"}
+        with warnings.catch_warnings():
+            # cvxpy reads its own sparse parameter through `.value` while stuffing the matrices.
+            warnings.filterwarnings("ignore", message="Reading from a sparse CVXPY expression")
+            self.problem.solve(solver=solver, **options)
+        self.compiled = True
+        status = self.problem.status
+        if status in ("infeasible", "infeasible_inaccurate"):
+            return "infeasible", None, None, None, None
+        if status not in ("optimal", "optimal_inaccurate"):
+            raise SolverError(f"cvxpy/{solver} returned status {status!r}")
+        return (status, np.asarray(self.q.value, dtype=np.float64), float(self.problem.value),
+                np.asarray(self.flow.dual_value, dtype=np.float64),
+                np.atleast_1d(np.asarray(self.budget.dual_value, dtype=np.float64)))
+
+
+# --- highspy backend -----------------------------------------------------------------------
+
+
+class _HighsOccupancyLP:
+    """One HiGHS model per structure; each re-solve starts from the last optimal basis."""
+
+    def __init__(self, cmdp: CMDP):
+        import highspy
+
+        self.highspy = highspy
+        self.solver = highspy.Highs()
+        self.solver.setOptionValue("output_flag", False)
+        self.solver.setOptionValue("solver", "simplex")
+        self.basis = None
+
+    def solve(self, cmdp: CMDP, objective: np.ndarray, with_budget: bool = True):
+        highspy = self.highspy
+        n_pairs = cmdp.n_states * cmdp.n_actions
+        matrix = _flow_matrix(cmdp)
+        n_budget_rows = cmdp.n_constraints if with_budget else 0
+        if with_budget:
+            matrix = sparse.vstack(
+                [matrix, sparse.csc_array(cmdp.costs.reshape(n_pairs, -1).T)], format="csc")
+        matrix.sort_indices()
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n_pairs, cmdp.n_states + n_budget_rows
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.col_cost_ = objective
+        lp.col_lower_ = np.zeros(n_pairs)
+        lp.col_upper_ = np.full(n_pairs, highspy.kHighsInf)
+        lower = np.concatenate([cmdp.rho, np.full(n_budget_rows, -highspy.kHighsInf)])
+        upper = np.concatenate([cmdp.rho, cmdp.budgets[:n_budget_rows]])
+        lp.row_lower_, lp.row_upper_ = lower, upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
+        self.solver.passModel(lp)
+        if self.basis is not None and with_budget:
+            self.solver.setBasis(self.basis)
+        self.solver.run()
+        status = self.solver.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            return "infeasible", None, None, None, None
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise SolverError(f"HiGHS returned status {self.solver.modelStatusToString(status)!r}")
+        if with_budget:
+            self.basis = self.solver.getBasis()
+        solution = self.solver.getSolution()
+        row_dual = np.asarray(solution.row_dual, dtype=np.float64)
+        return ("optimal", np.asarray(solution.col_value, dtype=np.float64),
+                float(self.solver.getInfo().objective_function_value),
+                row_dual[:cmdp.n_states], row_dual[cmdp.n_states:])
+
+
+# Solver objects are not thread-safe: each thread keeps its own compiled models.
+_local = threading.local()
+
+
+def _model(backend: str, cmdp: CMDP):
+    caches = _local.__dict__.setdefault("caches", {})
+    cache = caches.setdefault(backend, _LRU())
+    builder = _CvxpyOccupancyLP if backend == "cvxpy" else _HighsOccupancyLP
+    return cache.get_or_build(_structure_key(cmdp), lambda: builder(cmdp))
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS") -> Solution:
+    """The constrained optimum of ``cmdp`` (maximise V_r subject to V_cost <= budget).
+
+    Args:
+        cmdp: the task (cost form, task units).
+        backend: ``"cvxpy"`` (compiled DPP problem, re-used across tasks of one structure) or
+            ``"highspy"`` (direct HiGHS, warm-started; fastest for re-solves).
+        solver: with ``backend="cvxpy"``, ``"HIGHS"`` (vertex solutions) or ``"CLARABEL"``.
+
+    Raises:
+        InfeasibleCMDPError: no policy meets the budget; reports the smallest achievable cost.
+
+    States the optimal occupancy never visits get the action that maximises the Lagrangian
+    Q-value ``r - lambda . cost + gamma P V_lambda`` (so the policy stays sensible on tasks
+    whose dynamics do reach them); their choice does not change the values on ``cmdp``.
+    """
+    if not isinstance(cmdp, CMDP):
+        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
+    if backend not in _BACKENDS:
+        raise InvalidCMDPError("backend", f"one of {_BACKENDS}", detail=f"got {backend!r}")
+    if backend == "cvxpy":
+        if solver not in ("HIGHS", "CLARABEL"):
+            raise InvalidCMDPError("solver", "'HIGHS' or 'CLARABEL'", detail=f"got {solver!r}")
+        status, q, lp_value, flow_dual, budget_dual = _model("cvxpy", cmdp).solve(cmdp, solver)
+        label = f"cvxpy/{solver}"
+    else:
+        status, q, lp_value, flow_dual, budget_dual = _model("highspy", cmdp).solve(
+            cmdp, cmdp.r.reshape(-1))
+        label = "highspy"
+    if status == "infeasible":
+        raise InfeasibleCMDPError(cmdp.budget, minimum_cost(cmdp))
+
+    # Duals' signs differ between interfaces; fix them by strong duality and dual feasibility.
+    multipliers = np.abs(budget_dual)
+    if abs(cmdp.rho @ flow_dual + cmdp.budgets @ multipliers - lp_value) > abs(
+            -cmdp.rho @ flow_dual + cmdp.budgets @ multipliers - lp_value):
+        flow_dual = -flow_dual
+    policy = occupancy_to_policy(cmdp, q.reshape(cmdp.n_states, cmdp.n_actions),
+                                 multipliers, flow_dual)
+    exact = evaluate(cmdp, policy)
+    return Solution(
+        policy=policy,
+        reward_value=exact.reward_value,
+        cost_value=exact.cost_value,
+        multipliers=float(multipliers[0]) if cmdp.single_constraint else multipliers,
+        lagrangian_values=flow_dual,
+        occupancy=exact.occupancy,
+        lp_value=lp_value,
+        status=status,
+        backend=label,
+    )
+
+
+def occupancy_to_policy(cmdp: CMDP, q: np.ndarray, multipliers: np.ndarray,
+                        lagrangian_values: np.ndarray) -> np.ndarray:
+    """pi(a|s) = q(s,a) / sum_a q(s,a) on visited states; Lagrangian-greedy on the others."""
+    q = np.clip(q, 0.0, None)
+    totals = q.sum(axis=1, keepdims=True)
+    q = np.where(q > _SUPPORT_TOLERANCE * totals, q, 0.0)
+    totals = q.sum(axis=1, keepdims=True)
+    visited = totals[:, 0] > 0
+    policy = np.zeros_like(q)
+    policy[visited] = q[visited] / totals[visited]
+    if not visited.all():
+        lagrangian_q = (cmdp.r - cmdp.costs @ multipliers
+                        + cmdp.gamma * cmdp.P @ lagrangian_values)
+        greedy = np.argmax(lagrangian_q[~visited], axis=1)
+        policy[np.flatnonzero(~visited), greedy] = 1.0
+    return policy
+
+
+def minimum_cost(cmdp: CMDP) -> float | np.ndarray:
+    """Smallest achievable discounted cost of each constraint on its own (task units)."""
+    model = _HighsOccupancyLP(cmdp)
+    minima = np.empty(cmdp.n_constraints)
+    for j in range(cmdp.n_constraints):
+        _, _, value, _, _ = model.solve(cmdp, -cmdp.costs[..., j].reshape(-1), with_budget=False)
+        minima[j] = -value
+    return float(minima[0]) if cmdp.single_constraint else minima

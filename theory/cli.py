@@ -1,0 +1,5 @@
+"""The ``safepce`` command line."""
+
+
+def main(argv=None) -> int:
+    raise SystemExit("not yet")
