@@ -69,11 +69,11 @@ def _as_float_array(value, name: str, ndim: tuple[int, ...], error=InvalidCMDPEr
     if array.ndim not in ndim:
         dims = " or ".join(f"{d}-D" for d in ndim)
         raise error(name, f"a {dims} array", detail=f"got shape {array.shape}")
-    bad = np.argwhere(~np.isfinite(array))
-    if bad.size:
-        index = tuple(bad[0]) if array.ndim else None
-        raise error(name, "finite entries (no NaN or inf)", index=index,
-                    detail=f"found {array[tuple(bad[0])] if array.ndim else array}")
+    finite = np.isfinite(array)
+    if not finite.all():
+        index = tuple(int(i) for i in np.argwhere(~finite)[0]) if array.ndim else None
+        value = array[index] if index is not None else array
+        raise error(name, "finite entries (no NaN or inf)", index=index, detail=f"found {value}")
     return array
 
 
@@ -81,15 +81,16 @@ def _check_distributions(array: np.ndarray, name: str, error=InvalidCMDPError) -
     """Check that the last axis of ``array`` holds probability vectors."""
     negative = np.argwhere(array < 0)
     if negative.size:
-        index = tuple(negative[0])
+        index = tuple(int(i) for i in negative[0])
         raise error(name, "non-negative probabilities", index=index,
-                    detail=f"found {array[index]!r}")
-    sums = array.sum(axis=-1)
+                    detail=f"found {float(array[index])!r}")
+    sums = np.atleast_1d(array.sum(axis=-1))
     off = np.argwhere(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
     if off.size:
-        index = tuple(off[0]) + (":",)
+        row = tuple(int(i) for i in off[0]) if array.ndim > 1 else ()
+        index = (*row, ":") if row else None
         raise error(name, f"rows summing to 1 (tolerance {ROW_SUM_TOLERANCE:g})", index=index,
-                    detail=f"this row sums to {sums[tuple(off[0])]!r}")
+                    detail=f"{'this row' if row else 'it'} sums to {float(sums[tuple(off[0])])!r}")
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -149,7 +150,7 @@ class CMDP:
         if negative.size:
             index = tuple(negative[0])
             raise InvalidCMDPError("cost", "non-negative costs", index=index,
-                                   detail=f"found {cost[index]!r}")
+                                   detail=f"found {float(cost[index])!r}")
         n_constraints = 1 if cost.ndim == 2 else cost.shape[2]
         if n_constraints == 0:
             raise InvalidCMDPError("cost", "at least one constraint (K >= 1)",
@@ -238,7 +239,7 @@ class UtilityForm:
         if np.any(cmdp.r < 0):
             index = tuple(np.argwhere(cmdp.r < 0)[0])
             raise InvalidCMDPError("r", "non-negative rewards for the paper's form (r in [0, 1])",
-                                   index=index, detail=f"found {cmdp.r[index]!r}")
+                                   index=index, detail=f"found {float(cmdp.r[index])!r}")
         raw_utility = cmdp.budgets * (1.0 - cmdp.gamma) - cmdp.costs
         reward_scale = float(np.max(np.abs(cmdp.r))) or 1.0
         utility_scale = np.max(np.abs(raw_utility), axis=(0, 1))

@@ -47,7 +47,8 @@ def _gridworld_kernels() -> tuple[np.ndarray, np.ndarray]:
     domain = np.zeros((N_STATES, 4, N_STATES))
     for s in range(N_STATES):
         x, y = coordinates(s)
-        neighbours = [state_of(x + dx, y + dy) for dx, dy in ACTION_DELTAS if _in_grid(x + dx, y + dy)]
+        neighbours = [state_of(x + dx, y + dy) for dx, dy in ACTION_DELTAS
+                      if _in_grid(x + dx, y + dy)]
         for a, (dx, dy) in enumerate(ACTION_DELTAS):
             if s == GOAL_STATE:                     # absorbing: every action stays
                 intended[s, a, s] = domain[s, a, s] = 1.0
@@ -80,11 +81,11 @@ def gridworld_kernel(noise) -> np.ndarray:
     (D = in-grid 4-neighbours, plus the intended cell if it is not one of them).
     """
     p = np.asarray(noise, dtype=np.float64)
-    bad = np.argwhere(~((p >= 0.0) & (p <= 1.0)))
-    if bad.size:
-        index = tuple(bad[0]) if p.ndim else None
+    valid = (p >= 0.0) & (p <= 1.0)
+    if not np.all(valid):
+        index = tuple(int(i) for i in np.argwhere(~valid)[0]) if p.ndim else None
         raise InvalidCMDPError("noise", "a probability in [0, 1]", index=index,
-                               detail=f"got {p[tuple(bad[0])] if p.ndim else p}")
+                               detail=f"got {float(p[index] if p.ndim else p)!r}")
     intended, domain = _gridworld_kernels()
     return intended + p[..., None, None, None] * (domain - intended)
 
@@ -113,7 +114,8 @@ def random_cmdp(n_states: int, n_actions: int, seed, n_constraints: int | None =
         if int(value) != value or value < 1:
             raise InvalidCMDPError(name, "a positive integer", detail=f"got {value!r}")
     if not concentration > 0:
-        raise InvalidCMDPError("concentration", "a positive number", detail=f"got {concentration!r}")
+        raise InvalidCMDPError("concentration", "a positive number",
+                               detail=f"got {concentration!r}")
     rng = np.random.default_rng(seed)
     P = rng.dirichlet(np.full(n_states, concentration), size=(n_states, n_actions))
     rho = rng.dirichlet(np.full(n_states, concentration))
