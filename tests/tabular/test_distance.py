@@ -61,7 +61,7 @@ def test_simulation_lemma(seed, step, gamma):
     ingredients = [(rng.dirichlet(np.ones(S), (S, A)), rng.dirichlet(np.ones(S)),
                     rng.random((S, A)), rng.random((S, A))) for _ in range(2)]
     m1 = task(*ingredients[0])
-    m2 = task(*[(1 - step) * x + step * y for x, y in zip(*ingredients)])
+    m2 = task(*[(1 - step) * x + step * y for x, y in zip(*ingredients, strict=True)])
     d = tabular.distance(m1, m2)
     L = simulation_lemma_constant(gamma)
     policy = rng.dirichlet(np.ones(A), size=S)

@@ -52,9 +52,10 @@ def test_mixture_values_are_linear_in_the_weights():
     weights = np.array([0.2, 0.5, 0.3])
     mixed = tabular.evaluate(task, Mixture.of(policies, weights))
     parts = [tabular.evaluate(task, p) for p in policies]
-    assert mixed.reward_value == pytest.approx(sum(w * e.reward_value for w, e in zip(weights, parts)))
-    assert mixed.cost_value == pytest.approx(sum(w * e.cost_value for w, e in zip(weights, parts)))
-    assert np.allclose(mixed.occupancy, sum(w * e.occupancy for w, e in zip(weights, parts)))
+    pairs = list(zip(weights, parts, strict=True))
+    assert mixed.reward_value == pytest.approx(sum(w * e.reward_value for w, e in pairs))
+    assert mixed.cost_value == pytest.approx(sum(w * e.cost_value for w, e in pairs))
+    assert np.allclose(mixed.occupancy, sum(w * e.occupancy for w, e in pairs))
 
 
 def test_batch_equals_one_at_a_time():
@@ -73,7 +74,8 @@ def test_batch_equals_one_at_a_time():
 
 def test_batch_with_several_constraints():
     task = tabular.random_cmdp(4, 2, seed=5, n_constraints=3)
-    policies = np.stack([tabular.uniform_policy(4, 2), tabular.deterministic_policy([0, 1, 0, 1], 2)])
+    policies = np.stack([tabular.uniform_policy(4, 2),
+                         tabular.deterministic_policy([0, 1, 0, 1], 2)])
     batch = tabular.evaluate_batch(task, policies)
     assert batch.cost_value.shape == (1, 2, 3)
     assert np.allclose(batch.cost_value[0, 1], tabular.evaluate(task, policies[1]).cost_value)

@@ -85,7 +85,7 @@ def test_same_seed_same_numbers_whatever_the_blocks():
 
 def test_absorbing_shortcut_is_exact_per_episode():
     """The shortcut changes only how the deterministic tail is summed: per episode, the returns
-    agree with the step-by-step rollout up to float round-off (same random stream until the goal)."""
+    agree with the step-by-step rollout up to round-off (same random stream until the goal)."""
     task = tabular.gridworld(0.2)
     policy = tabular.solve(task).policy
     fast = tabular.simulate(task, policy, 2000, 600, seed=5, absorbing_shortcut=True)
