@@ -1,0 +1,22 @@
+"""The README's Quick start: exactly two command lines, the second one being what CI runs."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quick_start_lines():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_quick_start_has_two_lines_and_ci_runs_the_second():
+    lines = _quick_start_lines()
+    assert len(lines) == 2
+    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    assert ci_lines == [lines[1]]
+    assert lines[0].startswith("python3 -m venv .venv && ") and "safepce" in lines[0]

@@ -1,0 +1,66 @@
+"""Figures of the paper's gridworld experiment (PAPER.md section 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from tabular.families import (  # noqa: E402
+    ACTION_DELTAS,
+    GOAL_STATE,
+    GRID_SIZE,
+    HAZARD_STATES,
+    coordinates,
+)
+
+
+def draw_gridworld_policy(ax, policy: np.ndarray, title: str = "") -> None:
+    """Draw a gridworld policy: one arrow per action with length proportional to pi(a|s),
+    hazards hatched, the goal shaded (the layout of the paper's Figure 1)."""
+    ax.set_xlim(-0.5, GRID_SIZE - 0.5)
+    ax.set_ylim(-0.5, GRID_SIZE - 0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(GRID_SIZE))
+    ax.set_yticks(range(GRID_SIZE))
+    ax.set_xticks(np.arange(-0.5, GRID_SIZE), minor=True)
+    ax.set_yticks(np.arange(-0.5, GRID_SIZE), minor=True)
+    ax.grid(which="minor", color="0.75", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    for state in HAZARD_STATES:
+        x, y = coordinates(state)
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="#f4c7c3", edgecolor="#c0392b",
+                               hatch="///", linewidth=0.0))
+    gx, gy = coordinates(GOAL_STATE)
+    ax.add_patch(Rectangle((gx - 0.5, gy - 0.5), 1, 1, facecolor="#a9dfbf"))
+    ax.text(gx, gy, "goal", ha="center", va="center", fontsize=8)
+    for state in range(GRID_SIZE * GRID_SIZE):
+        if state == GOAL_STATE:
+            continue
+        x, y = coordinates(state)
+        for action, (dx, dy) in enumerate(ACTION_DELTAS):
+            weight = policy[state, action]
+            if weight > 1e-3:
+                ax.arrow(x, y, 0.38 * weight * dx, 0.38 * weight * dy, width=0.02,
+                         head_width=0.14 * np.sqrt(weight), head_length=0.12 * np.sqrt(weight),
+                         length_includes_head=True, color="#1f3b73")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def plot_figure1(policies: Mapping[str, np.ndarray], path: Path) -> Path:
+    """Save the paper's Figure 1: optimal policies side by side, one panel per entry."""
+    fig, axes = plt.subplots(1, len(policies), figsize=(4.2 * len(policies), 4.4), squeeze=False)
+    for ax, (title, policy) in zip(axes[0], policies.items(), strict=True):
+        draw_gridworld_policy(ax, policy, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
