@@ -24,6 +24,7 @@ Two interchangeable backends give the same optimum:
 from __future__ import annotations
 
 import threading
+import weakref
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,27 +83,23 @@ class Solution:
 # --- structure shared by both backends ------------------------------------------------------
 
 
-def _structure_key(cmdp: CMDP) -> tuple:
-    rows, cols = _flow_pattern(cmdp)
-    return (cmdp.n_states, cmdp.n_actions, cmdp.n_constraints, rows.tobytes(), cols.tobytes())
+_patterns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _flow_pattern(cmdp: CMDP) -> tuple[np.ndarray, np.ndarray]:
-    """Sparsity of ``gamma P`` as the (S x SA) matrix G[s', s A + a] = gamma P(s'|s, a)."""
-    s, a, s_next = np.nonzero(cmdp.P)
-    return s_next.astype(np.int64), (s * cmdp.n_actions + a).astype(np.int64)
+def _flow_pattern(cmdp: CMDP) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """(structure key, rows, cols) of ``gamma P`` as the (S x SA) matrix
+    ``G[s', s A + a] = gamma P(s'|s, a)``; the key identifies (S, A, K, sparsity pattern)."""
+    cached = _patterns.get(cmdp)
+    if cached is None:
+        s, a, s_next = np.nonzero(cmdp.P)
+        rows, cols = s_next.astype(np.int64), (s * cmdp.n_actions + a).astype(np.int64)
+        key = (cmdp.n_states, cmdp.n_actions, cmdp.n_constraints, rows.tobytes(), cols.tobytes())
+        cached = _patterns[cmdp] = (key, rows, cols)
+    return cached
 
 
-def _flow_matrix(cmdp: CMDP) -> sparse.csc_array:
-    """The (S x SA) matrix of the flow constraints, ``E - gamma P^T``."""
-    n_states, n_actions = cmdp.n_states, cmdp.n_actions
-    rows, cols = _flow_pattern(cmdp)
-    values = -cmdp.gamma * cmdp.P[cols // n_actions, cols % n_actions, rows]
-    diag_cols = np.arange(n_states * n_actions)
-    return sparse.csc_array(
-        (np.concatenate([np.ones(diag_cols.size), values]),
-         (np.concatenate([diag_cols // n_actions, rows]), np.concatenate([diag_cols, cols]))),
-        shape=(n_states, n_states * n_actions))
+def _gamma_p_values(cmdp: CMDP, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return cmdp.gamma * cmdp.P[cols // cmdp.n_actions, cols % cmdp.n_actions, rows]
 
 
 class _LRU(OrderedDict):
@@ -127,7 +124,7 @@ class _CvxpyOccupancyLP:
 
         n_states, n_actions, n_constraints = cmdp.n_states, cmdp.n_actions, cmdp.n_constraints
         n_pairs = n_states * n_actions
-        self.rows, self.cols = _flow_pattern(cmdp)
+        _, self.rows, self.cols = _flow_pattern(cmdp)
         self.gamma_p = cp.Parameter((n_states, n_pairs), sparsity=(self.rows, self.cols))
         self.reward = cp.Parameter(n_pairs)
         self.costs = cp.Parameter((n_constraints, n_pairs))
@@ -142,8 +139,7 @@ class _CvxpyOccupancyLP:
 
     def solve(self, cmdp: CMDP, solver: str):
         n_pairs = cmdp.n_states * cmdp.n_actions
-        values = cmdp.gamma * cmdp.P[self.cols // cmdp.n_actions, self.cols % cmdp.n_actions,
-                                     self.rows]
+        values = _gamma_p_values(cmdp, self.rows, self.cols)
         self.gamma_p.value_sparse = sparse.coo_array(
             (values, (self.rows, self.cols)), shape=(cmdp.n_states, n_pairs))
         self.reward.value = cmdp.r.reshape(n_pairs)
@@ -170,7 +166,11 @@ class _CvxpyOccupancyLP:
 
 
 class _HighsOccupancyLP:
-    """One HiGHS model per structure; each re-solve starts from the last optimal basis."""
+    """One HiGHS model per structure; each re-solve starts from the last optimal basis.
+
+    The column-wise layout of the constraint matrix ``[E - gamma P^T; cost^T]`` is fixed by the
+    structure, so it is computed once; a re-solve only scatters the new coefficients into it.
+    """
 
     def __init__(self, cmdp: CMDP):
         import highspy
@@ -180,29 +180,40 @@ class _HighsOccupancyLP:
         self.solver.setOptionValue("output_flag", False)
         self.solver.setOptionValue("solver", "simplex")
         self.basis = None
+        n_states, n_actions, n_constraints = cmdp.n_states, cmdp.n_actions, cmdp.n_constraints
+        n_pairs = n_states * n_actions
+        _, self.rows, self.cols = _flow_pattern(cmdp)
+        pairs = np.arange(n_pairs)
+        # entry order: E (ones), -gamma P^T (pattern), costs (K x SA, dense)
+        entry_rows = np.concatenate([pairs // n_actions, self.rows,
+                                     n_states + np.repeat(np.arange(n_constraints), n_pairs)])
+        entry_cols = np.concatenate([pairs, self.cols, np.tile(pairs, n_constraints)])
+        # HiGHS wants column-major order without duplicates (E and P^T meet on self-loops).
+        cells, self.position = np.unique(entry_cols * (n_states + n_constraints) + entry_rows,
+                                         return_inverse=True)
+        self.n_cells = cells.size
+        self.index = (cells % (n_states + n_constraints)).astype(np.int32)
+        self.start = np.searchsorted(cells // (n_states + n_constraints),
+                                     np.arange(n_pairs + 1)).astype(np.int32)
 
     def solve(self, cmdp: CMDP, objective: np.ndarray, with_budget: bool = True):
         highspy = self.highspy
         n_pairs = cmdp.n_states * cmdp.n_actions
-        matrix = _flow_matrix(cmdp)
-        n_budget_rows = cmdp.n_constraints if with_budget else 0
-        if with_budget:
-            matrix = sparse.vstack(
-                [matrix, sparse.csc_array(cmdp.costs.reshape(n_pairs, -1).T)], format="csc")
-        matrix.sort_indices()
+        entries = np.concatenate([np.ones(n_pairs), -_gamma_p_values(cmdp, self.rows, self.cols),
+                                  cmdp.costs.reshape(n_pairs, -1).T.reshape(-1)])
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = n_pairs, cmdp.n_states + n_budget_rows
+        lp.num_col_, lp.num_row_ = n_pairs, cmdp.n_states + cmdp.n_constraints
         lp.sense_ = highspy.ObjSense.kMaximize
         lp.col_cost_ = objective
         lp.col_lower_ = np.zeros(n_pairs)
         lp.col_upper_ = np.full(n_pairs, highspy.kHighsInf)
-        lower = np.concatenate([cmdp.rho, np.full(n_budget_rows, -highspy.kHighsInf)])
-        upper = np.concatenate([cmdp.rho, cmdp.budgets[:n_budget_rows]])
-        lp.row_lower_, lp.row_upper_ = lower, upper
+        budgets = cmdp.budgets if with_budget else np.full(cmdp.n_constraints, highspy.kHighsInf)
+        lp.row_lower_ = np.concatenate([cmdp.rho, np.full(cmdp.n_constraints, -highspy.kHighsInf)])
+        lp.row_upper_ = np.concatenate([cmdp.rho, budgets])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = matrix.indptr
-        lp.a_matrix_.index_ = matrix.indices
-        lp.a_matrix_.value_ = matrix.data
+        lp.a_matrix_.start_ = self.start
+        lp.a_matrix_.index_ = self.index
+        lp.a_matrix_.value_ = np.bincount(self.position, weights=entries, minlength=self.n_cells)
         self.solver.passModel(lp)
         if self.basis is not None and with_budget:
             self.solver.setBasis(self.basis)
@@ -229,7 +240,7 @@ def _model(backend: str, cmdp: CMDP):
     caches = _local.__dict__.setdefault("caches", {})
     cache = caches.setdefault(backend, _LRU())
     builder = _CvxpyOccupancyLP if backend == "cvxpy" else _HighsOccupancyLP
-    return cache.get_or_build(_structure_key(cmdp), lambda: builder(cmdp))
+    return cache.get_or_build(_flow_pattern(cmdp)[0], lambda: builder(cmdp))
 
 
 # --- public API ----------------------------------------------------------------------------
