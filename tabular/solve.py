@@ -24,8 +24,8 @@ Two interchangeable backends give the same optimum:
 from __future__ import annotations
 
 import threading
-import weakref
 import warnings
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 

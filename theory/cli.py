@@ -35,7 +35,8 @@ def prepare_output(path: str | Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UsageError(f"--out: expected a writable folder; {out} is not ({exc.strerror})") from None
+        raise UsageError(
+            f"--out: expected a writable folder; {out} is not ({exc.strerror})") from None
     return out
 
 
