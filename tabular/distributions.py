@@ -1,0 +1,201 @@
+"""Task distributions D over a family of CMDPs indexed by parameters (PAPER.md section 1).
+
+A distribution samples parameter vectors theta (shape (n, d)) from a seed and builds the CMDP of a
+parameter. Where the task distance of the family is exactly ``d(M_theta, M_theta') =
+distance_scale * |theta - theta'|`` (1-D families whose kernel is affine in theta, such as the
+gridworld), ``distance_scale`` says so, and covers can be computed on sorted parameters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.stats import norm
+
+from .cmdp import CMDP, InvalidCMDPError
+from .families import gridworld, gridworld_kernel
+
+
+class InvalidDistributionError(ValueError):
+    """A distribution's settings are out of range, or it yields invalid tasks."""
+
+
+class TaskDistribution(ABC):
+    """A distribution over tasks of one family (all tasks share S, A, K and gamma)."""
+
+    #: names of the parameter coordinates, e.g. ("noise",)
+    parameter_names: tuple[str, ...] = ("theta",)
+    #: d(M_theta, M_theta') = distance_scale * |theta - theta'| exactly (paper units), or None
+    distance_scale: float | None = None
+
+    @property
+    def parameter_dim(self) -> int:
+        return len(self.parameter_names)
+
+    @abstractmethod
+    def sample(self, n: int, seed) -> np.ndarray:
+        """``n`` parameters, shape (n, d), from a seed, SeedSequence or Generator."""
+
+    @abstractmethod
+    def build(self, theta) -> CMDP:
+        """The task of one parameter vector."""
+
+    def build_many(self, thetas) -> list[CMDP]:
+        """The tasks of many parameters (subclasses vectorise where it pays)."""
+        return [self.build(theta) for theta in np.asarray(thetas, dtype=np.float64)]
+
+    def cdf(self, x) -> np.ndarray:
+        """CDF of a 1-D parameter, where known in closed form."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form CDF")
+
+    def to_dict(self) -> dict:
+        """A JSON description from which :func:`distribution_from_dict` rebuilds it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be described in JSON")
+
+    def check(self, seed=0) -> CMDP:
+        """Sample and build one task, turning any invalid task into a clear error."""
+        theta = self.sample(1, seed)
+        if theta.shape != (1, self.parameter_dim) or not np.all(np.isfinite(theta)):
+            raise InvalidDistributionError(
+                f"{type(self).__name__}.sample: expected finite parameters of shape "
+                f"(n, {self.parameter_dim}); got {theta!r}")
+        try:
+            task = self.build(theta[0])
+        except InvalidCMDPError as exc:
+            raise InvalidDistributionError(
+                f"{type(self).__name__}.build: parameter {theta[0]} gives an invalid CMDP: "
+                f"{exc}") from None
+        if not isinstance(task, CMDP):
+            raise InvalidDistributionError(
+                f"{type(self).__name__}.build: expected a tabular.CMDP; got {type(task).__name__}")
+        return task
+
+
+def _count(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InvalidDistributionError(f"n: expected an integer >= 0; got {n!r}")
+    return int(n)
+
+
+class GridworldNoise(TaskDistribution):
+    """The paper's D: gridworld noise ~ Normal(mean, std) clipped to [low, high] (PAPER.md sec. 7).
+
+    Clipping puts atoms of mass Phi((low - mean)/std) and 1 - Phi((high - mean)/std) on the ends.
+    The kernel is affine in the noise and only the kernel changes, so the task distance is exactly
+    ``0.75 |p - p'|`` (largest TV at interior cells, where the noise domain has 4 cells).
+    """
+
+    parameter_names = ("noise",)
+    distance_scale = 0.75
+
+    def __init__(self, mean: float = 0.3, std: float = 0.03, low: float = 0.0,
+                 high: float = 0.5, gamma: float = 0.9, budget: float = 1.5):
+        if not (0.0 <= low < high <= 1.0):
+            raise InvalidDistributionError(
+                f"low, high: expected 0 <= low < high <= 1; got low={low}, high={high}")
+        if not std > 0:
+            raise InvalidDistributionError(f"std: expected a positive number; got {std}")
+        if not np.isfinite(mean):
+            raise InvalidDistributionError(f"mean: expected a finite number; got {mean}")
+        self.mean, self.std, self.low, self.high = float(mean), float(std), float(low), float(high)
+        self.gamma, self.budget = float(gamma), float(budget)
+        self.check()
+
+    def sample(self, n: int, seed) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        noise = np.clip(rng.normal(self.mean, self.std, _count(n)), self.low, self.high)
+        return noise[:, None]
+
+    def build(self, theta) -> CMDP:
+        return gridworld(float(np.ravel(theta)[0]), gamma=self.gamma, budget=self.budget)
+
+    def build_many(self, thetas) -> list[CMDP]:
+        noise = np.asarray(thetas, dtype=np.float64).reshape(-1)
+        kernels = gridworld_kernel(noise)
+        template = gridworld(float(noise[0]) if noise.size else self.mean, self.gamma, self.budget)
+        return [CMDP(P, template.r, template.cost, template.budget, template.rho, template.gamma)
+                for P in kernels]
+
+    def cdf(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        inside = norm.cdf((x - self.mean) / self.std)
+        return np.where(x < self.low, 0.0, np.where(x >= self.high, 1.0, inside))
+
+    def to_dict(self) -> dict:
+        return {"family": "gridworld-noise", "mean": self.mean, "std": self.std, "low": self.low,
+                "high": self.high, "gamma": self.gamma, "budget": self.budget}
+
+    def __repr__(self) -> str:
+        return (f"GridworldNoise(mean={self.mean}, std={self.std}, low={self.low}, "
+                f"high={self.high}, gamma={self.gamma}, budget={self.budget})")
+
+
+class UniformInterval(TaskDistribution):
+    """A parameter uniform on [low, high], each value built into a task by ``builder``.
+
+    ``distance_scale`` may be given when the family's distance is exactly scale * |dtheta|.
+    """
+
+    parameter_names = ("theta",)
+
+    def __init__(self, low: float, high: float, builder: Callable[[float], CMDP],
+                 name: str = "theta", distance_scale: float | None = None):
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise InvalidDistributionError(
+                f"low, high: expected finite numbers with low < high; got low={low}, high={high}")
+        self.low, self.high, self.builder = float(low), float(high), builder
+        self.parameter_names = (name,)
+        self.distance_scale = distance_scale
+        self.check()
+
+    def sample(self, n: int, seed) -> np.ndarray:
+        return np.random.default_rng(seed).uniform(self.low, self.high, _count(n))[:, None]
+
+    def build(self, theta) -> CMDP:
+        return self.builder(float(np.ravel(theta)[0]))
+
+    def cdf(self, x) -> np.ndarray:
+        return np.clip((np.asarray(x, dtype=np.float64) - self.low) / (self.high - self.low), 0, 1)
+
+
+class FiniteUniform(TaskDistribution):
+    """The uniform distribution over a given list of CMDPs; the parameter is the task's index."""
+
+    parameter_names = ("index",)
+
+    def __init__(self, tasks: Sequence[CMDP], weights: Sequence[float] | None = None):
+        tasks = list(tasks)
+        if not tasks:
+            raise InvalidDistributionError("tasks: expected at least one CMDP")
+        for i, task in enumerate(tasks):
+            if not isinstance(task, CMDP):
+                raise InvalidDistributionError(
+                    f"tasks[{i}]: expected a tabular.CMDP; got {type(task).__name__}")
+            if (task.n_states, task.n_actions, task.n_constraints, task.gamma) != (
+                    tasks[0].n_states, tasks[0].n_actions, tasks[0].n_constraints, tasks[0].gamma):
+                raise InvalidDistributionError(
+                    f"tasks[{i}]: expected the same (S, A, K, gamma) as tasks[0]")
+        self.tasks = tasks
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if self.weights is not None and (self.weights.shape != (len(tasks),) or np.any(
+                self.weights < 0) or abs(self.weights.sum() - 1) > 1e-9):
+            raise InvalidDistributionError(
+                f"weights: expected {len(tasks)} non-negative numbers summing to 1")
+
+    def sample(self, n: int, seed) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return rng.choice(len(self.tasks), size=_count(n), p=self.weights).astype(np.float64)[:, None]
+
+    def build(self, theta) -> CMDP:
+        return self.tasks[int(np.ravel(theta)[0])]
+
+
+def distribution_from_dict(spec: dict) -> TaskDistribution:
+    """Rebuild a distribution from :meth:`TaskDistribution.to_dict`."""
+    spec = dict(spec)
+    family = spec.pop("family", None)
+    if family == "gridworld-noise":
+        return GridworldNoise(**spec)
+    raise InvalidDistributionError(f"family: expected one of ('gridworld-noise',); got {family!r}")

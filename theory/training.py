@@ -1,0 +1,302 @@
+"""The training phase: Algorithm 1 with Subroutine 3 (PAPER.md section 2), and Lemma 3.5 checks.
+
+Algorithm 1 samples N = ln^2(delta)/delta^2 tasks, builds a greedy cover U (Subroutine 3, stopping
+once at most 3 delta N samples are uncovered) and accepts it when
+``sqrt(|U| ln(2N/delta) / (N - |U|)) <= delta``; otherwise it doubles N and samples afresh. Then
+O_l gives each cover task a near-optimal policy with values (u_i, v_i) and O_s one policy pi_s
+safe on every cover task with values (u_{i,s}, v_{i,s}): the policy-value set U_hat of Eq. 2.
+
+Values are stored in task units (reward; discounted cost); ``utility_form`` converts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import tabular
+from tabular.distance import simulation_lemma_constant
+from tabular.distributions import TaskDistribution, distribution_from_dict
+
+from .oracles import (
+    DesignatedSafePolicy,
+    DistanceCoverage,
+    ExactLPOracle,
+    ParameterCoverage,
+    SafePolicy,
+    TrainingInputError,
+    WorstCaseSafePolicy,
+)
+
+FORMAT_VERSION = 1
+MAX_ROUNDS = 30
+
+
+def initial_sample_size(delta: float) -> int:
+    """N = ln^2(delta) / delta^2, rounded up (Algorithm 1, line 1)."""
+    return math.ceil(math.log(delta) ** 2 / delta**2)
+
+
+def stopping_statistic(cover_size: int, n: int, delta: float) -> float:
+    """sqrt(|U| ln(2N/delta) / (N - |U|)) of Algorithm 1's stopping rule (stop when <= delta)."""
+    if n <= cover_size:
+        return math.inf
+    return math.sqrt(cover_size * math.log(2 * n / delta) / (n - cover_size))
+
+
+@dataclass
+class TrainingResult:
+    """What Algorithm 1 returns: the cover, U_hat (Eq. 2) and pi_s, plus how it got there.
+
+    ``cover_parameters`` (m, d); ``policies`` (m, S, A); ``reward_values`` u_i and ``cost_values``
+    v_i of pi_i on its own task; ``safe_reward_values`` u_{i,s} and ``safe_cost_values`` v_{i,s}
+    of pi_s on task i (task units); ``safe_margin`` (m,) pi_s's normalised slack (paper units).
+    ``rounds``: one dict per round with n, cover_size, n_uncovered, statistic.
+    """
+
+    cover_parameters: np.ndarray
+    policies: np.ndarray
+    reward_values: np.ndarray
+    cost_values: np.ndarray
+    safe_policy: np.ndarray
+    safe_reward_values: np.ndarray
+    safe_cost_values: np.ndarray
+    safe_margin: np.ndarray
+    rounds: list[dict]
+    settings: dict
+    distribution: dict | None = None
+    seed: int | None = None
+    wall_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cover_size(self) -> int:
+        return int(self.cover_parameters.shape[0])
+
+    @property
+    def n_sampled(self) -> int:
+        """Tasks sampled over all rounds."""
+        return int(sum(r["n"] for r in self.rounds))
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (an .npz of arrays plus a JSON header); no pickled objects."""
+        path = Path(path)
+        header = {
+            "format_version": FORMAT_VERSION, "rounds": self.rounds, "settings": self.settings,
+            "distribution": self.distribution, "seed": self.seed,
+            "wall_seconds": self.wall_seconds, "extra": self.extra,
+        }
+        temporary = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            temporary, header=np.array(json.dumps(header)),
+            cover_parameters=self.cover_parameters, policies=self.policies,
+            reward_values=self.reward_values, cost_values=self.cost_values,
+            safe_policy=self.safe_policy, safe_reward_values=self.safe_reward_values,
+            safe_cost_values=self.safe_cost_values, safe_margin=self.safe_margin)
+        temporary.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainingResult:
+        try:
+            with np.load(Path(path), allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                arrays = {k: data[k] for k in data.files if k != "header"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise TrainingInputError(f"path: {path} is not a safepce training result ({exc})"
+                                     ) from None
+        if header.get("format_version") != FORMAT_VERSION:
+            raise TrainingInputError(f"path: {path} has format version "
+                                     f"{header.get('format_version')}; expected {FORMAT_VERSION}")
+        return cls(**arrays, rounds=header["rounds"], settings=header["settings"],
+                   distribution=header["distribution"], seed=header["seed"],
+                   wall_seconds=header["wall_seconds"], extra=header["extra"])
+
+    def build_distribution(self) -> TaskDistribution:
+        """The distribution trained on (for families that describe themselves in JSON)."""
+        if self.distribution is None:
+            raise TrainingInputError("distribution: this result does not record its distribution")
+        return distribution_from_dict(self.distribution)
+
+
+def _check_delta(delta: float) -> float:
+    if not (isinstance(delta, (int, float)) and 0.0 < delta < 1.0 / 3.0):
+        raise TrainingInputError(
+            f"delta: expected a number in (0, 1/3) (Subroutine 3 stops at 3 delta N uncovered); "
+            f"got {delta!r}")
+    return float(delta)
+
+
+def make_coverage_oracle(kind: str, radius: float):
+    """'parameter' or 'distance' O_c with the given radius."""
+    if kind == "parameter":
+        return ParameterCoverage(radius)
+    if kind == "distance":
+        return DistanceCoverage(radius)
+    raise TrainingInputError(f"oracle: expected 'parameter' or 'distance'; got {kind!r}")
+
+
+def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
+          lp_oracle: ExactLPOracle | None = None, safe_oracle=None,
+          progress: bool = True, max_rounds: int = MAX_ROUNDS) -> TrainingResult:
+    """Algorithm 1 (PAPER.md section 2) on ``distribution``.
+
+    Args:
+        distribution: the task distribution D.
+        coverage: O_c, a :class:`ParameterCoverage` or :class:`DistanceCoverage`.
+        delta: confidence/coverage parameter in (0, 1/3).
+        seed: root seed; round k samples with ``SeedSequence(seed).spawn(...)[k]``.
+        lp_oracle: O_l (default: exact LP, HiGHS).
+        safe_oracle: O_s (default: :class:`WorstCaseSafePolicy` with xi = 0).
+        progress: show progress bars.
+    """
+    import time
+
+    start = time.perf_counter()
+    delta = _check_delta(delta)
+    if not isinstance(distribution, TaskDistribution):
+        raise TrainingInputError(f"distribution: expected a TaskDistribution; got "
+                                 f"{type(distribution).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TrainingInputError(f"seed: expected a non-negative integer; got {seed!r}")
+    distribution.check(seed)
+    lp_oracle = lp_oracle or ExactLPOracle()
+    safe_oracle = safe_oracle or WorstCaseSafePolicy()
+    round_seeds = np.random.SeedSequence(int(seed)).spawn(max_rounds)
+
+    n = initial_sample_size(delta)
+    rounds = []
+    bar = tqdm(total=None, desc="Algorithm 1: sample and cover", unit="round", disable=not progress)
+    for round_index in range(max_rounds):
+        theta = distribution.sample(n, round_seeds[round_index])
+        cover = coverage.greedy_cover(theta, distribution, 3 * delta * n)
+        statistic = stopping_statistic(cover.indices.size, n, delta)
+        rounds.append({"n": n, "cover_size": int(cover.indices.size),
+                       "n_uncovered": cover.n_uncovered, "statistic": statistic})
+        bar.update(1)
+        bar.set_postfix(N=n, cover=cover.indices.size, stat=f"{statistic:.3g}")
+        if statistic <= delta:
+            break
+        n *= 2
+    else:
+        bar.close()
+        raise TrainingInputError(
+            f"delta: the stopping rule did not hold within {max_rounds} rounds "
+            f"(last N = {n // 2}, |U| = {rounds[-1]['cover_size']}); increase radius or delta")
+    bar.close()
+
+    cover_parameters = theta[cover.indices]
+    tasks = distribution.build_many(cover_parameters)
+    solutions = []
+    for task in tqdm(tasks, desc="O_l: exact LP per cover task", disable=not progress):
+        try:
+            solutions.append(lp_oracle(task))
+        except tabular.InfeasibleCMDPError as exc:
+            raise TrainingInputError(f"distribution: a cover task is infeasible ({exc})") from None
+    safe: SafePolicy = safe_oracle(tasks, distribution)
+    describe = getattr(safe_oracle, "describe", lambda: {"oracle": type(safe_oracle).__name__})
+    try:
+        spec = distribution.to_dict()
+    except NotImplementedError:
+        spec = None
+    return TrainingResult(
+        cover_parameters=cover_parameters,
+        policies=np.stack([s.policy for s in solutions]),
+        reward_values=np.array([s.reward_value for s in solutions]),
+        cost_values=np.array([s.cost_value for s in solutions]),
+        safe_policy=safe.policy,
+        safe_reward_values=safe.reward_values,
+        safe_cost_values=safe.cost_values,
+        safe_margin=safe.margin,
+        rounds=rounds,
+        settings={"delta": delta, "coverage": coverage.describe(), "safe_oracle": describe(),
+                  "lp_oracle": {"oracle": "exact-lp", "backend": lp_oracle.backend}},
+        distribution=spec,
+        seed=int(seed),
+        wall_seconds=time.perf_counter() - start,
+    )
+
+
+# --- Lemma 3.5 on exact quantities ---------------------------------------------------------------
+
+
+def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, coverage,
+                    n_heldout: int = 1000, seed: int = 1, covering_number: int | None = None,
+                    progress: bool = False) -> dict:
+    """Lemma 3.5's quantities on held-out tasks M ~ D, computed exactly.
+
+    For each held-out task: whether some cover task lies within the radius (O_c), and for the
+    nearest covering tuple (pi, u, v, u_s, v_s) the prediction error
+    ``max{|V_r(pi) - u|, |V_c(pi) - v|, |V_r(pi_s) - u_s|, |V_c(pi_s) - v_s|}`` (paper units; Lemma
+    3.5.1 bounds it by eps L), the optimality gap ``V_r(pi*) - V_r(pi)`` (paper units; bound
+    4 eps L (1 + 1/(xi (1-gamma)))) and pi_s's normalised slack (Lemma 3.5.2: >= xi - eps L).
+    Also ``cover_size`` against ``2 C ln(1/delta)`` (Lemma 3.5.3) when ``covering_number`` is given.
+    Here eps is the cover radius in task distance (for the parameter oracle, radius times the
+    family's distance_scale).
+    """
+    heldout = distribution.sample(n_heldout, np.random.SeedSequence(seed))
+    scale = distribution.distance_scale
+    radius = coverage.radius
+    eps = radius * (scale if coverage.name == "parameter" and scale else 1.0)
+    tasks = distribution.build_many(heldout)
+    first = tasks[0]
+    L = simulation_lemma_constant(first.gamma)
+    if coverage.name == "parameter" or scale is not None:
+        factor = 1.0 if coverage.name == "parameter" else scale
+        gaps = factor * np.max(np.abs(heldout[:, None, :] - result.cover_parameters[None]), axis=2)
+    else:
+        cover_tasks = distribution.build_many(result.cover_parameters)
+        gaps = np.array([[tabular.distance(t, c) for c in cover_tasks] for t in tasks])
+    nearest = np.argmin(gaps, axis=1)
+    covered = gaps[np.arange(n_heldout), nearest] <= radius
+    policies = np.concatenate([result.policies, result.safe_policy[None]])
+    values = tabular.evaluate_batch(tasks, policies)
+    form = first.utility_form
+    reward_paper = form.reward_value_to_paper(values.reward_value)
+    utility_paper = form.cost_value_to_paper(values.cost_value)
+    rows = np.arange(n_heldout)
+    own = nearest
+    prediction_error = np.max(np.stack([
+        np.abs(reward_paper[rows, own] - form.reward_value_to_paper(result.reward_values[own])),
+        np.abs(utility_paper[rows, own] - form.cost_value_to_paper(result.cost_values[own])),
+        np.abs(reward_paper[rows, -1] - form.reward_value_to_paper(result.safe_reward_values[own])),
+        np.abs(utility_paper[rows, -1] - form.cost_value_to_paper(result.safe_cost_values[own])),
+    ]), axis=0)
+    optimum = np.array([tabular.solve(t, backend="highspy").reward_value for t in
+                        tqdm(tasks, desc="held-out optima", disable=not progress)])
+    gap = form.reward_value_to_paper(optimum - values.reward_value[rows, own])
+    safe_slack = utility_paper[:, -1]
+    delta = result.settings["delta"]
+    report = {
+        "n_heldout": n_heldout,
+        "eps_task_distance": eps,
+        "L": L,
+        "heldout_coverage": float(covered.mean()),
+        "coverage_bound": 1 - 6 * delta,
+        "prediction_error_max": float(prediction_error[covered].max(initial=0.0)),
+        "prediction_error_bound": eps * L,
+        "optimality_gap_max": float(gap[covered].max(initial=0.0)),
+        "safe_policy_min_slack": float(safe_slack.min()),
+        "safe_policy_min_slack_cost_units": float(np.min(values.slack[:, -1])),
+        "cover_size": result.cover_size,
+    }
+    if covering_number is not None:
+        report["covering_number"] = int(covering_number)
+        report["cover_size_bound"] = 2 * covering_number * math.log(1 / delta)
+    return report
+
+
+def make_safe_oracle(kind: str, xi: float = 0.0, parameter: float | None = None):
+    """'designated' (optimal policy of the task at ``parameter``) or 'worst-case' O_s."""
+    if kind == "designated":
+        if parameter is None:
+            raise TrainingInputError("safe_parameter: required for the designated O_s")
+        return DesignatedSafePolicy(parameter, xi=xi)
+    if kind == "worst-case":
+        return WorstCaseSafePolicy(xi=xi)
+    raise TrainingInputError(f"safe_oracle: expected 'designated' or 'worst-case'; got {kind!r}")
