@@ -1,7 +1,11 @@
-"""The ``safepce`` command line.
+"""The ``safepce`` command line: the theory-side commands (figure1, train).
 
 Every command writes into one output folder: a tidy CSV of per-run results, ``summary.json``
 with the settings used, and the figures. Bad input ends in a one-line error and exit code 2.
+
+The console script enters through :mod:`bounds.cli`, which sits above theory in the import flow
+(tabular <- theory <- bounds), adds the bounds commands and passes ``hooks`` (such as the
+covering-number function) down to these runners.
 """
 
 from __future__ import annotations
@@ -124,6 +128,77 @@ def run_figure1(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train ---------------------------------------------------------------------------------
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Algorithm 1 on the paper's distribution; the result, cover table, summary and figure."""
+    from tabular.distributions import GridworldNoise
+
+    from .figures import plot_training
+    from .training import check_lemma_3_5, make_coverage_oracle, make_safe_oracle, train
+
+    if not (0.0 < args.delta < 1.0 / 3.0):
+        raise UsageError(f"--delta: expected a number in (0, 1/3); got {args.delta}")
+    if not args.radius > 0:
+        raise UsageError(f"--radius: expected a positive number; got {args.radius}")
+    if args.seed < 0:
+        raise UsageError(f"--seed: expected a non-negative integer; got {args.seed}")
+    if args.heldout < 1:
+        raise UsageError(f"--heldout: expected a positive integer; got {args.heldout}")
+    out = prepare_output(args.out)
+    distribution = GridworldNoise(mean=args.mean, std=args.std, gamma=args.gamma,
+                                  budget=args.budget)
+    coverage = make_coverage_oracle(args.oracle, args.radius)
+    safe_oracle = make_safe_oracle(args.safe_oracle, xi=args.xi, parameter=args.safe_parameter)
+    result = train(distribution, coverage, args.delta, seed=args.seed, safe_oracle=safe_oracle,
+                   progress=not args.quiet)
+    covering = args.hooks.get("covering_number")
+    covering_number = covering(distribution, args.radius, args.delta, oracle=args.oracle) if (
+        covering) else None
+    report = check_lemma_3_5(result, distribution, coverage, n_heldout=args.heldout,
+                             seed=args.seed + 1, covering_number=covering_number,
+                             progress=not args.quiet)
+    result.extra["lemma_3_5"] = report
+    result.save(out / "training.npz")
+    form = distribution.build(result.cover_parameters[0]).utility_form
+    rows = [{"parameter": float(result.cover_parameters[i, 0]),
+             "reward_value": float(result.reward_values[i]),
+             "cost_value": float(result.cost_values[i]),
+             "safe_reward_value": float(result.safe_reward_values[i]),
+             "safe_cost_value": float(result.safe_cost_values[i]),
+             "safe_margin_paper_units": float(result.safe_margin[i]),
+             "safe_slack_cost_units": float(form.budgets[0] - result.safe_cost_values[i])}
+            for i in np.argsort(result.cover_parameters[:, 0])]
+    write_table(out / "cover.csv", rows)
+    plot_training(result, distribution, out / "training.png")
+    summary = {
+        "command": "train",
+        "settings": {"radius": args.radius, "delta": args.delta, "oracle": args.oracle,
+                     "seed": args.seed, "safe_oracle": result.settings["safe_oracle"],
+                     "distribution": distribution.to_dict(), "heldout": args.heldout},
+        "cover_size": result.cover_size,
+        "rounds": result.rounds,
+        "n_sampled": result.n_sampled,
+        "covering_number": covering_number,
+        "heldout_coverage": report["heldout_coverage"],
+        "safe_policy_min_slack": report["safe_policy_min_slack_cost_units"],
+        "lemma_3_5": report,
+        "wall_seconds": result.wall_seconds,
+        "versions": versions(),
+    }
+    write_json(out / "summary.json", summary)
+    print(f"cover of {result.cover_size} tasks at noise "
+          f"{np.array2string(np.sort(result.cover_parameters[:, 0]), precision=4)} "
+          f"after {len(result.rounds)} rounds ({result.n_sampled} sampled tasks, "
+          f"{result.wall_seconds:.2f} s); covering number {covering_number}; held-out coverage "
+          f"{report['heldout_coverage']:.3f} (Lemma 3.5 bound {report['coverage_bound']:.3f}); "
+          f"pi_s min cost slack {report['safe_policy_min_slack_cost_units']:.4f}")
+    print(f"wrote {out / 'training.npz'}, {out / 'cover.csv'}, {out / 'training.png'}, "
+          f"{out / 'summary.json'}")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -144,12 +219,41 @@ def build_parser() -> argparse.ArgumentParser:
     figure1.add_argument("--backend", choices=["cvxpy", "highspy"], default="cvxpy",
                          help="LP backend (both use HiGHS)")
     figure1.set_defaults(run=run_figure1)
+
+    trainer = commands.add_parser(
+        "train", help="run the training phase (Algorithm 1) on the paper's distribution",
+        description="Algorithm 1 with Subroutine 3 (PAPER.md section 2) on gridworld noise ~ "
+                    "Normal(mean, std) clipped to [0, 0.5], then Lemma 3.5's quantities on "
+                    "held-out tasks, computed exactly.")
+    trainer.add_argument("--out", default="results/train", help="output folder")
+    trainer.add_argument("--radius", type=float, default=0.005,
+                         help="cover radius (noise units for --oracle parameter, task distance "
+                              "for --oracle distance; default 0.005)")
+    trainer.add_argument("--delta", type=float, default=0.05, help="delta in (0, 1/3)")
+    trainer.add_argument("--oracle", choices=["parameter", "distance"], default="parameter",
+                         help="O_c: compare noise parameters (the authors') or exact distance")
+    trainer.add_argument("--safe-oracle", choices=["designated", "worst-case"],
+                         default="designated", help="O_s (default: optimal policy of one task)")
+    trainer.add_argument("--safe-parameter", type=float, default=0.4,
+                         help="noise of the designated safe task (default 0.4, as published)")
+    trainer.add_argument("--xi", type=float, default=0.0,
+                         help="required margin of pi_s on the cover (normalised utility units)")
+    trainer.add_argument("--seed", type=int, default=0, help="root seed")
+    trainer.add_argument("--heldout", type=int, default=1000, help="held-out tasks for Lemma 3.5")
+    trainer.add_argument("--mean", type=float, default=0.3, help="noise mean")
+    trainer.add_argument("--std", type=float, default=0.03, help="noise standard deviation")
+    trainer.add_argument("--gamma", type=float, default=0.9, help="discount factor")
+    trainer.add_argument("--budget", type=float, default=1.5, help="discounted-cost budget")
+    trainer.add_argument("--quiet", action="store_true", help="no progress bars")
+    trainer.set_defaults(run=run_train)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, hooks: dict | None = None,
+         parser: argparse.ArgumentParser | None = None) -> int:
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
+    args.hooks = hooks or {}
     try:
         return args.run(args)
     except ValueError as exc:   # UsageError and the library's validation errors

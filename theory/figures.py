@@ -64,3 +64,36 @@ def plot_figure1(policies: Mapping[str, np.ndarray], path: Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def plot_training(result, distribution, path: Path) -> Path:
+    """The training phase at a glance: D's density with the cover's balls, and the values of
+    each cover policy (u_i, v_i) and of pi_s on each cover task (u_{i,s}, v_{i,s}), task units."""
+    order = np.argsort(result.cover_parameters[:, 0])
+    centres = result.cover_parameters[order, 0]
+    radius = result.settings["coverage"]["radius"]
+    if result.settings["coverage"]["oracle"] == "distance" and distribution.distance_scale:
+        radius = radius / distribution.distance_scale
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
+    grid = np.linspace(centres.min() - 0.08, centres.max() + 0.08, 400)
+    density = np.gradient(distribution.cdf(grid), grid)
+    top.plot(grid, density, color="0.3")
+    for c in centres:
+        top.axvspan(c - radius, c + radius, color="#5dade2", alpha=0.35)
+    top.set_ylabel("density of D")
+    top.set_title(f"cover of {result.cover_size} tasks (balls of radius {radius:g} in noise)")
+    middle.plot(centres, result.reward_values[order], "o-", label="u_i = V_r(pi_i) on M_i")
+    middle.plot(centres, result.safe_reward_values[order], "s--", label="u_i,s = V_r(pi_s) on M_i")
+    middle.set_ylabel("reward value")
+    middle.legend(fontsize=8)
+    bottom.plot(centres, result.cost_values[order], "o-", label="v_i = V_cost(pi_i)")
+    bottom.plot(centres, result.safe_cost_values[order], "s--", label="v_i,s = V_cost(pi_s)")
+    bottom.axhline(distribution.budget if hasattr(distribution, "budget") else np.nan,
+                   color="#c0392b", linestyle=":", label="budget")
+    bottom.set_ylabel("discounted cost")
+    bottom.set_xlabel("noise")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

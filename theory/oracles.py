@@ -70,7 +70,9 @@ class _IntervalCover:
             prefix = np.concatenate([[0], np.cumsum(uncovered)])
             gain = prefix[hi] - prefix[lo]
             gain[chosen] = -1
-            j = int(np.argmax(gain))
+            # ties go to the smallest sample index, as in the sparse path
+            best = np.flatnonzero(gain == gain.max())
+            j = int(best[np.argmin(order[best])])
             picks.append(order[j])
             chosen[j] = True
             uncovered[lo[j]:hi[j]] = 0
@@ -81,8 +83,8 @@ class _IntervalCover:
 def greedy_cover_sparse(adjacency: sparse.csr_array, max_uncovered: float) -> Cover:
     """Subroutine 3 on a symmetric boolean coverage matrix (A[i, j] = O_c(M_i, M_j)).
 
-    Repeatedly add the j not yet chosen that covers most still-uncovered tasks; stop as soon as
-    at most ``max_uncovered`` (= 3 delta N) remain.
+    Repeatedly add the j not yet chosen that covers most still-uncovered tasks (ties: smallest
+    sample index); stop as soon as at most ``max_uncovered`` (= 3 delta N) remain.
     """
     n = adjacency.shape[0]
     uncovered = np.ones(n)
@@ -185,7 +187,8 @@ class DistanceCoverage:
         left, right = [], []
         sup_columns = groups < 0
         tv_groups = groups[~sup_columns]
-        boundaries = np.flatnonzero(np.r_[True, tv_groups[1:] != tv_groups[:-1]])
+        boundaries = (np.flatnonzero(np.r_[True, tv_groups[1:] != tv_groups[:-1]])
+                      if tv_groups.size else np.zeros(0, dtype=np.int64))
         for i, j in _window_pairs(features[:, int(np.argmax(spread))], self.radius):
             for start in range(0, i.size, 4096):
                 a, b = i[start:start + 4096], j[start:start + 4096]
