@@ -1,0 +1,49 @@
+"""`safepce train` end to end (through the console script's entry point)."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import tabular
+from bounds.cli import main
+from theory.training import TrainingResult
+
+
+def test_train_writes_result_table_summary_and_figure(tmp_path):
+    out = tmp_path / "train"
+    assert main(["train", "--out", str(out), "--heldout", "300", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["radius"] == 0.005 and summary["settings"]["delta"] == 0.05
+    assert 8 <= summary["cover_size"] <= 12
+    assert summary["n_sampled"] == sum(r["n"] for r in summary["rounds"])
+    assert summary["covering_number"] == math.ceil(2 * norm.ppf(0.975) * 0.03 / 0.01)
+    assert summary["heldout_coverage"] >= 1 - 6 * 0.05
+    result = TrainingResult.load(out / "training.npz")
+    heldout = result.build_distribution().sample(300, np.random.SeedSequence(1))
+    slack = [1.5 - tabular.evaluate(tabular.gridworld(float(p)), result.safe_policy).cost_value
+             for p in heldout[:, 0]]
+    assert summary["safe_policy_min_slack"] == pytest.approx(min(slack), abs=1e-9)
+    rows = list(csv.DictReader((out / "cover.csv").open()))
+    assert len(rows) == summary["cover_size"]
+    assert (out / "training.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("argv", "phrase"),
+    [
+        (["--delta", "0.4"], "--delta"),
+        (["--delta", "0"], "--delta"),
+        (["--radius", "0"], "--radius"),
+        (["--safe-parameter", "0.45"], "no feasible policy"),
+        (["--xi", "0.5"], "xi"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
+def test_train_bad_input(tmp_path, capsys, argv, phrase):
+    assert main(["train", "--out", str(tmp_path / "o"), "--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert phrase in err and "\n" not in err
