@@ -130,7 +130,8 @@ def covering_number(distribution: TaskDistribution, radius: float, delta: float,
         method = "quantile" if has_cdf and None not in support else "sample"
     if method == "quantile":
         if not has_cdf or None in support:
-            raise TrainingInputError("method: 'quantile' needs a closed-form CDF and bounded support")
+            raise TrainingInputError(
+                "method: 'quantile' needs a closed-form CDF and bounded support")
         return covering_number_quantile(distribution, radius, delta, *support)
     if method == "sample":
         samples = distribution.sample(n_samples, np.random.SeedSequence(seed))

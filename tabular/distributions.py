@@ -186,7 +186,8 @@ class FiniteUniform(TaskDistribution):
 
     def sample(self, n: int, seed) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        return rng.choice(len(self.tasks), size=_count(n), p=self.weights).astype(np.float64)[:, None]
+        indices = rng.choice(len(self.tasks), size=_count(n), p=self.weights)
+        return indices.astype(np.float64)[:, None]
 
     def build(self, theta) -> CMDP:
         return self.tasks[int(np.ravel(theta)[0])]

@@ -129,7 +129,7 @@ def _symmetric_adjacency(n: int, left: list, right: list) -> sparse.csr_array:
 
 
 class ParameterCoverage:
-    """O_c by parameters: ``max_k |theta_i,k - theta_j,k| <= radius`` (PAPER.md sec. 7, App. H.1)."""
+    """O_c by parameters: ``max_k |theta_i,k - theta_j,k| <= radius`` (PAPER.md App. H.1)."""
 
     name = "parameter"
 

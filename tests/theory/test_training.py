@@ -1,4 +1,4 @@
-"""Algorithm 1 (PAPER.md section 2): its rules recounted independently, Lemma 3.5 on exact values."""
+"""Algorithm 1 (PAPER.md section 2): its rules recounted independently; Lemma 3.5 exactly."""
 
 import math
 
