@@ -1,0 +1,173 @@
+"""The test-phase harness: run a test-time algorithm online on a test CMDP, record exact values.
+
+The algorithm only ever sees the discounted returns of the episodes it ran (online access,
+PAPER.md section 1); the harness, which knows the model, records for every episode k the exact
+values of the deployed (mixture) policy pi_k on the test task, the per-episode reward regret
+``[V*_r - V_r(pi_k)]_+`` (Eq. 1) and whether ``V_cost(pi_k) > budget`` (a violation of Def. 2.2).
+All values are in task units (reward; discounted cost).
+
+Protocol. Each round the algorithm proposes a :class:`Deployment` (component policies, weights,
+and the most episodes it may run before it could change its mind); the harness simulates that
+block with the numba simulator and hands the returns back; the algorithm answers how many of them
+it consumed (it stops at the first episode after which it would deploy something else). Episode k
+always uses the random stream of global index k (``tabular.simulate(first_episode=k)``), so the
+outcome is identical to playing one episode at a time; episodes simulated beyond the consumed
+ones are discarded unseen.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import tabular
+from tabular import CMDP, Mixture
+
+#: a deployed policy counts as violating when its exact cost exceeds the budget by more than this
+VIOLATION_TOLERANCE = 1e-9
+DEFAULT_BLOCK = 8192
+
+
+@dataclass(frozen=True, eq=False)
+class Deployment:
+    """What an algorithm deploys next: ``sum_j weights[j] policies[j]`` (one draw per episode),
+    for at most ``episodes`` episodes. ``keys`` name the components (same key, same policy) so
+    the harness evaluates each distinct policy once."""
+
+    policies: tuple[np.ndarray, ...]
+    weights: np.ndarray
+    keys: tuple[Hashable, ...]
+    episodes: int
+
+
+class TestTimeAlgorithm(ABC):
+    """Interface shared by Safe-PCE, PCE and the baselines."""
+
+    name: str = "algorithm"
+    preset: str = ""
+
+    @abstractmethod
+    def reset(self, n_episodes: int, seed) -> None:
+        """Prepare for a run of ``n_episodes`` episodes (seed for any internal randomness)."""
+
+    @abstractmethod
+    def deployment(self) -> Deployment:
+        """The policy to run next and for how many episodes at most."""
+
+    @abstractmethod
+    def observe(self, reward_returns: np.ndarray, cost_returns: np.ndarray) -> int:
+        """Take the returns of the proposed block (task units, Eq. 4) in order; return how many
+        were consumed (>= 1): the algorithm must ignore the rest."""
+
+    def log(self) -> dict:
+        """Events and settings of the run (eliminations, stages, weights, preset)."""
+        return {}
+
+
+@dataclass
+class RunRecord:
+    """One run: per-episode exact values of the deployed policies (task units) and the log."""
+
+    algorithm: str
+    preset: str
+    optimal_value: float
+    budget: float
+    reward_value: np.ndarray
+    cost_value: np.ndarray
+    safe_only: np.ndarray
+    horizon: int
+    seed: int
+    wall_seconds: float
+    log: dict = field(default_factory=dict)
+
+    @property
+    def regret(self) -> np.ndarray:
+        """Per-episode reward regret [V*_r - V_r(pi_k)]_+ (Eq. 1)."""
+        return np.clip(self.optimal_value - self.reward_value, 0.0, None)
+
+    @property
+    def cumulative_regret(self) -> np.ndarray:
+        return np.cumsum(self.regret)
+
+    @property
+    def violated(self) -> np.ndarray:
+        return self.cost_value > self.budget + VIOLATION_TOLERANCE
+
+    @property
+    def constraint_regret(self) -> float:
+        """sum_k [V_cost(pi_k) - b]_+ (App. F, cost form)."""
+        return float(np.sum(np.clip(self.cost_value - self.budget, 0.0, None)))
+
+    def summary(self) -> dict:
+        return {
+            "algorithm": self.algorithm,
+            "preset": self.preset,
+            "episodes": int(self.reward_value.size),
+            "final_regret": float(self.cumulative_regret[-1]) if self.reward_value.size else 0.0,
+            "violations": int(np.count_nonzero(self.violated)),
+            "max_cost_value": float(self.cost_value.max(initial=-np.inf)),
+            "constraint_regret": self.constraint_regret,
+            "safe_only_episodes": int(np.count_nonzero(self.safe_only)),
+            "optimal_value": self.optimal_value,
+            "seed": self.seed,
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, horizon: int,
+                   seed: int, optimal_value: float | None = None, safe_key: Hashable = "safe",
+                   block: int = DEFAULT_BLOCK) -> RunRecord:
+    """Run ``algorithm`` online on ``task`` for ``n_episodes`` episodes of ``horizon`` steps.
+
+    ``seed`` (a non-negative int) fixes the simulator's per-episode streams and the algorithm's
+    own randomness. ``optimal_value`` (V*_r of the task) is solved for when not given.
+    ``safe_key``: episodes whose deployment is that component alone count as safe-only.
+    """
+    if not isinstance(task, CMDP) or not task.single_constraint:
+        raise tabular.InvalidCMDPError("task", "a tabular.CMDP with one constraint")
+    for name, value in (("n_episodes", n_episodes), ("horizon", horizon), ("block", block)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer; got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer; got {seed!r}")
+    start = time.perf_counter()
+    if optimal_value is None:
+        optimal_value = tabular.solve(task, backend="highspy").reward_value
+    simulator_seed, algorithm_seed = np.random.SeedSequence(int(seed)).spawn(2)
+    algorithm.reset(n_episodes, algorithm_seed)
+    reward_value = np.empty(n_episodes)
+    cost_value = np.empty(n_episodes)
+    safe_only = np.zeros(n_episodes, dtype=bool)
+    exact: dict[Hashable, tuple[float, float]] = {}
+    k = 0
+    while k < n_episodes:
+        deployment = algorithm.deployment()
+        size = int(min(deployment.episodes, n_episodes - k, block))
+        if size < 1:
+            raise RuntimeError(f"{algorithm.name} proposed a block of {deployment.episodes}")
+        policies = np.stack(deployment.policies)
+        simulated = tabular.simulate(task, Mixture(policies, deployment.weights), size, horizon,
+                                     seed=simulator_seed, first_episode=k)
+        used = int(algorithm.observe(simulated.reward_return, simulated.cost_return))
+        if not 1 <= used <= size:
+            raise RuntimeError(f"{algorithm.name} consumed {used} of {size} episodes")
+        for key, policy in zip(deployment.keys, deployment.policies, strict=True):
+            if key not in exact:
+                values = tabular.evaluate(task, policy)
+                exact[key] = (values.reward_value, values.cost_value)
+        component = np.array([exact[key] for key in deployment.keys])      # (J, 2)
+        mixed = deployment.weights @ component                                # linear (Def. 2.3)
+        reward_value[k:k + used] = mixed[0]
+        cost_value[k:k + used] = mixed[1]
+        safe_only[k:k + used] = all(key == safe_key for key, w in zip(
+            deployment.keys, deployment.weights, strict=True) if w > 0)
+        k += used
+    return RunRecord(
+        algorithm=algorithm.name, preset=algorithm.preset, optimal_value=float(optimal_value),
+        budget=float(task.budget), reward_value=reward_value, cost_value=cost_value,
+        safe_only=safe_only, horizon=int(horizon), seed=int(seed),
+        wall_seconds=time.perf_counter() - start, log=algorithm.log())

@@ -1,0 +1,363 @@
+"""Safe-PCE (Algorithm 2) and PCE (Algorithm 4), PAPER.md section 3, with two constant presets.
+
+* ``theory``: the paper's constants in its normalised utility units (PAPER.md section 1): the
+  elimination width of Ineq. 5 ``sqrt(2 ln(4K/delta) / (n (1-gamma)^2)) + eps (L + 1)``, stage
+  lengths ``32 ln(4K/delta) / ((1-gamma)^2 v_{l,m}^2)``, the weights of Eq. 6 and
+  ``m(l) = log_{C_l} eps`` (Eq. 7). Here eps is the cover radius in task distance and L the
+  simulation-lemma constant. At experiment scale these constants are vacuous (PAPER.md sec. 6):
+  alpha_1 <= 0 or stages longer than K, so the run stays on pi_s.
+* ``paper-experiment``: the authors' tuned constants in cost units (PAPER.md section 8).
+
+Both presets share one implementation of the candidate loop: optimistic candidate selection
+(argmax u over the surviving tuples), the mixture ``alpha pi_l + (1 - alpha) pi_s`` with predicted
+values of Eq. 3, the elimination test after every episode, and stage advances. Returns are the
+truncated discounted sums of Eq. 4.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tabular import UtilityForm
+from tabular.distance import simulation_lemma_constant
+
+from .harness import Deployment, TestTimeAlgorithm
+from .training import TrainingResult
+
+PRESETS = ("theory", "paper-experiment")
+
+
+class PresetError(ValueError):
+    """An unknown constant preset or out-of-range constant."""
+
+
+# --- the mixture weights, as pure functions ---------------------------------------------------
+
+
+def mixture_weights(v_s: float, eps: float, L: float, gamma: float, n_stages: int) -> np.ndarray:
+    """alpha_{l,0..n_stages} of Eq. 6 (closed form); alpha_{l,0} = 0. Utility units.
+
+    ``alpha_1 = (v_s - 2 eps (L+2)) / (v_s - 2 eps (L+2) + 2/(1-gamma))`` and, for m >= 1,
+    ``alpha_{m+1} = (v_s - kappa) alpha_1 / (v_s alpha_1 + (v_s - kappa - v_s alpha_1) C^m)`` with
+    ``kappa = (4L+9) eps`` and ``C = (2 v_s + kappa) / (3 v_s)`` (the appendix's C_l). Values are
+    returned unclipped; they lie in (0, 1) only when ``v_s > max(kappa, 2 eps (L+2))``.
+    """
+    kappa = (4 * L + 9) * eps
+    alpha = np.zeros(n_stages + 1)
+    if n_stages == 0:
+        return alpha
+    margin = v_s - 2 * eps * (L + 2)
+    alpha_1 = margin / (margin + 2 / (1 - gamma))
+    ratio = (2 * v_s + kappa) / (3 * v_s)
+    m = np.arange(0, n_stages)                   # alpha_{m+1} uses C^m (Eq. 6; Eq. 28 is off by one)
+    alpha[1:] = (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * ratio**m)
+    return alpha
+
+
+def mixture_weights_recursive(v_s: float, eps: float, L: float, gamma: float,
+                              n_stages: int) -> np.ndarray:
+    """The same weights by App. D's recursion ``alpha_{m+1} = alpha_m 3 v_s / ((2+alpha_m) v_s
+    + kappa)`` from the same alpha_1 (used to test Eq. 6)."""
+    kappa = (4 * L + 9) * eps
+    alpha = np.zeros(n_stages + 1)
+    if n_stages == 0:
+        return alpha
+    margin = v_s - 2 * eps * (L + 2)
+    alpha[1] = margin / (margin + 2 / (1 - gamma))
+    for m in range(1, n_stages):
+        alpha[m + 1] = alpha[m] * 3 * v_s / ((2 + alpha[m]) * v_s + kappa)
+    return alpha
+
+
+def stage_limit(v_s: float, eps: float, L: float) -> float:
+    """m(l) = log_{C_l} eps (Eq. 7); -1 (no update allowed) when C_l >= 1, i.e. v_s <= kappa."""
+    kappa = (4 * L + 9) * eps
+    ratio = (2 * v_s + kappa) / (3 * v_s) if v_s > 0 else math.inf
+    if not 0 < ratio < 1:
+        return -1.0
+    return math.log(eps) / math.log(ratio)
+
+
+def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: int) -> np.ndarray:
+    """The authors' weights in cost units (PAPER.md sec. 8), ``slack = D_s = b - v_{l,s}``:
+    ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``, ``alpha_m = 3 D_s alpha_{m-1} /
+    ((alpha_{m-1} + 2) D_s + (2 L_c + 1) eps)``, each clipped to [0, 1]; alpha_0 = 0."""
+    alpha = np.zeros(n_stages + 1)
+    if n_stages == 0:
+        return alpha
+    alpha[1] = np.clip((slack - 2 * eps * L_c) / (slack - 2 * eps * L_c + 2), 0.0, 1.0)
+    for m in range(2, n_stages + 1):
+        alpha[m] = np.clip(3 * slack * alpha[m - 1] / ((alpha[m - 1] + 2) * slack
+                                                       + (2 * L_c + 1) * eps), 0.0, 1.0)
+    return alpha
+
+
+# --- constant presets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The numbers a preset fixes. ``units`` is "paper" (normalised utility) or "cost"."""
+
+    preset: str
+    units: str
+    eps: float
+    L_reward: float
+    L_cost: float
+    reward_scale: float
+    cost_scale: float
+    pooled_reward_scale: float | None
+    pooled_cost_scale: float | None
+    min_test_episodes: int
+    gamma: float
+    delta: float
+
+    def widths(self, n: np.ndarray, n_episodes: int, pooled: bool = False):
+        """(reward width, constraint width) of the elimination test after n episodes."""
+        n = np.asarray(n, dtype=np.float64)
+        if self.preset == "theory":
+            width = (np.sqrt(2 * math.log(4 * n_episodes / self.delta) / (n * (1 - self.gamma)**2))
+                     + self.eps * (self.L_reward + 1))
+            return width, width
+        reward_scale = self.pooled_reward_scale if pooled else self.reward_scale
+        cost_scale = self.pooled_cost_scale if pooled else self.cost_scale
+        return (np.sqrt(reward_scale / n) + self.eps * self.L_reward,
+                np.sqrt(cost_scale / n) + self.eps * self.L_cost)
+
+
+def theory_constants(eps: float, gamma: float, delta: float) -> Constants:
+    """Ineq. 5's width with eps = cover radius in task distance, L = Lemma C.3's constant."""
+    if not (eps > 0 and 0 < delta < 1):
+        raise PresetError(f"eps, delta: expected eps > 0 and delta in (0, 1); got {eps}, {delta}")
+    L = simulation_lemma_constant(gamma)
+    return Constants(preset="theory", units="paper", eps=eps, L_reward=L, L_cost=L,
+                     reward_scale=math.nan, cost_scale=math.nan, pooled_reward_scale=None,
+                     pooled_cost_scale=None, min_test_episodes=1, gamma=gamma, delta=delta)
+
+
+def safe_pce_experiment_constants(gamma: float = 0.9) -> Constants:
+    """PAPER.md sec. 8: eps 0.01, L_r 8, L_c 1; widths sqrt(4000/n) + 0.08, sqrt(300/n) + 0.01;
+    pooled pi_s widths sqrt(4000/n) + 0.08, sqrt(150/n) + 0.01; no test before n = 1000."""
+    return Constants(preset="paper-experiment", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0,
+                     reward_scale=4000.0, cost_scale=300.0, pooled_reward_scale=4000.0,
+                     pooled_cost_scale=150.0, min_test_episodes=1000, gamma=gamma,
+                     delta=math.nan)
+
+
+def pce_experiment_constants(gamma: float = 0.9) -> Constants:
+    """PAPER.md sec. 8 (PCE): eps 0.1, widths sqrt(3000/n) + 0.8 and sqrt(600/n) + 0.1, no test
+    before n = 100."""
+    return Constants(preset="paper-experiment", units="cost", eps=0.1, L_reward=8.0, L_cost=1.0,
+                     reward_scale=3000.0, cost_scale=600.0, pooled_reward_scale=None,
+                     pooled_cost_scale=None, min_test_episodes=100, gamma=gamma, delta=math.nan)
+
+
+# --- the candidate-elimination loop ---------------------------------------------------------------
+
+
+class SafePCE(TestTimeAlgorithm):
+    """Safe-PCE (Algorithm 2). Needs the training result (U_hat, pi_s), the family's units (a
+    :class:`tabular.UtilityForm` of any task of the family: scales, budget, gamma), the episode
+    length H and a preset; ``theory`` also needs eps (cover radius in task distance) and delta.
+    """
+
+    name = "safe-pce"
+    mixing = True
+
+    def __init__(self, training: TrainingResult, units: UtilityForm, horizon: int,
+                 preset: str = "paper-experiment", eps: float | None = None,
+                 delta: float | None = None):
+        if preset not in PRESETS:
+            raise PresetError(f"preset: expected one of {PRESETS}; got {preset!r}")
+        self.preset = preset
+        self.training = training
+        self.units = units
+        self.horizon = int(horizon)
+        self.budget = float(units.budgets[0])
+        if preset == "theory":
+            if eps is None or delta is None:
+                raise PresetError("eps, delta: the theory preset needs the cover radius in task "
+                                  "distance and delta")
+            self.constants = theory_constants(eps, units.gamma, delta)
+        else:
+            self.constants = self._experiment_constants(units.gamma)
+        # U_hat in the preset's units: (u, v, u_s, v_s) per candidate
+        if self.constants.units == "paper":
+            self.u = units.reward_value_to_paper(training.reward_values)
+            self.v = units.cost_value_to_paper(training.cost_values)
+            self.u_s = units.reward_value_to_paper(training.safe_reward_values)
+            self.v_s = units.cost_value_to_paper(training.safe_cost_values)
+        else:
+            self.u, self.v = training.reward_values, training.cost_values
+            self.u_s, self.v_s = training.safe_reward_values, training.safe_cost_values
+
+    @staticmethod
+    def _experiment_constants(gamma: float) -> Constants:
+        return safe_pce_experiment_constants(gamma)
+
+    # --- preset-specific schedule ---------------------------------------------------------
+
+    def _alpha(self, m: int) -> float:
+        """alpha_{l,m} for the current candidate."""
+        c = self.constants
+        if m == 0:
+            return 0.0
+        if c.preset == "theory":
+            raw = mixture_weights(self.v_s[self.current], c.eps, c.L_reward, c.gamma, m)[m]
+            return float(np.clip(raw, 0.0, 1.0))
+        slack = self.budget - self.v_s[self.current]
+        return float(experiment_mixture_weights(slack, c.eps, c.L_cost, m)[m])
+
+    def _stage_limit(self) -> float:
+        c = self.constants
+        if c.preset == "theory":
+            return stage_limit(self.v_s[self.current], c.eps, c.L_reward)
+        return math.log(c.eps) / math.log(2 / 3)
+
+    def _stage_length(self, v_pred: float) -> float:
+        """Episodes a stage must last before its weight may grow (k - k0 - 1 >= this)."""
+        c = self.constants
+        if c.preset == "theory":
+            if v_pred <= 0:
+                return math.inf
+            return 32 * math.log(4 * self.n_episodes / c.delta) / ((1 - c.gamma)**2 * v_pred**2)
+        slack = self.budget - v_pred
+        raw = 100 / slack**2 if slack != 0 else math.inf
+        return min(max(raw, 1000.0), 5200.0)
+
+    def _signals(self, reward_returns, cost_returns):
+        """Returns in the preset's units: normalised reward and utility (b(1-gamma^H) - C)/scale
+        for ``theory`` (Eq. 4 with c = b(1-gamma) - cost), task units otherwise."""
+        if self.constants.units == "cost":
+            return reward_returns, cost_returns
+        truncated_budget = self.budget * (1 - self.units.gamma**self.horizon)
+        return (reward_returns / self.units.reward_scale,
+                (truncated_budget - cost_returns) / self.units.utility_scale[0])
+
+    # --- TestTimeAlgorithm ------------------------------------------------------------------
+
+    def reset(self, n_episodes: int, seed=None) -> None:
+        self.n_episodes = int(n_episodes)
+        self.alive = np.ones(self.u.size, dtype=bool)
+        self.tried = 0
+        self.episode = 0
+        self.events: list[dict] = []
+        self.order: list[int] = []
+        self.pool = np.zeros(3)       # sum R, sum C, n over safe-only episodes
+        self._select()
+
+    def _select(self) -> None:
+        """Optimism: the surviving tuple with the largest predicted reward u."""
+        self.m, self.alpha, self.stage = 0, 0.0, np.zeros(3)
+        if not self.alive.any():
+            self.current = None
+            self.events.append({"episode": self.episode, "event": "exhausted"})
+            return
+        self.current = int(np.flatnonzero(self.alive)[np.argmax(self.u[self.alive])])
+        self.tried += 1
+        self.order.append(self.current)
+        self.events.append({"episode": self.episode + 1, "event": "select",
+                            "candidate": self.current,
+                            "parameter": self.training.cover_parameters[self.current].tolist()})
+
+    def _predicted(self) -> tuple[float, float]:
+        """(u_{l,m}, v_{l,m}) of Eq. 3."""
+        if not self.mixing:
+            return float(self.u[self.current]), float(self.v[self.current])
+        a, i = self.alpha, self.current
+        return a * self.u[i] + (1 - a) * self.u_s[i], a * self.v[i] + (1 - a) * self.v_s[i]
+
+    def _can_advance(self) -> bool:
+        return (self.mixing and self.current is not None and self.m <= self._stage_limit()
+                and self._alpha(self.m + 1) > 0)
+
+    def deployment(self) -> Deployment:
+        remaining = self.n_episodes - self.episode
+        safe = self.training.safe_policy
+        if self.current is None:
+            return Deployment((safe,), np.ones(1), ("safe",), remaining)
+        episodes = remaining
+        if self._can_advance():
+            needed = self._stage_length(self._predicted()[1]) + 2     # n - 2 >= length
+            if math.isfinite(needed):
+                episodes = max(1, math.ceil(needed) - int(self.stage[2]))
+        candidate = self.training.policies[self.current]
+        key = ("candidate", self.current)
+        if not self.mixing:
+            return Deployment((candidate,), np.ones(1), (key,), episodes)
+        if self.alpha == 0.0:
+            return Deployment((safe,), np.ones(1), ("safe",), episodes)
+        return Deployment((candidate, safe), np.array([self.alpha, 1 - self.alpha]),
+                          (key, "safe"), episodes)
+
+    def observe(self, reward_returns: np.ndarray, cost_returns: np.ndarray) -> int:
+        R, C = self._signals(np.asarray(reward_returns), np.asarray(cost_returns))
+        size = R.size
+        if self.current is None:
+            self.episode += size
+            return size
+        c = self.constants
+        u_pred, v_pred = self._predicted()
+        safe_only = self.mixing and self.alpha == 0.0
+        pooled = (safe_only and self.tried > 1 and c.pooled_reward_scale is not None)
+        base = self.pool if pooled else self.stage
+        n = base[2] + np.arange(1, size + 1)
+        mean_R = (base[0] + np.cumsum(R)) / n
+        mean_C = (base[1] + np.cumsum(C)) / n
+        width_R, width_C = c.widths(n, self.n_episodes, pooled=pooled)
+        testable = n >= c.min_test_episodes
+        fail_R = testable & (np.abs(mean_R - u_pred) > width_R)
+        fail_C = testable & (np.abs(mean_C - v_pred) > width_C)
+        failed = np.flatnonzero(fail_R | fail_C)
+        first_fail = int(failed[0]) if failed.size else size
+        first_advance = size
+        if self._can_advance():
+            needed = self._stage_length(v_pred) + 2
+            stage_n = self.stage[2] + np.arange(1, size + 1)
+            ready = np.flatnonzero(stage_n >= needed)
+            first_advance = int(ready[0]) if ready.size else size
+        last = min(first_fail, first_advance)
+        used = min(last + 1, size)
+        self.stage += (R[:used].sum(), C[:used].sum(), used)
+        if safe_only:
+            self.pool += (R[:used].sum(), C[:used].sum(), used)
+        self.episode += used
+        if first_fail < size and first_fail <= first_advance:
+            tests = [name for name, f in (("reward", fail_R[first_fail]),
+                                          ("constraint", fail_C[first_fail])) if f]
+            self.events.append({
+                "episode": self.episode, "event": "eliminate", "candidate": self.current,
+                "m": self.m, "alpha": self.alpha, "test": "+".join(tests), "n": int(n[first_fail]),
+                "pooled": bool(pooled),
+                "reward_gap": float(abs(mean_R[first_fail] - u_pred)),
+                "constraint_gap": float(abs(mean_C[first_fail] - v_pred))})
+            self.alive[self.current] = False
+            self._select()
+        elif first_advance < size:
+            self.m += 1
+            self.alpha = self._alpha(self.m)
+            self.stage = np.zeros(3)
+            self.events.append({"episode": self.episode, "event": "stage",
+                                "candidate": self.current, "m": self.m, "alpha": self.alpha})
+        return used
+
+    def log(self) -> dict:
+        return {"preset": self.preset, "constants": asdict(self.constants),
+                "candidate_order": self.order, "events": self.events,
+                "final_alpha": self.alpha if self.mixing else 1.0,
+                "final_candidate": self.current}
+
+
+class PCE(SafePCE):
+    """PCE (Algorithm 4, App. F): deploy the optimistic candidate itself (alpha = 1), same
+    elimination test on (u_l, v_l), no stages. Unsafe: its deployed policies may violate."""
+
+    name = "pce"
+    mixing = False
+
+    @staticmethod
+    def _experiment_constants(gamma: float) -> Constants:
+        return pce_experiment_constants(gamma)
