@@ -199,6 +199,87 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- reproduce -----------------------------------------------------------------------------
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """The paper's gridworld experiment end to end: Figures 1 and 2, per-run table, summary."""
+    from .experiment import ExperimentSettings, reproduce, settings_dict, summarise
+    from .figures import plot_figure1, plot_figure2
+
+    settings = ExperimentSettings(
+        episodes=args.episodes, tasks=args.tasks, horizon=args.horizon, radius=args.radius,
+        delta=args.delta, seed=args.seed, algorithms=tuple(args.algorithms)).validate()
+    out = prepare_output(args.out)
+    start = time.perf_counter()
+    training, distribution, records, rows = reproduce(settings, progress=not args.quiet)
+    training.save(out / "training.npz")
+    write_table(out / "runs.csv", rows)
+    np.savez_compressed(out / "curves.npz", **{
+        f"{key}.{name}": np.stack([getattr(r, name) for r in runs]).astype(np.float32)
+        for key, runs in records.items() for name in ("reward_value", "cost_value")})
+    figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(p)).policy for p in (0.1, 0.3)}
+    plot_figure1(figure1, out / "figure1.png")
+    plot_figure2(records, distribution.budget, out / "figure2.png")
+    summary = {
+        "command": "reproduce",
+        "settings": settings_dict(settings) | {
+            "training": training.settings, "cover_parameters": training.cover_parameters[
+                :, 0].tolist()},
+        "wall_seconds": time.perf_counter() - start,
+        "versions": versions(),
+    }
+    for key, runs in records.items():
+        summary[key] = summarise(runs)
+        summary[key]["events"] = [r.log.get("events", []) for r in runs]
+    write_json(out / "summary.json", summary)
+    print(f"training: cover of {training.cover_size} tasks; test phase: "
+          f"{settings.tasks} tasks x {settings.episodes} episodes of {settings.horizon} steps")
+    for key in records:
+        s = summary[key]
+        print(f"{key:16s} [{s['preset']}] final regret mean {s['final_regret_mean']:10.1f} "
+              f"(q10 {s['final_regret_q10']:.1f}, q90 {s['final_regret_q90']:.1f}); "
+              f"violating episodes {s['violations']} in {s['runs_with_violation']}/{s['runs']} "
+              f"runs; max cost {s['max_cost_value']:.4f}")
+    print(f"wrote {out}/figure1.png, figure2.png, runs.csv, curves.npz, training.npz, "
+          f"summary.json in {summary['wall_seconds']:.1f} s")
+    return 0
+
+
+def run_violations(args: argparse.Namespace) -> int:
+    """Violation rates over many runs on test tasks drawn from D (Clopper-Pearson intervals)."""
+    from .experiment import ALGORITHMS, ExperimentSettings, experiment_training, violation_rates
+
+    if args.runs < 1:
+        raise UsageError(f"--runs: expected a positive integer; got {args.runs}")
+    if args.workers < 1:
+        raise UsageError(f"--workers: expected a positive integer; got {args.workers}")
+    settings = ExperimentSettings(episodes=args.episodes, horizon=args.horizon, seed=args.seed,
+                                  delta=args.delta, algorithms=tuple(args.algorithms)).validate()
+    out = prepare_output(args.out)
+    start = time.perf_counter()
+    training, _ = experiment_training(settings)
+    path = training.save(out / "training.npz")
+    result = violation_rates(path, settings.algorithms, args.runs, settings.episodes,
+                             settings.horizon, settings.delta, seed=args.seed + 1,
+                             workers=args.workers, progress=not args.quiet)
+    write_table(out / "runs.csv", result["runs"])
+    summary = {"command": "violations",
+               "settings": {"runs": args.runs, "episodes": settings.episodes,
+                            "horizon": settings.horizon, "seed": args.seed,
+                            "delta": settings.delta,
+                            "presets": {k: ALGORITHMS[k][1] for k in settings.algorithms}},
+               "per_algorithm": result["per_algorithm"],
+               "wall_seconds": time.perf_counter() - start, "versions": versions()}
+    write_json(out / "summary.json", summary)
+    for key, s in result["per_algorithm"].items():
+        low, high = s["clopper_pearson_95"]
+        print(f"{key:16s} [{ALGORITHMS[key][1]}] runs with a violation: "
+              f"{s['runs_with_violation']}/{s['runs']} = {s['fraction']:.4f} "
+              f"(95% CI {low:.4f}-{high:.4f}); max cost {s['max_cost_value']:.4f}")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -246,6 +327,42 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--budget", type=float, default=1.5, help="discounted-cost budget")
     trainer.add_argument("--quiet", action="store_true", help="no progress bars")
     trainer.set_defaults(run=run_train)
+
+    from .experiment import ALGORITHMS
+
+    repro = commands.add_parser(
+        "reproduce", help="the paper's gridworld experiment end to end (the main job)",
+        description="Training phase with the experiment's settings, then each test-time "
+                    "algorithm on the published test tasks (PAPER.md sections 7-8); writes "
+                    "Figures 1 and 2, runs.csv, curves.npz and summary.json.")
+    repro.add_argument("--out", default="results/reproduce", help="output folder")
+    repro.add_argument("--episodes", type=int, default=40_000, help="episodes K per run")
+    repro.add_argument("--tasks", type=int, default=10, help="how many of the ten test tasks")
+    repro.add_argument("--horizon", type=int, default=600, help="steps per episode H")
+    repro.add_argument("--radius", type=float, default=0.005, help="cover radius (noise)")
+    repro.add_argument("--delta", type=float, default=0.05, help="delta of Algorithm 1")
+    repro.add_argument("--seed", type=int, default=0, help="root seed")
+    repro.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
+                       choices=list(ALGORITHMS), help="test-time algorithms (keys of summary)")
+    repro.add_argument("--quiet", action="store_true", help="no progress bars")
+    repro.set_defaults(run=run_reproduce)
+
+    violations = commands.add_parser(
+        "violations", help="fraction of runs with a violation, over test tasks drawn from D",
+        description="Runs each algorithm on --runs test tasks drawn from D with fresh seeds and "
+                    "reports the fraction of runs with any infeasible deployed policy, with a "
+                    "95%% Clopper-Pearson interval.")
+    violations.add_argument("--out", default="results/violations", help="output folder")
+    violations.add_argument("--runs", type=int, default=1000, help="runs per algorithm")
+    violations.add_argument("--episodes", type=int, default=40_000, help="episodes per run")
+    violations.add_argument("--horizon", type=int, default=600, help="steps per episode")
+    violations.add_argument("--delta", type=float, default=0.05, help="delta of Algorithm 1")
+    violations.add_argument("--seed", type=int, default=0, help="root seed")
+    violations.add_argument("--workers", type=int, default=2, help="worker processes")
+    violations.add_argument("--algorithms", nargs="+", choices=list(ALGORITHMS),
+                            default=["safe-pce", "safe-pce-theory", "pce"])
+    violations.add_argument("--quiet", action="store_true", help="no progress bars")
+    violations.set_defaults(run=run_violations)
     return parser
 
 

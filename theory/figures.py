@@ -97,3 +97,48 @@ def plot_training(result, distribution, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+ALGORITHM_STYLE = {
+    "safe-pce": ("Safe-PCE", "#1f77b4"),
+    "pce": ("PCE (unsafe)", "#d62728"),
+    "safe-pce-theory": ("Safe-PCE, theory constants", "#17becf"),
+    "pce-theory": ("PCE, theory constants", "#ff7f0e"),
+    "safe-meta-rl": ("Safe Meta-RL", "#2ca02c"),
+    "dope-plus": ("DOPE+", "#9467bd"),
+    "dope": ("DOPE", "#8c564b"),
+    "lb-sgd": ("LB-SGD", "#7f7f7f"),
+}
+
+
+def plot_figure2(records: Mapping[str, list], budget: float, path: Path, points: int = 600
+                 ) -> Path:
+    """The paper's Figure 2: cumulative regret and the exact constraint (cost) value of the
+    deployed policy against the episode; mean over runs with 10%-90% quantile bands."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for key, runs in records.items():
+        label, colour = ALGORITHM_STYLE.get(key, (key, None))
+        preset = runs[0].preset
+        label = f"{label} [{preset}]" if preset else label
+        n_episodes = runs[0].reward_value.size
+        index = np.unique(np.linspace(0, n_episodes - 1, points).astype(int))
+        episodes = index + 1
+        for ax, curves in ((left, np.stack([r.cumulative_regret[index] for r in runs])),
+                           (right, np.stack([r.cost_value[index] for r in runs]))):
+            ax.plot(episodes, curves.mean(axis=0), color=colour, label=label, linewidth=1.6)
+            ax.fill_between(episodes, np.quantile(curves, 0.1, axis=0),
+                            np.quantile(curves, 0.9, axis=0), color=colour, alpha=0.2,
+                            linewidth=0)
+    right.axhline(budget, color="black", linestyle="--", linewidth=1, label=f"budget {budget:g}")
+    left.set_xlabel("episode")
+    left.set_ylabel("cumulative reward regret")
+    left.set_title("regret (exact values)")
+    right.set_xlabel("episode")
+    right.set_ylabel("discounted cost of the deployed policy")
+    right.set_title("constraint value (exact)")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -52,7 +52,8 @@ def mixture_weights(v_s: float, eps: float, L: float, gamma: float, n_stages: in
     margin = v_s - 2 * eps * (L + 2)
     alpha_1 = margin / (margin + 2 / (1 - gamma))
     ratio = (2 * v_s + kappa) / (3 * v_s)
-    m = np.arange(0, n_stages)                   # alpha_{m+1} uses C^m (Eq. 6; Eq. 28 is off by one)
+    # alpha_{m+1} uses C^m (Eq. 6; Eq. 28 is off by one); m = 0 gives alpha_1 back
+    m = np.arange(0, n_stages)
     alpha[1:] = (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * ratio**m)
     return alpha
 

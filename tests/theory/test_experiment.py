@@ -1,0 +1,73 @@
+"""`safepce reproduce` and the violation-rate sweep at small sizes."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import tabular
+from bounds.cli import main
+from theory.experiment import (
+    PAPER_TEST_TASKS,
+    ExperimentInputError,
+    ExperimentSettings,
+    experiment_training,
+    violation_rates,
+)
+
+
+def test_reproduce_small(tmp_path):
+    out = tmp_path / "repro"
+    argv = ["reproduce", "--out", str(out), "--episodes", "2500", "--tasks", "3", "--quiet",
+            "--algorithms", "safe-pce", "pce", "safe-pce-theory"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert len(rows) == 9
+    assert summary["settings"]["algorithms"]["safe-pce"]["preset"] == "paper-experiment"
+    assert summary["safe-pce-theory"]["preset"] == "theory"
+    for key in ("safe-pce", "pce", "safe-pce-theory"):
+        mine = [r for r in rows if r["algorithm"] == key]
+        finals = np.array([float(r["final_regret"]) for r in mine])
+        assert summary[key]["final_regret_mean"] == pytest.approx(finals.mean())
+        assert summary[key]["violations"] == sum(int(r["violations"]) for r in mine)
+        assert summary[key]["runs"] == 3
+    # The theory preset never leaves pi_s at this scale: its regret is exactly K (V* - V(pi_s)).
+    training, _ = experiment_training(ExperimentSettings())
+    for row in (r for r in rows if r["algorithm"] == "safe-pce-theory"):
+        task = tabular.gridworld(float(row["task_noise"]))
+        gap = tabular.solve(task).reward_value - tabular.evaluate(
+            task, training.safe_policy).reward_value
+        assert float(row["final_regret"]) == pytest.approx(2500 * gap, rel=1e-9)
+        assert int(row["safe_only_episodes"]) == 2500
+    # Safe-PCE spends its first 1000 episodes on pi_s (no test before n = 1000)
+    assert all(int(r["safe_only_episodes"]) >= 1000 for r in rows if r["algorithm"] == "safe-pce")
+    assert [float(r["task_noise"]) for r in rows[:3]] == list(PAPER_TEST_TASKS[:3])
+    for name in ("figure1.png", "figure2.png", "curves.npz", "training.npz"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_violation_rates_do_not_depend_on_workers(tmp_path):
+    training, _ = experiment_training(ExperimentSettings())
+    path = training.save(tmp_path / "training.npz")
+    one = violation_rates(path, ("safe-pce", "pce"), 6, 1500, 600, 0.05, seed=5, workers=1,
+                          progress=False)
+    two = violation_rates(path, ("safe-pce", "pce"), 6, 1500, 600, 0.05, seed=5, workers=2,
+                          progress=False)
+    assert one == two
+    pce = one["per_algorithm"]["pce"]
+    low, high = pce["clopper_pearson_95"]
+    assert low <= pce["fraction"] <= high
+
+
+@pytest.mark.parametrize(("field", "value"), [("episodes", 0), ("tasks", 11), ("radius", 0.0),
+                                              ("delta", 0.5), ("algorithms", ("ppo",))])
+def test_settings_are_validated(field, value):
+    with pytest.raises(ExperimentInputError, match=f"^--{field}"):
+        ExperimentSettings(**{field: value}).validate()
+
+
+def test_reproduce_bad_input_exits_2(tmp_path, capsys):
+    assert main(["reproduce", "--out", str(tmp_path), "--tasks", "0", "--quiet"]) == 2
+    assert "--tasks" in capsys.readouterr().err

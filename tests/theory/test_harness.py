@@ -1,0 +1,113 @@
+"""The harness: exact per-episode values, block-size invariance, and the online-only protocol."""
+
+import numpy as np
+import pytest
+
+import tabular
+from theory.harness import Deployment, TestTimeAlgorithm, run_test_phase
+
+
+class FixedMixture(TestTimeAlgorithm):
+    """Deploys one mixture throughout and remembers every return it is shown."""
+
+    name = "fixed"
+
+    def __init__(self, policies, weights, keys, block_hint):
+        self.policies, self.weights, self.keys, self.block_hint = policies, weights, keys, \
+            block_hint
+
+    def reset(self, n_episodes, seed):
+        self.seen_rewards, self.seen_costs = [], []
+
+    def deployment(self):
+        return Deployment(tuple(self.policies), np.asarray(self.weights), tuple(self.keys),
+                          self.block_hint)
+
+    def observe(self, reward_returns, cost_returns):
+        self.seen_rewards.extend(reward_returns)
+        self.seen_costs.extend(cost_returns)
+        return reward_returns.size
+
+
+class Switcher(TestTimeAlgorithm):
+    """Alternates between two policies whenever the running reward mean crosses a level;
+    consumes returns only up to the first switch (the protocol's contract)."""
+
+    name = "switcher"
+
+    def __init__(self, a, b, level):
+        self.a, self.b, self.level = a, b, level
+
+    def reset(self, n_episodes, seed):
+        self.use_a, self.total, self.count, self.switches = True, 0.0, 0, []
+
+    def deployment(self):
+        policy, key = (self.a, "a") if self.use_a else (self.b, "b")
+        return Deployment((policy,), np.ones(1), (key,), 10_000)
+
+    def observe(self, reward_returns, cost_returns):
+        for i, r in enumerate(reward_returns):
+            self.total += r
+            self.count += 1
+            if (self.total / self.count > self.level) == self.use_a:
+                self.use_a = not self.use_a
+                self.switches.append(self.count)
+                return i + 1
+        return reward_returns.size
+
+
+@pytest.fixture(scope="module")
+def gridworld_policies():
+    task = tabular.gridworld(0.3)
+    return task, tabular.solve(task).policy, tabular.solve(tabular.gridworld(0.4)).policy
+
+
+def test_exact_values_and_regret(gridworld_policies):
+    task, optimal, safe = gridworld_policies
+    algorithm = FixedMixture([optimal, safe], [0.25, 0.75], ["opt", "safe"], 5000)
+    record = run_test_phase(algorithm, task, 20_000, 600, seed=3)
+    exact = tabular.evaluate(task, tabular.Mixture.of([optimal, safe], [0.25, 0.75]))
+    assert np.allclose(record.reward_value, exact.reward_value)
+    assert np.allclose(record.cost_value, exact.cost_value)
+    v_star = tabular.solve(task).reward_value
+    assert record.regret[0] == pytest.approx(v_star - exact.reward_value)
+    assert record.cumulative_regret[-1] == pytest.approx(20_000 * (v_star - exact.reward_value))
+    assert not record.violated.any() and not record.safe_only.any()
+    # what the algorithm saw: returns whose mean matches the exact mixture value (4 SE)
+    seen = np.array(algorithm.seen_rewards)
+    assert abs(seen.mean() - exact.reward_value) < 4 * seen.std() / np.sqrt(seen.size)
+
+
+def test_results_do_not_depend_on_the_block_size(gridworld_policies):
+    task, optimal, safe = gridworld_policies
+    level = tabular.evaluate(task, optimal).reward_value
+    records = []
+    for block in (1, 7, 8192):
+        algorithm = Switcher(optimal, safe, level)
+        records.append((run_test_phase(algorithm, task, 3000, 600, seed=11, block=block),
+                        algorithm.switches))
+    for record, switches in records[1:]:
+        assert switches == records[0][1]
+        assert np.array_equal(record.reward_value, records[0][0].reward_value)
+    assert len(records[0][1]) > 3
+
+
+def test_violations_are_counted_against_the_exact_cost(gridworld_policies):
+    task, optimal, safe = gridworld_policies
+    unsafe = tabular.solve(tabular.gridworld(0.2)).policy      # infeasible at noise 0.3
+    record = run_test_phase(FixedMixture([unsafe], [1.0], ["u"], 1000), task, 2000, 600, seed=0)
+    assert tabular.evaluate(task, unsafe).cost_value > 1.5
+    assert record.violated.all()
+    assert record.constraint_regret == pytest.approx(
+        2000 * (tabular.evaluate(task, unsafe).cost_value - 1.5))
+    safe_record = run_test_phase(FixedMixture([safe], [1.0], ["safe"], 1000), task, 100, 600, 0)
+    assert safe_record.safe_only.all()
+
+
+def test_bad_arguments(gridworld_policies):
+    task, optimal, _ = gridworld_policies
+    algorithm = FixedMixture([optimal], [1.0], ["o"], 10)
+    with pytest.raises(ValueError, match="^n_episodes"):
+        run_test_phase(algorithm, task, 0, 600, seed=0)
+    with pytest.raises(ValueError, match="^seed"):
+        run_test_phase(algorithm, task, 10, 600, seed=-1)

@@ -1,0 +1,238 @@
+"""The paper's gridworld experiment end to end (PAPER.md sections 7 and 8), and violation rates.
+
+``reproduce`` trains with the experiment's settings (parameter oracle, radius 0.005, pi_s = the
+optimal policy of the noise-0.4 task), then runs each test-time algorithm on the ten published
+test tasks for K episodes of 600 steps from the same pi_s, with common random numbers across
+algorithms (task i uses the same seed for every algorithm). Each algorithm is named with its
+constant preset; summaries say which preset every run used.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+from tqdm.auto import tqdm
+
+import tabular
+from tabular.distributions import GridworldNoise
+
+from .harness import RunRecord, run_test_phase
+from .oracles import DesignatedSafePolicy, ParameterCoverage
+from .safe_pce import PCE, SafePCE
+from .training import TrainingResult, train
+
+#: the ten test tasks of the published Figure 2 (PAPER.md section 7)
+PAPER_TEST_TASKS = (0.33994760, 0.25363799, 0.31864008, 0.30796535, 0.33609112, 0.33084822,
+                    0.31335413, 0.30405411, 0.34453611, 0.26760585)
+
+#: algorithm key -> (class, preset); keys are those of summary.json
+ALGORITHMS = {
+    "safe-pce": (SafePCE, "paper-experiment"),
+    "pce": (PCE, "paper-experiment"),
+    "safe-pce-theory": (SafePCE, "theory"),
+    "pce-theory": (PCE, "theory"),
+}
+
+
+class ExperimentInputError(ValueError):
+    """An experiment setting is out of range."""
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """Settings of the gridworld experiment (defaults: the published ones)."""
+
+    episodes: int = 40_000
+    tasks: int = 10
+    horizon: int = 600
+    radius: float = 0.005
+    delta: float = 0.05
+    safe_parameter: float = 0.4
+    seed: int = 0
+    algorithms: tuple[str, ...] = ("safe-pce", "pce")
+
+    def validate(self) -> ExperimentSettings:
+        for name in ("episodes", "horizon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ExperimentInputError(f"--{name}: expected a positive integer; got {value!r}")
+        if not 1 <= self.tasks <= len(PAPER_TEST_TASKS):
+            raise ExperimentInputError(
+                f"--tasks: expected an integer in [1, {len(PAPER_TEST_TASKS)}]; got {self.tasks}")
+        if not self.radius > 0:
+            raise ExperimentInputError(f"--radius: expected a positive number; got {self.radius}")
+        if not 0 < self.delta < 1 / 3:
+            raise ExperimentInputError(f"--delta: expected a number in (0, 1/3); got {self.delta}")
+        if self.seed < 0:
+            raise ExperimentInputError(f"--seed: expected a non-negative integer; got {self.seed}")
+        unknown = [a for a in self.algorithms if a not in ALGORITHMS]
+        if unknown or not self.algorithms:
+            raise ExperimentInputError(
+                f"--algorithms: expected names among {tuple(ALGORITHMS)}; got {unknown or '[]'}")
+        return self
+
+
+def experiment_training(settings: ExperimentSettings, progress: bool = False
+                        ) -> tuple[TrainingResult, GridworldNoise]:
+    distribution = GridworldNoise()
+    training = train(distribution, ParameterCoverage(settings.radius), settings.delta,
+                     seed=settings.seed, safe_oracle=DesignatedSafePolicy(settings.safe_parameter),
+                     progress=progress)
+    return training, distribution
+
+
+def make_algorithm(key: str, training: TrainingResult, distribution: GridworldNoise,
+                   horizon: int, delta: float):
+    """Instantiate an algorithm by key; the theory preset's eps is the cover radius in task
+    distance (radius x the family's exact distance scale)."""
+    cls, preset = ALGORITHMS[key]
+    units = distribution.build(training.cover_parameters[0]).utility_form
+    if preset == "theory":
+        eps = training.settings["coverage"]["radius"] * distribution.distance_scale
+        return cls(training, units, horizon, preset="theory", eps=eps, delta=delta)
+    return cls(training, units, horizon, preset=preset)
+
+
+def run_seed(root: int, index: int) -> int:
+    """The run seed of test task ``index`` (shared by all algorithms: common random numbers)."""
+    return int(np.random.SeedSequence([root, index]).generate_state(1)[0])
+
+
+def summarise(records: list[RunRecord]) -> dict:
+    """Per-algorithm numbers of summary.json (task units)."""
+    final = np.array([r.cumulative_regret[-1] for r in records])
+    return {
+        "preset": records[0].preset,
+        "runs": len(records),
+        "final_regret_mean": float(final.mean()),
+        "final_regret_q10": float(np.quantile(final, 0.1)),
+        "final_regret_q90": float(np.quantile(final, 0.9)),
+        "violations": int(sum(np.count_nonzero(r.violated) for r in records)),
+        "runs_with_violation": int(sum(bool(r.violated.any()) for r in records)),
+        "max_cost_value": float(max(r.cost_value.max() for r in records)),
+        "constraint_regret_mean": float(np.mean([r.constraint_regret for r in records])),
+        "safe_only_episodes_mean": float(np.mean([np.count_nonzero(r.safe_only)
+                                                  for r in records])),
+    }
+
+
+def run_row(key: str, noise: float, record: RunRecord) -> dict:
+    events = record.log.get("events", [])
+    return {
+        "algorithm": key,
+        "preset": record.preset,
+        "task_noise": noise,
+        "seed": record.seed,
+        "episodes": record.reward_value.size,
+        "final_regret": float(record.cumulative_regret[-1]),
+        "violations": int(np.count_nonzero(record.violated)),
+        "max_cost_value": float(record.cost_value.max()),
+        "constraint_regret": record.constraint_regret,
+        "safe_only_episodes": int(np.count_nonzero(record.safe_only)),
+        "eliminations": sum(e.get("event") == "eliminate" for e in events),
+        "final_alpha": record.log.get("final_alpha", ""),
+        "optimal_value": record.optimal_value,
+        "wall_seconds": record.wall_seconds,
+    }
+
+
+def reproduce(settings: ExperimentSettings, progress: bool = True):
+    """Train, then run every requested algorithm on the first ``settings.tasks`` test tasks.
+
+    Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table).
+    """
+    settings.validate()
+    training, distribution = experiment_training(settings, progress=progress)
+    noises = PAPER_TEST_TASKS[:settings.tasks]
+    tasks = [tabular.gridworld(p) for p in noises]
+    optima = [tabular.solve(t, backend="highspy").reward_value for t in tasks]
+    records: dict[str, list[RunRecord]] = {key: [] for key in settings.algorithms}
+    rows = []
+    bar = tqdm(total=len(settings.algorithms) * len(tasks), desc="test phase", unit="run",
+               disable=not progress)
+    for key in settings.algorithms:
+        for i, (noise, task, optimum) in enumerate(zip(noises, tasks, optima, strict=True)):
+            algorithm = make_algorithm(key, training, distribution, settings.horizon,
+                                       settings.delta)
+            record = run_test_phase(algorithm, task, settings.episodes, settings.horizon,
+                                    seed=run_seed(settings.seed, i), optimal_value=optimum)
+            records[key].append(record)
+            rows.append(run_row(key, noise, record))
+            bar.update(1)
+            bar.set_postfix(algorithm=key)
+    bar.close()
+    return training, distribution, records, rows
+
+
+# --- violation rates over many runs -----------------------------------------------------------
+
+
+def _violation_chunk(args) -> list[tuple[str, float, int, bool, float, int]]:
+    training_path, keys, noises, seeds, episodes, horizon, delta = args
+    training = TrainingResult.load(training_path)
+    distribution = GridworldNoise()
+    out = []
+    for noise, seed in zip(noises, seeds, strict=True):
+        task = tabular.gridworld(float(noise))
+        try:
+            optimum = tabular.solve(task, backend="highspy").reward_value
+        except tabular.InfeasibleCMDPError:
+            optimum = math.nan     # above noise ~0.43 no policy is feasible (PAPER.md sec. 7)
+        for key in keys:
+            algorithm = make_algorithm(key, training, distribution, horizon, delta)
+            record = run_test_phase(algorithm, task, episodes, horizon, seed=int(seed),
+                                    optimal_value=0.0 if math.isnan(optimum) else optimum)
+            out.append((key, float(noise), int(seed), bool(record.violated.any()),
+                        float(record.cost_value.max()), int(np.count_nonzero(record.violated))))
+    return out
+
+
+def violation_rates(training_path, keys, n_runs: int, episodes: int, horizon: int, delta: float,
+                    seed: int, workers: int = 2, progress: bool = True) -> dict:
+    """Fraction of runs with any violating deployed policy, per algorithm, over ``n_runs`` test
+    tasks drawn from D with fresh seeds, with 95% Clopper-Pearson intervals.
+
+    Runs are split into chunks over a process pool; the numbers do not depend on ``workers``.
+    """
+    distribution = GridworldNoise()
+    root = np.random.SeedSequence(seed)
+    task_seed, run_seeds = root.spawn(2)
+    noises = distribution.sample(n_runs, task_seed)[:, 0]
+    seeds = run_seeds.generate_state(n_runs, np.uint32)
+    chunk = max(1, math.ceil(n_runs / (8 * max(1, workers))))
+    jobs = [(str(training_path), tuple(keys), noises[i:i + chunk], seeds[i:i + chunk], episodes,
+             horizon, delta) for i in range(0, n_runs, chunk)]
+    results = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for part in tqdm(pool.map(_violation_chunk, jobs), total=len(jobs), desc="violation runs",
+                         disable=not progress):
+            results.extend(part)
+    summary = {}
+    for key in keys:
+        mine = [r for r in results if r[0] == key]
+        violating = sum(r[3] for r in mine)
+        interval = binomtest(violating, len(mine)).proportion_ci(0.95, method="exact")
+        summary[key] = {
+            "runs": len(mine), "runs_with_violation": violating,
+            "fraction": violating / len(mine),
+            "clopper_pearson_95": [float(interval.low), float(interval.high)],
+            "violating_episodes": int(sum(r[5] for r in mine)),
+            "max_cost_value": float(max(r[4] for r in mine)),
+            "violating_noise_min": float(min((r[1] for r in mine if r[3]), default=math.nan)),
+            "tasks_above_0.4": int(sum(r[1] > 0.4 for r in mine)),
+        }
+    return {"per_algorithm": summary, "runs": [dict(zip(
+        ("algorithm", "task_noise", "seed", "violated", "max_cost_value", "violating_episodes"),
+        r, strict=True)) for r in results]}
+
+
+def settings_dict(settings: ExperimentSettings) -> dict:
+    data = asdict(settings)
+    data["algorithms"] = {key: {"class": ALGORITHMS[key][0].__name__,
+                                "preset": ALGORITHMS[key][1]} for key in settings.algorithms}
+    data["test_tasks"] = list(PAPER_TEST_TASKS[:settings.tasks])
+    return data
