@@ -35,6 +35,7 @@ ALGORITHMS = {
     "pce": (PCE, "paper-experiment"),
     "safe-pce-theory": (SafePCE, "theory"),
     "pce-theory": (PCE, "theory"),
+    "safe-pce-scaled": (SafePCE, "scaled"),
 }
 
 
@@ -54,6 +55,7 @@ class ExperimentSettings:
     safe_parameter: float = 0.4
     seed: int = 0
     algorithms: tuple[str, ...] = ("safe-pce", "pce")
+    scale: float = 0.01
 
     def validate(self) -> ExperimentSettings:
         for name in ("episodes", "horizon"):
@@ -67,6 +69,8 @@ class ExperimentSettings:
             raise ExperimentInputError(f"--radius: expected a positive number; got {self.radius}")
         if not 0 < self.delta < 1 / 3:
             raise ExperimentInputError(f"--delta: expected a number in (0, 1/3); got {self.delta}")
+        if not 0 < self.scale < 1:
+            raise ExperimentInputError(f"--scale: expected a factor in (0, 1); got {self.scale}")
         if self.seed < 0:
             raise ExperimentInputError(f"--seed: expected a non-negative integer; got {self.seed}")
         unknown = [a for a in self.algorithms if a not in ALGORITHMS]
@@ -85,15 +89,18 @@ def experiment_training(settings: ExperimentSettings, progress: bool = False
     return training, distribution
 
 
-def make_algorithm(key: str, training: TrainingResult, distribution: GridworldNoise,
-                   horizon: int, delta: float):
-    """Instantiate an algorithm by key; the theory preset's eps is the cover radius in task
-    distance (radius x the family's exact distance scale)."""
+def make_algorithm(key: str, training: TrainingResult, distribution, horizon: int,
+                   delta: float, scale: float = 1.0):
+    """Instantiate an algorithm by key; the theory (and scaled) preset's eps is the cover radius
+    in task distance (radius x the family's exact distance scale for the parameter oracle)."""
     cls, preset = ALGORITHMS[key]
     units = distribution.build(training.cover_parameters[0]).utility_form
-    if preset == "theory":
-        eps = training.settings["coverage"]["radius"] * distribution.distance_scale
-        return cls(training, units, horizon, preset="theory", eps=eps, delta=delta)
+    if preset in ("theory", "scaled"):
+        coverage = training.settings["coverage"]
+        eps = coverage["radius"] * (distribution.distance_scale
+                                    if coverage["oracle"] == "parameter" else 1.0)
+        return cls(training, units, horizon, preset=preset, eps=eps, delta=delta,
+                   scale=scale if preset == "scaled" else 1.0)
     return cls(training, units, horizon, preset=preset)
 
 
@@ -157,7 +164,7 @@ def reproduce(settings: ExperimentSettings, progress: bool = True):
     for key in settings.algorithms:
         for i, (noise, task, optimum) in enumerate(zip(noises, tasks, optima, strict=True)):
             algorithm = make_algorithm(key, training, distribution, settings.horizon,
-                                       settings.delta)
+                                       settings.delta, settings.scale)
             record = run_test_phase(algorithm, task, settings.episodes, settings.horizon,
                                     seed=run_seed(settings.seed, i), optimal_value=optimum)
             records[key].append(record)

@@ -6,6 +6,11 @@
   ``m(l) = log_{C_l} eps`` (Eq. 7). Here eps is the cover radius in task distance and L the
   simulation-lemma constant. At experiment scale these constants are vacuous (PAPER.md sec. 6):
   alpha_1 <= 0 or stages longer than K, so the run stays on pi_s.
+* ``scaled``: the theory preset with every worst-case constant shrunk by a factor f in (0, 1]:
+  the statistical width term is multiplied by f and eps by f wherever it enters (the widths'
+  eps (L+1), kappa, alpha_1, m(l)); stage lengths, which make the statistical width v/4, shrink by
+  f^2. f = 1 is ``theory``; decreasing f shows how far the constants can shrink before safety
+  breaks.
 * ``paper-experiment``: the authors' tuned constants in cost units (PAPER.md section 8).
 
 Both presets share one implementation of the candidate loop: optimistic candidate selection
@@ -27,7 +32,7 @@ from tabular.distance import simulation_lemma_constant
 from .harness import Deployment, TestTimeAlgorithm
 from .training import TrainingResult
 
-PRESETS = ("theory", "paper-experiment")
+PRESETS = ("theory", "scaled", "paper-experiment")
 
 
 class PresetError(ValueError):
@@ -115,12 +120,19 @@ class Constants:
     min_test_episodes: int
     gamma: float
     delta: float
+    scale: float = 1.0
+
+    @property
+    def theory_like(self) -> bool:
+        """True for ``theory`` and ``scaled`` (Ineq. 5 / Eq. 6 / Eq. 7 in paper units)."""
+        return self.preset in ("theory", "scaled")
 
     def widths(self, n: np.ndarray, n_episodes: int, pooled: bool = False):
         """(reward width, constraint width) of the elimination test after n episodes."""
         n = np.asarray(n, dtype=np.float64)
-        if self.preset == "theory":
-            width = (np.sqrt(2 * math.log(4 * n_episodes / self.delta) / (n * (1 - self.gamma)**2))
+        if self.theory_like:
+            width = (self.scale * np.sqrt(2 * math.log(4 * n_episodes / self.delta)
+                                          / (n * (1 - self.gamma)**2))
                      + self.eps * (self.L_reward + 1))
             return width, width
         reward_scale = self.pooled_reward_scale if pooled else self.reward_scale
@@ -129,14 +141,18 @@ class Constants:
                 np.sqrt(cost_scale / n) + self.eps * self.L_cost)
 
 
-def theory_constants(eps: float, gamma: float, delta: float) -> Constants:
-    """Ineq. 5's width with eps = cover radius in task distance, L = Lemma C.3's constant."""
+def theory_constants(eps: float, gamma: float, delta: float, scale: float = 1.0) -> Constants:
+    """Ineq. 5's width with eps = cover radius in task distance, L = Lemma C.3's constant;
+    ``scale`` < 1 gives the ``scaled`` preset (eps stored already multiplied by the scale)."""
     if not (eps > 0 and 0 < delta < 1):
         raise PresetError(f"eps, delta: expected eps > 0 and delta in (0, 1); got {eps}, {delta}")
+    if not 0 < scale <= 1:
+        raise PresetError(f"scale: expected a factor in (0, 1]; got {scale!r}")
     L = simulation_lemma_constant(gamma)
-    return Constants(preset="theory", units="paper", eps=eps, L_reward=L, L_cost=L,
-                     reward_scale=math.nan, cost_scale=math.nan, pooled_reward_scale=None,
-                     pooled_cost_scale=None, min_test_episodes=1, gamma=gamma, delta=delta)
+    return Constants(preset="theory" if scale == 1 else "scaled", units="paper",
+                     eps=eps * scale, L_reward=L, L_cost=L, reward_scale=math.nan,
+                     cost_scale=math.nan, pooled_reward_scale=None, pooled_cost_scale=None,
+                     min_test_episodes=1, gamma=gamma, delta=delta, scale=scale)
 
 
 def safe_pce_experiment_constants(gamma: float = 0.9) -> Constants:
@@ -170,7 +186,7 @@ class SafePCE(TestTimeAlgorithm):
 
     def __init__(self, training: TrainingResult, units: UtilityForm, horizon: int,
                  preset: str = "paper-experiment", eps: float | None = None,
-                 delta: float | None = None):
+                 delta: float | None = None, scale: float = 1.0):
         if preset not in PRESETS:
             raise PresetError(f"preset: expected one of {PRESETS}; got {preset!r}")
         self.preset = preset
@@ -178,11 +194,14 @@ class SafePCE(TestTimeAlgorithm):
         self.units = units
         self.horizon = int(horizon)
         self.budget = float(units.budgets[0])
-        if preset == "theory":
+        if preset in ("theory", "scaled"):
             if eps is None or delta is None:
-                raise PresetError("eps, delta: the theory preset needs the cover radius in task "
-                                  "distance and delta")
-            self.constants = theory_constants(eps, units.gamma, delta)
+                raise PresetError(f"eps, delta: the {preset} preset needs the cover radius in "
+                                  "task distance and delta")
+            if (preset == "scaled") == (scale == 1):
+                raise PresetError(f"scale: expected 1 for the theory preset and a factor in "
+                                  f"(0, 1) for the scaled preset; got {scale!r} with {preset!r}")
+            self.constants = theory_constants(eps, units.gamma, delta, scale)
         else:
             self.constants = self._experiment_constants(units.gamma)
         # U_hat in the preset's units: (u, v, u_s, v_s) per candidate
@@ -206,7 +225,7 @@ class SafePCE(TestTimeAlgorithm):
         c = self.constants
         if m == 0:
             return 0.0
-        if c.preset == "theory":
+        if c.theory_like:
             raw = mixture_weights(self.v_s[self.current], c.eps, c.L_reward, c.gamma, m)[m]
             return float(np.clip(raw, 0.0, 1.0))
         slack = self.budget - self.v_s[self.current]
@@ -214,17 +233,18 @@ class SafePCE(TestTimeAlgorithm):
 
     def _stage_limit(self) -> float:
         c = self.constants
-        if c.preset == "theory":
+        if c.theory_like:
             return stage_limit(self.v_s[self.current], c.eps, c.L_reward)
         return math.log(c.eps) / math.log(2 / 3)
 
     def _stage_length(self, v_pred: float) -> float:
         """Episodes a stage must last before its weight may grow (k - k0 - 1 >= this)."""
         c = self.constants
-        if c.preset == "theory":
+        if c.theory_like:
             if v_pred <= 0:
                 return math.inf
-            return 32 * math.log(4 * self.n_episodes / c.delta) / ((1 - c.gamma)**2 * v_pred**2)
+            return (c.scale**2 * 32 * math.log(4 * self.n_episodes / c.delta)
+                    / ((1 - c.gamma)**2 * v_pred**2))
         slack = self.budget - v_pred
         raw = 100 / slack**2 if slack != 0 else math.inf
         return min(max(raw, 1000.0), 5200.0)
