@@ -200,3 +200,53 @@ def distribution_from_dict(spec: dict) -> TaskDistribution:
     if family == "gridworld-noise":
         return GridworldNoise(**spec)
     raise InvalidDistributionError(f"family: expected one of ('gridworld-noise',); got {family!r}")
+
+
+class InterpolatedKernels(TaskDistribution):
+    """Tasks whose kernel is ``P(theta) = (1 - theta) P_a + theta P_b``, theta ~ Uniform[0, 1],
+    with reward, cost, budget and rho fixed: an affine 1-D family, so the task distance is
+    exactly ``distance_scale |theta - theta'|`` with ``distance_scale = max_{s,a} TV(P_a, P_b)``.
+
+    :func:`runnable_family` builds one where the paper's ``theory`` constants are usable.
+    """
+
+    parameter_names = ("theta",)
+
+    def __init__(self, P_a, P_b, r, cost, budget: float, rho, gamma: float):
+        self.template = CMDP(P_a, r, cost, budget, rho, gamma)
+        self.P_b = CMDP(P_b, r, cost, budget, rho, gamma).P
+        self.distance_scale = float(0.5 * np.max(np.abs(self.template.P - self.P_b).sum(-1)))
+        self.low, self.high = 0.0, 1.0
+
+    def sample(self, n: int, seed) -> np.ndarray:
+        return np.random.default_rng(seed).uniform(0.0, 1.0, _count(n))[:, None]
+
+    def build(self, theta) -> CMDP:
+        t = float(np.ravel(theta)[0])
+        if not 0.0 <= t <= 1.0:
+            raise InvalidCMDPError("theta", "a number in [0, 1]", detail=f"got {t!r}")
+        T = self.template
+        return CMDP((1 - t) * T.P + t * self.P_b, T.r, T.cost, T.budget, T.rho, T.gamma)
+
+    def cdf(self, x) -> np.ndarray:
+        return np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+
+
+def runnable_family(seed: int = 0, n_states: int = 4, gamma: float = 0.5,
+                    budget_rate: float = 0.3) -> InterpolatedKernels:
+    """A small family on which Safe-PCE's ``theory`` constants act within ~10^5 episodes.
+
+    Action 0 is safe (reward 0, cost 0), action 1 is rewarding and costly (reward and cost
+    uniform on [0.5, 1]); per-step budget ``budget_rate = b (1 - gamma)``. The all-safe policy then
+    has normalised utility ``budget_rate / max|c| / (1 - gamma)`` on every task (Assumption 3.3
+    with a large xi), while the optimum must mix, so the constraint is active.
+    """
+    rng = np.random.default_rng(seed)
+    P_a = rng.dirichlet(np.ones(n_states), size=(n_states, 2))
+    P_b = rng.dirichlet(np.ones(n_states), size=(n_states, 2))
+    r = np.zeros((n_states, 2))
+    cost = np.zeros((n_states, 2))
+    r[:, 1] = rng.uniform(0.5, 1.0, n_states)
+    cost[:, 1] = rng.uniform(0.5, 1.0, n_states)
+    rho = np.full(n_states, 1.0 / n_states)
+    return InterpolatedKernels(P_a, P_b, r, cost, budget_rate / (1 - gamma), rho, gamma)

@@ -222,6 +222,7 @@ def violation_rates(training_path, keys, n_runs: int, episodes: int, horizon: in
     for key in keys:
         mine = [r for r in results if r[0] == key]
         violating = sum(r[3] for r in mine)
+        # Clopper-Pearson (exact binomial) interval
         interval = binomtest(violating, len(mine)).proportion_ci(0.95, method="exact")
         summary[key] = {
             "runs": len(mine), "runs_with_violation": violating,

@@ -1,0 +1,193 @@
+"""The lower-bound hard family of App. G (PAPER.md section 5) and an explicit sample lower bound.
+
+Construction (2^m tasks, ``3 * 2^(m+1) - 1`` states each):
+
+* Routing: a binary tree o_0 .. o_{2^(m+1)-2}, rho(o_0) = 1; (o_i, a_j) -> o_{2i+j+1}; leaf
+  o_{2^m - 1 + k} moves to gate s_k. Zero reward and utility. A gate is reached at time m + 1.
+* Gate k has four states. At s_k, a0 enters the loop state s~_k and a1 the safe sink z'_k.
+  At s~_k, a0 earns reward 1 and utility u < 0 and stays with probability p_k (else falls to the
+  sink z_k); a1 leaves for z'_k. z_k is absorbing with zero reward and utility; z'_k is absorbing
+  with utility ``c_safe = xi (1-gamma) / gamma^(m+2)`` per step, so the policy that always takes
+  a1 has utility exactly xi (the Slater margin, Assumption 2.1). (z_k, a1) carries utility -1 so
+  that the utility range is exactly [-1, 1] and the paper's normalisation changes nothing; it is
+  never worth taking. The loop's utility is ``u = -(1 - gamma q0) xi / gamma^(m+3)`` (PAPER.md's
+  x = xi), which makes the best feasible loop policy randomise: the constraint is active.
+* Null task M_0: p_0 = q1 and p_k = q0 (k >= 1). Task M_i (i >= 1): as M_0 but p_i = q2. With
+  ``q0 = 1 - c1 (1-gamma)/gamma``, ``q1 = q0 + a1``, ``q2 = q0 + a2``, ``a1 = c2 (1 - gamma q0)^2
+  eps' / gamma``, ``a2 = c3 (1 - gamma q0)^2 eps' / gamma``, ``eps' = (1-gamma) xi eps``.
+  Tasks differ only in one loop probability, so d(M_i, M_j) = a2 for every pair.
+
+:func:`check_hard_family` verifies every claimed property exactly with ``tabular``;
+:func:`sample_lower_bound` is the explicit Bretagnolle-Huber bound: an algorithm that returns, with
+probability >= 1 - delta on every task, a policy that is eps-optimal and feasible, must (when
+these sets are disjoint between M_0 and each M_i, which the check reports) tell M_0 from every
+M_i; the divergence decomposition gives, under M_0,
+``E[N_i] KL(Bern(q0) || Bern(q2)) >= ln(1/(4 delta))`` for each gate i >= 1, hence at least
+``(2^m - 1) ln(1/(4 delta)) / KL(Bern(q0) || Bern(q2))`` samples of the loop transitions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import tabular
+from tabular import CMDP
+from tabular.distributions import FiniteUniform
+
+
+class HardFamilyError(ValueError):
+    """The hard family's parameters are out of range."""
+
+
+@dataclass(frozen=True, eq=False)
+class HardFamily:
+    m: int
+    gamma: float
+    xi: float
+    eps: float
+    q0: float
+    q1: float
+    q2: float
+    a1: float
+    a2: float
+    u: float
+    c_safe: float
+    tasks: tuple[CMDP, ...]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def distribution(self) -> FiniteUniform:
+        """D uniform over the 2^m tasks."""
+        return FiniteUniform(list(self.tasks))
+
+    @property
+    def covering_radius(self) -> float:
+        """xi eps (1-gamma)^3, the radius of Theorem 5.1's covering number."""
+        return self.xi * self.eps * (1 - self.gamma) ** 3
+
+    def loop_state(self, gate: int) -> int:
+        return 2 * self.n_tasks - 1 + 4 * gate + 1
+
+
+def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 0.5, c2: float = 1.0,
+                c3: float = 2.0) -> HardFamily:
+    """Build the 2^m tasks of App. G (see the module docstring for every number)."""
+    if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 10:
+        raise HardFamilyError(f"m: expected an integer in [0, 10]; got {m!r}")
+    if not 0 < gamma < 1:
+        raise HardFamilyError(f"gamma: expected a number in (0, 1); got {gamma!r}")
+    if not (xi > 0 and eps > 0):
+        raise HardFamilyError(f"xi, eps: expected positive numbers; got {xi!r}, {eps!r}")
+    if not 0 < c2 < c3:
+        raise HardFamilyError(f"c2, c3: expected 0 < c2 < c3; got {c2}, {c3}")
+    q0 = 1 - c1 * (1 - gamma) / gamma
+    eps_prime = (1 - gamma) * xi * eps
+    a1 = c2 * (1 - gamma * q0) ** 2 * eps_prime / gamma
+    a2 = c3 * (1 - gamma * q0) ** 2 * eps_prime / gamma
+    if not (0 < q0 < 1 and a2 < min(q0, 1 - q0) / 2):
+        raise HardFamilyError(
+            f"c1, eps, xi: need 0 < q0 < 1 and a1 < a2 < min(q0, 1-q0)/2; got q0 = {q0:.4g}, "
+            f"a2 = {a2:.4g}")
+    u = -(1 - gamma * q0) * xi / gamma ** (m + 3)
+    c_safe = xi * (1 - gamma) / gamma ** (m + 2)
+    if abs(u) > 1 or c_safe > 1:
+        raise HardFamilyError(
+            f"xi: the loop utility {u:.4g} or safe utility {c_safe:.4g} leaves [-1, 1]; lower xi "
+            "or m, or raise gamma")
+    n = 2 ** m
+    routing = 2 * n - 1
+    S = routing + 4 * n
+    P = np.zeros((S, 2, S))
+    r = np.zeros((S, 2))
+    c = np.zeros((S, 2))
+    for node in range(routing):
+        for a in (0, 1):
+            child = 2 * node + a + 1
+            P[node, a, child if child < routing else routing + 4 * (node - (n - 1))] = 1.0
+    for k in range(n):
+        s, loop, sink, safe = (routing + 4 * k + j for j in range(4))
+        P[s, 0, loop] = P[s, 1, safe] = 1.0
+        P[loop, 1, safe] = 1.0
+        P[sink, :, sink] = P[safe, :, safe] = 1.0
+        r[loop, 0] = 1.0
+        c[loop, 0] = u
+        c[safe, :] = c_safe
+        c[sink, 1] = -1.0
+    rho = np.zeros(S)
+    rho[0] = 1.0
+    budget = c_safe / (1 - gamma)             # cost = b (1-gamma) - c >= 0 (PAPER.md sec. 1)
+    cost = c_safe - c
+
+    def task(p):
+        kernel = P.copy()
+        for k in range(n):
+            loop, sink = routing + 4 * k + 1, routing + 4 * k + 2
+            kernel[loop, 0, loop], kernel[loop, 0, sink] = p[k], 1 - p[k]
+        return CMDP(kernel, r, cost, budget, rho, gamma)
+
+    null = [q0 + a1] + [q0] * (n - 1)
+    tasks = [task(null)]
+    for i in range(1, n):
+        probabilities = list(null)
+        probabilities[i] = q0 + a2
+        tasks.append(task(probabilities))
+    return HardFamily(m=m, gamma=gamma, xi=xi, eps=eps, q0=q0, q1=q0 + a1, q2=q0 + a2, a1=a1,
+                      a2=a2, u=u, c_safe=c_safe, tasks=tuple(tasks))
+
+
+def bernoulli_kl(p: float, q: float) -> float:
+    """KL(Bern(p) || Bern(q))."""
+    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+
+def sample_lower_bound(family: HardFamily, delta: float) -> float:
+    """``(2^m - 1) ln(1/(4 delta)) / KL(Bern(q0) || Bern(q2))``: loop-transition samples any
+    algorithm needs on the null task M_0 (Bretagnolle-Huber + divergence decomposition), valid
+    for delta < 1/4 when M_0's and each M_i's eps-optimal feasible policies are disjoint."""
+    if not 0 < delta < 0.25:
+        raise HardFamilyError(f"delta: expected a number in (0, 1/4); got {delta!r}")
+    return (family.n_tasks - 1) * math.log(1 / (4 * delta)) / bernoulli_kl(family.q0, family.q2)
+
+
+def check_hard_family(family: HardFamily) -> dict:
+    """Every property App. G needs, computed exactly; margins > 0 mean the property holds.
+
+    ``slater_margin``: max over policies of V_c (paper units) minus xi (>= 0 up to round-off);
+    ``distance_error``: max |d(M_i, M_j) - a2|; ``covering``: a2 - radius (> 0: each ball holds one
+    task, so C = 2^m for delta < 2^-m); ``distinct``: min over i != j of how far the optimum of M_i
+    is from being eps-optimal and feasible on M_j (paper units): ``max(V*_j - V_j(pi*_i) - eps,
+    -slack_j(pi*_i))``; ``constraint_active``: min over tasks of the Lagrange multiplier.
+    """
+    tasks = family.tasks
+    forms = [t.utility_form for t in tasks]
+    best_utility = [float(f.cost_value_to_paper(tabular.minimum_cost(t)))
+                    for t, f in zip(tasks, forms, strict=True)]
+    solutions = [tabular.solve(t, backend="highspy") for t in tasks]
+    distances = [tabular.distance(a, b) for i, a in enumerate(tasks) for b in tasks[i + 1:]]
+    distinct = math.inf
+    for i, solution in enumerate(solutions):
+        for j, other in enumerate(tasks):
+            if i == j:
+                continue
+            value = tabular.evaluate(other, solution.policy)
+            form = forms[j]
+            gap = float(form.reward_value_to_paper(solutions[j].reward_value - value.reward_value))
+            slack = float(form.cost_value_to_paper(value.cost_value))
+            distinct = min(distinct, max(gap - family.eps, -slack))
+    return {
+        "n_tasks": family.n_tasks,
+        "n_states": tasks[0].n_states,
+        "slater_margin": min(best_utility) - family.xi,
+        "distance_error": max((abs(d - family.a2) for d in distances), default=0.0),
+        "covering": family.a2 - family.covering_radius,
+        "distinct": distinct if family.n_tasks > 1 else math.nan,
+        "constraint_active": min(float(s.multipliers) for s in solutions),
+        "optimal_values": [float(f.reward_value_to_paper(s.reward_value))
+                           for f, s in zip(forms, solutions, strict=True)],
+    }
