@@ -283,7 +283,8 @@ def run_violations(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extend=None) -> argparse.ArgumentParser:
+    """The parser of theory's commands; ``extend(subparsers)`` lets bounds.cli add its own."""
     parser = argparse.ArgumentParser(
         prog="safepce",
         description="Constrained meta-RL with provable test-time safety, checked exactly.")
@@ -363,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                             default=["safe-pce", "safe-pce-theory", "pce"])
     violations.add_argument("--quiet", action="store_true", help="no progress bars")
     violations.set_defaults(run=run_violations)
+    if extend is not None:
+        extend(commands)
     return parser
 
 

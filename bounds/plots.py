@@ -1,0 +1,98 @@
+"""Plots that put measured data beside the paper's bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .sample_complexity import fitted_slope  # noqa: E402
+from .upper import corollary_4_3_samples, theorem_4_2_terms  # noqa: E402
+
+
+def plot_regret_envelope(runs: list[dict], training, n_episodes: int, path: Path) -> Path:
+    """Cumulative regret of Safe-PCE [theory] runs (paper units; mean, 10%-90% band, every run
+    faint) under Theorem 4.2's explicit App. E bound evaluated with the worst run's quantities."""
+    from .verify import RUNNABLE
+
+    curves = np.array([r["curve"] for r in runs])
+    episodes = np.linspace(1, n_episodes, curves.shape[1])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for curve in curves[:50]:
+        ax.plot(episodes, curve, color="#1f77b4", alpha=0.08, linewidth=0.7)
+    ax.plot(episodes, curves.mean(axis=0), color="#1f77b4", label="Safe-PCE [theory], mean")
+    ax.fill_between(episodes, np.quantile(curves, 0.1, axis=0), np.quantile(curves, 0.9, axis=0),
+                    color="#1f77b4", alpha=0.25, label="10%-90%")
+    worst = max(runs, key=lambda r: r["regret"] / r["bound"])
+    grid = np.linspace(max(10, n_episodes / 200), n_episodes, 60)
+    xi = float(training.safe_margin.min())
+    bound = [theorem_4_2_terms(int(k), RUNNABLE["delta"], RUNNABLE["eps"], RUNNABLE["gamma"], xi,
+                               worst["tried"], worst["safe_margins"], worst["first_weights"]).total
+             for k in grid]
+    ax.plot(grid, bound, color="#c0392b", linestyle="--", label="Theorem 4.2 bound (App. E)")
+    ax.set_yscale("log")
+    ax.set_xlabel("episode K")
+    ax.set_ylabel("cumulative regret (normalised units)")
+    ax.set_title(f"{len(runs)} runs on the runnable family (gamma {RUNNABLE['gamma']}, "
+                 f"eps {RUNNABLE['eps']})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_lower_bound_slopes(curves: dict, path: Path) -> Path:
+    """The explicit lower bound on the hard family against 1/eps, 1/xi and C (log-log), with
+    fitted slopes and Corollary 4.3's upper rate (unit constant) for comparison."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    labels = {"eps": "1/eps", "xi": "1/xi", "C": "C = 2^m - 1 (other tasks)"}
+    for ax, (name, (x, y)) in zip(axes, curves.items(), strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        axis = 1 / x if name in ("eps", "xi") else x
+        slope = fitted_slope(axis, y)
+        ax.loglog(axis, y, "o-", label=f"lower bound (slope {slope:.2f})")
+        if name == "eps":
+            upper = corollary_4_3_samples(x, 0.1, 0.9, 4)
+        elif name == "xi":
+            upper = corollary_4_3_samples(0.5, x, 0.9, 4)
+        else:
+            upper = corollary_4_3_samples(0.5, 0.02, 0.97, x + 1)
+        ax.loglog(axis, upper, "s--", label="Corollary 4.3 rate (unit constant)")
+        ax.set_xlabel(labels[name])
+        ax.set_ylabel("samples")
+        ax.legend(fontsize=8)
+    fig.suptitle("hard family of App. G: explicit (Bretagnolle-Huber) lower bound")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_scaled_sweep(sweep: list[dict], path: Path) -> Path:
+    """Violation rate (Clopper-Pearson 95%) and mean regret of Safe-PCE against the factor
+    that shrinks the theory constants (scaled preset)."""
+    scale = np.array([s["scale"] for s in sweep])
+    fraction = np.array([s["fraction"] for s in sweep])
+    low = np.array([s["low"] for s in sweep])
+    high = np.array([s["high"] for s in sweep])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.errorbar(scale, fraction, yerr=[fraction - low, high - fraction], fmt="o-", capsize=3,
+                color="#c0392b", label="runs with a violation")
+    ax.set_xscale("log")
+    ax.set_xlabel("width factor f (1 = theory constants)")
+    ax.set_ylabel("fraction of runs with a violation")
+    twin = ax.twinx()
+    twin.plot(scale, [s["mean_regret"] for s in sweep], "s--", color="#1f77b4",
+              label="mean regret")
+    twin.set_ylabel("mean regret (normalised)")
+    ax.legend(loc="upper left", fontsize=8)
+    twin.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
