@@ -19,8 +19,13 @@ from tqdm.auto import tqdm
 import tabular
 from tabular.distance import simulation_lemma_constant
 from tabular.distributions import runnable_family
-from theory.experiment import ExperimentSettings, PAPER_TEST_TASKS, experiment_training, \
-    make_algorithm, run_seed
+from theory.experiment import (
+    PAPER_TEST_TASKS,
+    ExperimentSettings,
+    experiment_training,
+    make_algorithm,
+    run_seed,
+)
 from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
 from theory.safe_pce import SafePCE, mixture_weights, mixture_weights_recursive

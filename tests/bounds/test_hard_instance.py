@@ -1,0 +1,62 @@
+"""The hard family of App. G and its explicit lower bound."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tabular
+from bounds.covering import covering_number_sample
+from bounds.hard_instance import (
+    HardFamilyError,
+    bernoulli_kl,
+    check_hard_family,
+    hard_family,
+    sample_lower_bound,
+)
+
+
+def test_structure_and_exact_properties():
+    family = hard_family(2, 0.9, 0.1, 0.5)
+    assert family.n_tasks == 4 and family.tasks[0].n_states == 3 * 2**3 - 1
+    check = check_hard_family(family)
+    assert check["slater_margin"] == pytest.approx(0.0, abs=1e-10)      # margin exactly xi
+    assert check["distance_error"] < 1e-15                               # d = a2 for all pairs
+    assert check["covering"] > 0                                         # a2 > radius
+    assert check["constraint_active"] > 0
+    # the all-safe policy (a1 everywhere) has utility exactly xi (paper units)
+    task = family.tasks[0]
+    safe = np.zeros((task.n_states, 2))
+    safe[:, 1] = 1.0
+    safe[: 2 * family.n_tasks - 1] = [0.5, 0.5]                          # routing: any
+    value = task.utility_form.cost_value_to_paper(tabular.evaluate(task, safe).cost_value)
+    assert float(value) == pytest.approx(family.xi, rel=1e-9)
+
+
+def test_covering_number_is_the_number_of_tasks():
+    family = hard_family(2, 0.9, 0.1, 0.5)
+    # the four tasks as points on a line a2 apart from M_0 (all pairs at distance a2 > radius)
+    sample = np.repeat(np.arange(4) * family.a2, 1000)
+    assert covering_number_sample(sample, family.covering_radius, 0.2) == 4
+
+
+def test_lower_bound_formula():
+    family = hard_family(3, 0.9, 0.1, 0.5)
+    kl = family.q0 * math.log(family.q0 / family.q2) + (1 - family.q0) * math.log(
+        (1 - family.q0) / (1 - family.q2))
+    assert bernoulli_kl(family.q0, family.q2) == pytest.approx(kl)
+    assert sample_lower_bound(family, 0.05) == pytest.approx(7 * math.log(5) / kl)
+    # KL ~ a2^2 / (2 q0 (1 - q0)) for small a2: the bound scales like (xi eps)^-2
+    assert kl == pytest.approx(family.a2**2 / (2 * family.q0 * (1 - family.q0)), rel=0.05)
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    (dict(m=-1), "^m"), (dict(gamma=1.0), "^gamma"), (dict(xi=0.0), "^xi"),
+    (dict(c2=3.0, c3=2.0), "^c2"), (dict(eps=1e4), "^c1"), (dict(xi=5.0), "^xi")])
+def test_bad_parameters(kwargs, field):
+    arguments = dict(m=2, gamma=0.9, xi=0.1, eps=0.5)
+    arguments.update(kwargs)
+    with pytest.raises(HardFamilyError, match=field):
+        hard_family(**arguments)
+    with pytest.raises(HardFamilyError, match="^delta"):
+        sample_lower_bound(hard_family(1, 0.9, 0.1, 0.5), 0.3)

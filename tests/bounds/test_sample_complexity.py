@@ -1,0 +1,54 @@
+"""Sample-complexity measures on hand-made records, and `safepce verify --quick`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bounds.cli import main
+from bounds.sample_complexity import (
+    episodes_to_accuracy,
+    fitted_slope,
+    regret_rate_episodes,
+    violation_rate,
+)
+from theory.harness import RunRecord
+
+
+def _record(rewards, costs, optimum=1.0, budget=1.0):
+    rewards, costs = np.asarray(rewards, float), np.asarray(costs, float)
+    return RunRecord("x", "", optimum, budget, rewards, costs, np.zeros(rewards.size, bool), 10,
+                     0, 0.0)
+
+
+def test_output_policy_accuracy_by_hand():
+    # deployed values 0, 1, 1, 1, ...: pi_out(k) has value (k-1)/k; within 0.25 from k = 4 on
+    record = _record([0.0] + [1.0] * 9, [0.5] * 10)
+    assert episodes_to_accuracy(record, 0.25) == 4
+    assert regret_rate_episodes(record, 0.25) == 4
+    assert episodes_to_accuracy(record, 0.01) is None
+    # an infeasible first policy keeps pi_out infeasible while the running mean cost > budget
+    record = _record([1.0] * 10, [3.0] + [0.5] * 9)
+    assert episodes_to_accuracy(record, 0.1) == 5        # (3 + 0.5 (k-1)) / k <= 1 from k = 5
+
+
+def test_violation_rate_interval_and_slope():
+    rate = violation_rate(0, 10_000)
+    assert rate["low"] == 0.0 and rate["high"] == pytest.approx(1 - 0.025 ** (1 / 10_000))
+    assert fitted_slope([1, 2, 4], [3, 12, 48]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="^runs"):
+        violation_rate(3, 2)
+
+
+def test_verify_quick_writes_every_claim(tmp_path, capsys):
+    assert main(["verify", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+    claims = json.loads((tmp_path / "verify.json").read_text())
+    by_name = {c["claim"].split(":")[0]: c for c in claims}
+    for label in ("Lemma C.3", "Lemma 4.5", "Theorem 4.2", "Eq. 6"):
+        assert by_name[label]["passed"] and by_name[label]["worst_margin"] >= 0
+    assert all(set(c) >= {"claim", "passed", "runs", "worst_margin"} for c in claims)
+    slopes = [c for c in claims if c["claim"].startswith("slope")]
+    assert len(slopes) == 3 and all(c["passed"] for c in slopes)
+    for name in ("regret_envelope.png", "lower_bound_slopes.png", "scaled_sweep.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert "passed" in capsys.readouterr().out
