@@ -121,7 +121,7 @@ def theorem_4_2_terms(n_episodes: int, delta: float, eps: float, gamma: float, x
 
 
 def theorem_4_2_rate(n_episodes, covering_number, eps: float, xi: float, gamma: float):
-    """Theorem 4.2's O~ form with unit constant: sqrt(C K)/((1-gamma)^2 xi) + eps K/(xi (1-gamma)^3)."""
+    """Theorem 4.2's O~ form, unit constant: sqrt(C K)/((1-gamma)^2 xi) + eps K/(xi (1-gamma)^3)."""
     _check(gamma, eps=eps, xi=xi)
     K = np.asarray(n_episodes, dtype=np.float64)
     return (np.sqrt(covering_number * K) / ((1 - gamma)**2 * xi)

@@ -49,7 +49,7 @@ class Claim:
     note: str = ""
 
 
-# --- Lemma C.3 ------------------------------------------------------------------------------------
+# --- Lemma C.3 -----------------------------------------------------------------------------------
 
 
 def check_lemma_c3(n_pairs: int, seed: int = 0) -> Claim:
@@ -80,7 +80,7 @@ def check_lemma_c3(n_pairs: int, seed: int = 0) -> Claim:
                  "random CMDP pairs (kernel and rho interpolated), paper units")
 
 
-# --- the runnable instance -------------------------------------------------------------------------
+# --- the runnable instance -----------------------------------------------------------------------
 
 
 def runnable_training() -> tuple[TrainingResult, object]:
@@ -164,7 +164,7 @@ def runnable_runs(training_path, n_runs: int, n_episodes: int, seed: int, preset
     return results
 
 
-# --- the hard family and its lower bound -------------------------------------------------------------
+# --- the hard family and its lower bound ---------------------------------------------------------
 
 
 def hard_family_claims(quick: bool) -> tuple[list[Claim], dict]:
@@ -207,10 +207,11 @@ def hard_family_claims(quick: bool) -> tuple[list[Claim], dict]:
     return claims, curves
 
 
-# --- everything ------------------------------------------------------------------------------------
+# --- everything ----------------------------------------------------------------------------------
 
 
-def run_verify(out: Path, quick: bool = True, workers: int = 2, progress: bool = True) -> list[Claim]:
+def run_verify(out: Path, quick: bool = True, workers: int = 2,
+               progress: bool = True) -> list[Claim]:
     from .plots import plot_lower_bound_slopes, plot_regret_envelope, plot_scaled_sweep
 
     claims: list[Claim] = []
@@ -229,8 +230,9 @@ def run_verify(out: Path, quick: bool = True, workers: int = 2, progress: bool =
     runs = runnable_runs(path, n_runs, n_episodes, seed=7, workers=workers, progress=progress)
     rate = violation_rate(sum(r["violations"] > 0 for r in runs), len(runs))
     claims.append(Claim(
-        "Lemma 4.5: every policy Safe-PCE [theory] deploys is feasible", rate["violating_runs"] == 0,
-        len(runs), min(r["budget"] - r["max_cost_value"] for r in runs),
+        "Lemma 4.5: every policy Safe-PCE [theory] deploys is feasible",
+        rate["violating_runs"] == 0, len(runs),
+        min(r["budget"] - r["max_cost_value"] for r in runs),
         f"runnable family, K = {n_episodes}; runs with a violation {rate['violating_runs']}/"
         f"{rate['runs']} (95% CI {rate['low']:.4f}-{rate['high']:.4f}); margin in cost units"))
     claims.append(Claim(
