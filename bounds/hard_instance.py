@@ -4,26 +4,34 @@ Construction (2^m tasks, ``3 * 2^(m+1) - 1`` states each):
 
 * Routing: a binary tree o_0 .. o_{2^(m+1)-2}, rho(o_0) = 1; (o_i, a_j) -> o_{2i+j+1}; leaf
   o_{2^m - 1 + k} moves to gate s_k. Zero reward and utility. A gate is reached at time m + 1.
-* Gate k has four states. At s_k, a0 enters the loop state s~_k and a1 the safe sink z'_k.
-  At s~_k, a0 earns reward 1 and utility u < 0 and stays with probability p_k (else falls to the
-  sink z_k); a1 leaves for z'_k. z_k is absorbing with zero reward and utility; z'_k is absorbing
-  with utility ``c_safe = xi (1-gamma) / gamma^(m+2)`` per step, so the policy that always takes
-  a1 has utility exactly xi (the Slater margin, Assumption 2.1). (z_k, a1) carries utility -1 so
-  that the utility range is exactly [-1, 1] and the paper's normalisation changes nothing; it is
-  never worth taking. The loop's utility is ``u = -(1 - gamma q0) xi / gamma^(m+3)`` (PAPER.md's
-  x = xi), which makes the best feasible loop policy randomise: the constraint is active.
+* Gate k has four states. At s_k, a0 commits to the loop s~_k, a1 to the safe sink z'_k. In
+  s~_k (either action) the agent earns reward 1 and utility +1 and stays with probability p_k,
+  else falls into the sink z_k, which costs utility ``c_z`` per step forever. z'_k pays utility
+  ``c_safe = xi (1-gamma) / gamma^(m+2)`` per step, so always choosing a1 has utility exactly xi
+  (Slater margin, Assumption 2.1) and no policy does better.
+* Why it is hard (our design; PAPER.md leaves the gadget open). The risky branch's utility from
+  s~ is ``U(p) = V(p) (1 - c_z gamma (1-p)/(1-gamma))`` with ``V(p) = 1/(1 - gamma p)``: gross
+  utilities of order 1/(1-gamma) that nearly cancel. ``c_z`` is set so that ``U(q0) = -S``,
+  ``S = c_safe/(1-gamma)`` (of order xi): the optimal gate policy mixes a0 and a1 about evenly
+  and the constraint is active. Then ``dU/dp ~ 1/((1-gamma)^2 (1+c1))`` while the slack is ~xi,
+  so a loop-probability change of ``a = Theta((1-gamma)^3 xi eps)`` moves the best feasible
+  reward by Theta(eps): a policy must tell q1 from q2 to be eps-optimal AND feasible (routing to
+  the q2 gate with its optimal mixing is infeasible where that gate has q0; routing to the q1 gate
+  loses more than eps where another gate has q2). The loss is about
+  ``(c3 - c2) eps gamma^(2m+4) / 4``, so the default ``c3 = c2 + 8 / gamma^(2m+4)`` makes it
+  exceed eps; :func:`check_hard_family` verifies it exactly.
 * Null task M_0: p_0 = q1 and p_k = q0 (k >= 1). Task M_i (i >= 1): as M_0 but p_i = q2. With
   ``q0 = 1 - c1 (1-gamma)/gamma``, ``q1 = q0 + a1``, ``q2 = q0 + a2``, ``a1 = c2 (1 - gamma q0)^2
-  eps' / gamma``, ``a2 = c3 (1 - gamma q0)^2 eps' / gamma``, ``eps' = (1-gamma) xi eps``.
-  Tasks differ only in one loop probability, so d(M_i, M_j) = a2 for every pair.
+  eps' / gamma``, ``a2 = c3 (1 - gamma q0)^2 eps' / gamma``, ``eps' = (1-gamma) xi eps``
+  (PAPER.md section 5). Tasks differ only in one loop probability, so d(M_i, M_j) = a2.
 
 :func:`check_hard_family` verifies every claimed property exactly with ``tabular``;
 :func:`sample_lower_bound` is the explicit Bretagnolle-Huber bound: an algorithm that returns, with
-probability >= 1 - delta on every task, a policy that is eps-optimal and feasible, must (when
-these sets are disjoint between M_0 and each M_i, which the check reports) tell M_0 from every
-M_i; the divergence decomposition gives, under M_0,
-``E[N_i] KL(Bern(q0) || Bern(q2)) >= ln(1/(4 delta))`` for each gate i >= 1, hence at least
-``(2^m - 1) ln(1/(4 delta)) / KL(Bern(q0) || Bern(q2))`` samples of the loop transitions.
+probability >= 1 - delta on every task, a policy that is eps-optimal and feasible must (the sets
+being disjoint between M_0 and each M_i) tell M_0 from every M_i; the divergence decomposition
+gives, under M_0, ``E[N_i] KL(Bern(q0) || Bern(q2)) >= ln(1/(4 delta))`` for each gate i >= 1,
+hence at least ``(2^m - 1) ln(1/(4 delta)) / KL(Bern(q0) || Bern(q2))`` samples of the loop
+transitions.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ class HardFamily:
     q2: float
     a1: float
     a2: float
-    u: float
+    c_z: float
     c_safe: float
     tasks: tuple[CMDP, ...]
 
@@ -75,15 +83,20 @@ class HardFamily:
         return 2 * self.n_tasks - 1 + 4 * gate + 1
 
 
-def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 0.5, c2: float = 1.0,
-                c3: float = 2.0) -> HardFamily:
-    """Build the 2^m tasks of App. G (see the module docstring for every number)."""
+def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2: float = 1.0,
+                c3: float | None = None) -> HardFamily:
+    """Build the 2^m tasks of App. G (see the module docstring for every number).
+
+    ``c3`` defaults to ``c2 + 8 / gamma^(2m+4)`` (large enough for distinct eps-optimal sets).
+    """
     if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 10:
         raise HardFamilyError(f"m: expected an integer in [0, 10]; got {m!r}")
     if not 0 < gamma < 1:
         raise HardFamilyError(f"gamma: expected a number in (0, 1); got {gamma!r}")
     if not (xi > 0 and eps > 0):
         raise HardFamilyError(f"xi, eps: expected positive numbers; got {xi!r}, {eps!r}")
+    if c3 is None:
+        c3 = c2 + 8 / gamma ** (2 * m + 4)
     if not 0 < c2 < c3:
         raise HardFamilyError(f"c2, c3: expected 0 < c2 < c3; got {c2}, {c3}")
     q0 = 1 - c1 * (1 - gamma) / gamma
@@ -94,18 +107,25 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 0.5, c2
         raise HardFamilyError(
             f"c1, eps, xi: need 0 < q0 < 1 and a1 < a2 < min(q0, 1-q0)/2; got q0 = {q0:.4g}, "
             f"a2 = {a2:.4g}")
-    u = -(1 - gamma * q0) * xi / gamma ** (m + 3)
     c_safe = xi * (1 - gamma) / gamma ** (m + 2)
-    if abs(u) > 1 or c_safe > 1:
+    S = c_safe / (1 - gamma)
+    # U(q0) = V(q0) (1 - c_z gamma (1-q0)/(1-gamma)) = -S
+    c_z = (1 + S * (1 - gamma * q0)) * (1 - gamma) / (gamma * (1 - q0))
+    if c_safe > 1 or c_z > 1:
         raise HardFamilyError(
-            f"xi: the loop utility {u:.4g} or safe utility {c_safe:.4g} leaves [-1, 1]; lower xi "
-            "or m, or raise gamma")
+            f"xi: the safe utility {c_safe:.4g} or sink utility {c_z:.4g} leaves [-1, 1]; lower "
+            "xi or m, raise gamma, or raise c1")
+    risky_q2 = (1 - c_z * gamma * (1 - q0 - a2) / (1 - gamma)) / (1 - gamma * (q0 + a2))
+    if risky_q2 >= 0:
+        raise HardFamilyError(
+            f"eps: too large for the construction: the loop branch at q2 has utility "
+            f"{risky_q2:.4g} >= 0, so the constraint would not bind; lower eps")
     n = 2 ** m
     routing = 2 * n - 1
-    S = routing + 4 * n
-    P = np.zeros((S, 2, S))
-    r = np.zeros((S, 2))
-    c = np.zeros((S, 2))
+    S_states = routing + 4 * n
+    P = np.zeros((S_states, 2, S_states))
+    r = np.zeros((S_states, 2))
+    c = np.zeros((S_states, 2))
     for node in range(routing):
         for a in (0, 1):
             child = 2 * node + a + 1
@@ -113,22 +133,21 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 0.5, c2
     for k in range(n):
         s, loop, sink, safe = (routing + 4 * k + j for j in range(4))
         P[s, 0, loop] = P[s, 1, safe] = 1.0
-        P[loop, 1, safe] = 1.0
         P[sink, :, sink] = P[safe, :, safe] = 1.0
-        r[loop, 0] = 1.0
-        c[loop, 0] = u
+        r[loop, :] = 1.0
+        c[loop, :] = 1.0
+        c[sink, :] = -c_z
         c[safe, :] = c_safe
-        c[sink, 1] = -1.0
-    rho = np.zeros(S)
+    rho = np.zeros(S_states)
     rho[0] = 1.0
-    budget = c_safe / (1 - gamma)             # cost = b (1-gamma) - c >= 0 (PAPER.md sec. 1)
-    cost = c_safe - c
+    budget = 1.0 / (1 - gamma)                  # cost = b (1-gamma) - c = 1 - c in [0, 2]
+    cost = 1.0 - c
 
     def task(p):
         kernel = P.copy()
         for k in range(n):
             loop, sink = routing + 4 * k + 1, routing + 4 * k + 2
-            kernel[loop, 0, loop], kernel[loop, 0, sink] = p[k], 1 - p[k]
+            kernel[loop, :, loop], kernel[loop, :, sink] = p[k], 1 - p[k]
         return CMDP(kernel, r, cost, budget, rho, gamma)
 
     null = [q0 + a1] + [q0] * (n - 1)
@@ -138,7 +157,7 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 0.5, c2
         probabilities[i] = q0 + a2
         tasks.append(task(probabilities))
     return HardFamily(m=m, gamma=gamma, xi=xi, eps=eps, q0=q0, q1=q0 + a1, q2=q0 + a2, a1=a1,
-                      a2=a2, u=u, c_safe=c_safe, tasks=tuple(tasks))
+                      a2=a2, c_z=c_z, c_safe=c_safe, tasks=tuple(tasks))
 
 
 def bernoulli_kl(p: float, q: float) -> float:

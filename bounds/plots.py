@@ -59,9 +59,9 @@ def plot_lower_bound_slopes(curves: dict, path: Path) -> Path:
         if name == "eps":
             upper = corollary_4_3_samples(x, 0.1, 0.9, 4)
         elif name == "xi":
-            upper = corollary_4_3_samples(0.5, x, 0.9, 4)
+            upper = corollary_4_3_samples(0.05, x, 0.9, 4)
         else:
-            upper = corollary_4_3_samples(0.5, 0.02, 0.97, x + 1)
+            upper = corollary_4_3_samples(0.05, 0.02, 0.97, x + 1)
         ax.loglog(axis, upper, "s--", label="Corollary 4.3 rate (unit constant)")
         ax.set_xlabel(labels[name])
         ax.set_ylabel("samples")

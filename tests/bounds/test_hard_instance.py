@@ -17,13 +17,15 @@ from bounds.hard_instance import (
 
 
 def test_structure_and_exact_properties():
-    family = hard_family(2, 0.9, 0.1, 0.5)
+    family = hard_family(2, 0.9, 0.1, 0.1)
     assert family.n_tasks == 4 and family.tasks[0].n_states == 3 * 2**3 - 1
     check = check_hard_family(family)
     assert check["slater_margin"] == pytest.approx(0.0, abs=1e-10)      # margin exactly xi
     assert check["distance_error"] < 1e-15                               # d = a2 for all pairs
     assert check["covering"] > 0                                         # a2 > radius
     assert check["constraint_active"] > 0
+    # identification is needed: no task's optimum is eps-optimal and feasible on another task
+    assert check["distinct"] > 0
     # the all-safe policy (a1 everywhere) has utility exactly xi (paper units)
     task = family.tasks[0]
     safe = np.zeros((task.n_states, 2))
@@ -33,15 +35,28 @@ def test_structure_and_exact_properties():
     assert float(value) == pytest.approx(family.xi, rel=1e-9)
 
 
+def test_a_policy_tuned_to_q2_is_infeasible_where_the_gate_has_q0():
+    """The mechanism: M_1's optimum routes to gate 1 and mixes for p = q2; on M_0 (gate 1 has q0)
+    that mixture violates the constraint, and M_0's optimum loses more than eps on M_1."""
+    family = hard_family(1, 0.9, 0.1, 0.1)
+    m0, m1 = family.tasks
+    pi0, pi1 = tabular.solve(m0).policy, tabular.solve(m1).policy
+    assert tabular.evaluate(m0, pi1).slack < 0
+    form = m1.utility_form
+    loss = form.reward_value_to_paper(tabular.solve(m1).reward_value
+                                      - tabular.evaluate(m1, pi0).reward_value)
+    assert float(loss) > family.eps
+
+
 def test_covering_number_is_the_number_of_tasks():
-    family = hard_family(2, 0.9, 0.1, 0.5)
+    family = hard_family(2, 0.9, 0.1, 0.1)
     # the four tasks as points on a line a2 apart from M_0 (all pairs at distance a2 > radius)
     sample = np.repeat(np.arange(4) * family.a2, 1000)
     assert covering_number_sample(sample, family.covering_radius, 0.2) == 4
 
 
 def test_lower_bound_formula():
-    family = hard_family(3, 0.9, 0.1, 0.5)
+    family = hard_family(3, 0.9, 0.1, 0.05)
     kl = family.q0 * math.log(family.q0 / family.q2) + (1 - family.q0) * math.log(
         (1 - family.q0) / (1 - family.q2))
     assert bernoulli_kl(family.q0, family.q2) == pytest.approx(kl)
@@ -52,11 +67,12 @@ def test_lower_bound_formula():
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     (dict(m=-1), "^m"), (dict(gamma=1.0), "^gamma"), (dict(xi=0.0), "^xi"),
-    (dict(c2=3.0, c3=2.0), "^c2"), (dict(eps=1e4), "^c1"), (dict(xi=5.0), "^xi")])
+    (dict(c2=3.0, c3=2.0), "^c2"), (dict(eps=1e4), "^c1"), (dict(eps=0.5), "^eps: too large"),
+    (dict(xi=9.0, eps=0.001), "^xi")])
 def test_bad_parameters(kwargs, field):
-    arguments = dict(m=2, gamma=0.9, xi=0.1, eps=0.5)
+    arguments = dict(m=2, gamma=0.9, xi=0.1, eps=0.1)
     arguments.update(kwargs)
     with pytest.raises(HardFamilyError, match=field):
         hard_family(**arguments)
     with pytest.raises(HardFamilyError, match="^delta"):
-        sample_lower_bound(hard_family(1, 0.9, 0.1, 0.5), 0.3)
+        sample_lower_bound(hard_family(1, 0.9, 0.1, 0.1), 0.3)
