@@ -35,7 +35,50 @@ def run_verify_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sweep_delta(args: argparse.Namespace) -> int:
+    """Violation rate against Algorithm 1's delta on the gridworld, with a plot."""
+    from .sweeps import plot_violation_vs_delta, violation_rate_vs_delta
+
+    if args.runs < 1:
+        raise theory_cli.UsageError(f"--runs: expected a positive integer; got {args.runs}")
+    for delta in args.deltas:
+        if not 0 < delta < 1 / 3:
+            raise theory_cli.UsageError(f"--deltas: expected numbers in (0, 1/3); got {delta}")
+    out = theory_cli.prepare_output(args.out)
+    start = time.perf_counter()
+    rows = violation_rate_vs_delta(args.deltas, args.algorithms, args.runs, args.episodes, out,
+                                   seed=args.seed, workers=args.workers, progress=not args.quiet)
+    theory_cli.write_table(out / "violation_vs_delta.csv", rows)
+    plot_violation_vs_delta(rows, out / "violation_vs_delta.png")
+    theory_cli.write_json(out / "summary.json", {
+        "command": "sweep-delta", "settings": {"deltas": args.deltas, "runs": args.runs,
+                                               "episodes": args.episodes, "seed": args.seed,
+                                               "algorithms": args.algorithms},
+        "rows": rows, "wall_seconds": time.perf_counter() - start,
+        "versions": theory_cli.versions()})
+    for row in rows:
+        print(f"delta {row['delta']:<6g} {row['algorithm']:16s} [{row['preset']}] cover "
+              f"{row['cover_size']:3d}: {row['violating_runs']}/{row['runs']} runs violate "
+              f"({row['low']:.3f}-{row['high']:.3f})")
+    return 0
+
+
 def add_commands(commands) -> None:
+    sweep = commands.add_parser(
+        "sweep-delta", help="violation rate against Algorithm 1's delta (gridworld)",
+        description="Retrain with each delta and measure the fraction of runs with a violation "
+                    "over test tasks drawn from D (95%% Clopper-Pearson intervals).")
+    sweep.add_argument("--out", default="results/sweep-delta", help="output folder")
+    sweep.add_argument("--deltas", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.3])
+    sweep.add_argument("--runs", type=int, default=200, help="runs per delta and algorithm")
+    sweep.add_argument("--episodes", type=int, default=40_000, help="episodes per run")
+    sweep.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
+                       choices=["safe-pce", "pce", "safe-pce-theory", "pce-theory"])
+    sweep.add_argument("--seed", type=int, default=0, help="root seed")
+    sweep.add_argument("--workers", type=int, default=2, help="worker processes")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(run=run_sweep_delta)
+
     verify = commands.add_parser(
         "verify", help="check the paper's lemmas and theorems numerically",
         description="Lemma C.3, Lemma 3.5, Lemma 4.5 safety, Theorem 4.2's explicit regret "

@@ -47,3 +47,18 @@ def test_train_bad_input(tmp_path, capsys, argv, phrase):
     assert main(["train", "--out", str(tmp_path / "o"), "--quiet", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert phrase in err and "\n" not in err
+
+
+def test_sweep_delta_small(tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep-delta", "--out", str(out), "--deltas", "0.1", "0.3", "--runs", "4",
+                 "--episodes", "1500", "--workers", "1", "--quiet"]) == 0
+    rows = list(csv.DictReader((out / "violation_vs_delta.csv").open()))
+    assert [(float(r["delta"]), r["algorithm"]) for r in rows] == [
+        (0.1, "safe-pce"), (0.1, "pce"), (0.3, "safe-pce"), (0.3, "pce")]
+    for row in rows:
+        assert float(row["fraction"]) == int(row["violating_runs"]) / int(row["runs"])
+        assert float(row["low"]) <= float(row["fraction"]) <= float(row["high"])
+    # a larger delta gives a smaller cover (Algorithm 1 stops at 3 delta N uncovered)
+    assert int(rows[0]["cover_size"]) > int(rows[2]["cover_size"])
+    assert (out / "violation_vs_delta.png").stat().st_size > 10_000
