@@ -21,11 +21,10 @@ import numpy as np
 ROW_SUM_TOLERANCE = 1e-9
 
 
-class InvalidCMDPError(ValueError):
-    """A CMDP field has the wrong shape, a non-finite entry, or violates its expected property.
+class _FieldError(ValueError):
+    """A ValueError that names the offending field, its index and the expected property.
 
-    Attributes ``field`` (the constructor argument), ``index`` (the offending index, or None) and
-    ``expected`` (the property that failed) let callers act on it programmatically.
+    Attributes ``field``, ``index`` (or None) and ``expected`` let callers act on it.
     """
 
     def __init__(self, field: str, expected: str, index: tuple | int | None = None,
@@ -40,19 +39,12 @@ class InvalidCMDPError(ValueError):
         super().__init__(message)
 
 
-class InvalidPolicyError(ValueError):
-    """A policy is not a row-stochastic (S, A) array, or a mixture is malformed."""
+class InvalidCMDPError(_FieldError):
+    """A CMDP field has the wrong shape, a non-finite entry, or violates its expected property."""
 
-    def __init__(self, field: str, expected: str, index: tuple | int | None = None,
-                 detail: str = ""):
-        self.field = field
-        self.index = index
-        self.expected = expected
-        where = field if index is None else f"{field}[{_format_index(index)}]"
-        message = f"{where}: expected {expected}"
-        if detail:
-            message += f"; {detail}"
-        super().__init__(message)
+
+class InvalidPolicyError(_FieldError):
+    """A policy is not a row-stochastic (S, A) array, or a mixture is malformed."""
 
 
 def _format_index(index: tuple | int) -> str:
