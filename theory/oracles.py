@@ -313,8 +313,10 @@ class WorstCaseSafePolicy:
 
     def __init__(self, xi: float = 0.0, iterations: int = 300, step: float = 50.0,
                  temperature: float = 1e-3):
-        self.xi, self.iterations, self.step, self.temperature = float(xi), iterations, step, \
-            temperature
+        self.xi = float(xi)
+        self.iterations = iterations
+        self.step = step
+        self.temperature = temperature
 
     def __call__(self, tasks: list[CMDP], distribution: TaskDistribution | None = None
                  ) -> SafePolicy:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,8 +156,6 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
         safe_oracle: O_s (default: :class:`WorstCaseSafePolicy` with xi = 0).
         progress: show progress bars.
     """
-    import time
-
     start = time.perf_counter()
     delta = _check_delta(delta)
     if not isinstance(distribution, TaskDistribution):
@@ -259,8 +258,7 @@ def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, cove
     form = first.utility_form
     reward_paper = form.reward_value_to_paper(values.reward_value)
     utility_paper = form.cost_value_to_paper(values.cost_value)
-    rows = np.arange(n_heldout)
-    own = nearest
+    rows, own = np.arange(n_heldout), nearest
     prediction_error = np.max(np.stack([
         np.abs(reward_paper[rows, own] - form.reward_value_to_paper(result.reward_values[own])),
         np.abs(utility_paper[rows, own] - form.cost_value_to_paper(result.cost_values[own])),
