@@ -45,6 +45,9 @@ import tabular
 from tabular import CMDP
 from tabular.distributions import FiniteUniform
 
+#: LP optima meet their budget up to round-off; a slack above -1e-9 counts as feasible
+SLACK_TOLERANCE = 1e-9
+
 
 class HardFamilyError(ValueError):
     """The hard family's parameters are out of range."""
@@ -210,3 +213,59 @@ def check_hard_family(family: HardFamily) -> dict:
         "optimal_values": [float(f.reward_value_to_paper(s.reward_value))
                            for f, s in zip(forms, solutions, strict=True)],
     }
+
+
+@dataclass(frozen=True)
+class Identification:
+    """One run of :func:`sequential_identification`: loop samples used, the task it named, and
+    whether the returned policy (that task's LP optimum) is eps-optimal and feasible on the true
+    task (checked exactly)."""
+
+    samples: int
+    identified: int
+    correct: bool
+    eps_optimal_and_feasible: bool
+
+
+def sequential_identification(family: HardFamily, task: int, delta: float, seed) -> Identification:
+    """A generative-model algorithm for the hard family: at each gate i >= 1 in turn, a sequential
+    probability ratio test of Bern(q0) against Bern(q2) on draws of (s~_i, a0), with error
+    delta / 2^m per gate (Wald thresholds ln((1 - d)/d)); the first gate decided q2 names M_i,
+    none names M_0. Returns the loop samples drawn and checks the returned policy exactly."""
+    if not 0 < delta < 0.5:
+        raise HardFamilyError(f"delta: expected a number in (0, 1/2); got {delta!r}")
+    if not 0 <= task < family.n_tasks:
+        raise HardFamilyError(f"task: expected an index in [0, {family.n_tasks}); got {task!r}")
+    rng = np.random.default_rng(seed)
+    truth = family.tasks[task]
+    per_gate = delta / family.n_tasks
+    upper = math.log((1 - per_gate) / per_gate)
+    step_one = math.log(family.q2 / family.q0)              # a stay: evidence for q2
+    step_zero = math.log((1 - family.q2) / (1 - family.q0))  # an exit: evidence for q0
+    # draw in chunks of about a tenth of the expected test length (Wald: threshold / drift)
+    drift = bernoulli_kl(family.q0, family.q2)
+    chunk = int(min(2**22, max(4096, upper / drift / 10)))
+    samples, identified = 0, 0
+    for gate in range(1, family.n_tasks):
+        p = truth.P[family.loop_state(gate), 0, family.loop_state(gate)]
+        llr = 0.0
+        while -upper < llr < upper:
+            draws = rng.random(chunk) < p
+            path = llr + np.cumsum(np.where(draws, step_one, step_zero))
+            crossed = np.flatnonzero((path >= upper) | (path <= -upper))
+            if crossed.size:
+                samples += int(crossed[0]) + 1
+                llr = float(path[crossed[0]])
+            else:
+                samples += draws.size
+                llr = float(path[-1])
+        if llr >= upper:
+            identified = gate
+            break
+    policy = tabular.solve(family.tasks[identified], backend="highspy").policy
+    optimum = tabular.solve(truth, backend="highspy").reward_value
+    value = tabular.evaluate(truth, policy)
+    gap = float(truth.utility_form.reward_value_to_paper(optimum - value.reward_value))
+    return Identification(samples=samples, identified=identified, correct=identified == task,
+                          eps_optimal_and_feasible=bool(gap <= family.eps
+                                                        and value.slack >= -SLACK_TOLERANCE))

@@ -76,3 +76,18 @@ def test_bad_parameters(kwargs, field):
         hard_family(**arguments)
     with pytest.raises(HardFamilyError, match="^delta"):
         sample_lower_bound(hard_family(1, 0.9, 0.1, 0.1), 0.3)
+
+
+def test_sequential_identification_respects_the_lower_bound():
+    """Under M_0 the algorithm must test every gate: its mean samples exceed the explicit bound,
+    and it names the right task (so returns an eps-optimal feasible policy) at rate >= 1 - delta
+    up to sampling error."""
+    from bounds.hard_instance import sequential_identification
+
+    family = hard_family(1, 0.9, 0.1, 0.1)
+    runs = [sequential_identification(family, 0, 0.05, seed) for seed in range(30)]
+    assert np.mean([r.samples for r in runs]) >= sample_lower_bound(family, 0.05)
+    assert sum(not r.eps_optimal_and_feasible for r in runs) <= 5     # P(Bin(30, .05) > 5) < 1%
+    found = [sequential_identification(family, 1, 0.05, seed) for seed in range(10)]
+    assert sum(r.identified == 1 for r in found) >= 8
+    assert all(r.eps_optimal_and_feasible == r.correct for r in found)
