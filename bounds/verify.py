@@ -248,6 +248,17 @@ def slope_claims_on_grid(quick: bool) -> tuple[list[Claim], dict]:
         f"margin = least (mean samples / lower bound) - 1 over every grid point; runs not "
         f"returning an eps-optimal feasible policy {failures}/{total} (95% CI "
         f"{errors['low']:.3f}-{errors['high']:.3f}, delta = {delta})")
+    # 1/(1-gamma): the bound only (the algorithm needs ~1e8 samples per run near gamma = 0.96)
+    gammas = np.array([0.9, 0.92, 0.94, 0.96])
+    c3 = 1 + 8 / gammas[0] ** 6                 # one c3 for the grid (m = 1)
+    horizon_bounds = [sample_lower_bound(hard_family(1, float(g), 0.1, 0.05, c3=c3), delta)
+                      for g in gammas]
+    slope = fitted_slope(1 / (1 - gammas), horizon_bounds)
+    bound_claims.append(Claim(
+        "slope: explicit lower bound vs 1/(1-gamma) (theorem exponent 5)", abs(slope - 5) <= 0.3,
+        gammas.size, 0.3 - abs(slope - 5),
+        f"fitted log-log slope {slope:.3f} for gamma in {gammas.tolist()} (m 1, xi 0.1, eps 0.05); "
+        "factors 1/gamma and 1/q0 still move at smaller gamma (5.59 on [0.8, 0.9])"))
     return [identification, *bound_claims, *empirical_claims], curves
 
 

@@ -48,7 +48,7 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
         assert by_name[label]["passed"] and by_name[label]["worst_margin"] >= 0
     assert all(set(c) >= {"claim", "passed", "runs", "worst_margin"} for c in claims)
     slopes = [c for c in claims if c["claim"].startswith("slope")]
-    assert len(slopes) == 6 and all(c["passed"] for c in slopes)
+    assert len(slopes) == 7 and all(c["passed"] for c in slopes)
     for name in ("regret_envelope.png", "lower_bound_slopes.png", "scaled_sweep.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     assert "passed" in capsys.readouterr().out
