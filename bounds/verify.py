@@ -205,8 +205,10 @@ def slope_claims_on_grid(quick: bool) -> tuple[list[Claim], dict]:
     delta = 0.05
     runs = 15 if quick else 60
     grids = {
-        "eps": [((2, 0.9, 0.1, e), None) for e in np.geomspace(0.04 if quick else 0.02, 0.1, 4)],
-        "xi": [((2, 0.9, x, 0.1), None) for x in np.geomspace(0.07 if quick else 0.05, 0.2, 4)],
+        "eps": [((2, 0.9, 0.1, round(float(e), 4)), None)
+                for e in np.geomspace(0.04 if quick else 0.02, 0.1, 4)],
+        "xi": [((2, 0.9, round(float(x), 4), 0.1), None)
+               for x in np.geomspace(0.07 if quick else 0.05, 0.2, 4)],
         # one c3 for every m (the largest default), so that only C changes along the grid
         "C": [((m, 0.9, 0.1, 0.1), 1 + 8 / 0.9**14) for m in range(1, 5 if quick else 6)],
     }
