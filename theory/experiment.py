@@ -10,8 +10,10 @@ constant preset; summaries say which preset every run used.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
+import tempfile
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import binomtest
@@ -23,6 +25,7 @@ from tabular.distributions import GridworldNoise
 from .harness import RunRecord, run_test_phase
 from .oracles import DesignatedSafePolicy, ParameterCoverage
 from .safe_pce import PCE, SafePCE
+from .sweep import ResultStore, make_executor, run_sweep
 from .training import TrainingResult, train
 
 #: the ten test tasks of the published Figure 2 (PAPER.md section 7)
@@ -178,64 +181,95 @@ def reproduce(settings: ExperimentSettings, progress: bool = True):
 # --- violation rates over many runs -----------------------------------------------------------
 
 
-def _violation_chunk(args) -> list[tuple[str, float, int, bool, float, int]]:
-    training_path, keys, noises, seeds, episodes, horizon, delta = args
-    training = TrainingResult.load(training_path)
+@lru_cache(maxsize=4)
+def _load_training(path: str) -> TrainingResult:
+    return TrainingResult.load(path)
+
+
+def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
+    """Sweep worker: one record (settings, seed, metrics, versions) per violation run."""
     distribution = GridworldNoise()
-    out = []
-    for noise, seed in zip(noises, seeds, strict=True):
-        task = tabular.gridworld(float(noise))
+    records = []
+    for settings in settings_list:
+        training = _load_training(settings["training_path"])
+        task = tabular.gridworld(settings["task_noise"])
         try:
             optimum = tabular.solve(task, backend="highspy").reward_value
         except tabular.InfeasibleCMDPError:
             optimum = math.nan     # above noise ~0.43 no policy is feasible (PAPER.md sec. 7)
-        for key in keys:
-            algorithm = make_algorithm(key, training, distribution, horizon, delta)
-            record = run_test_phase(algorithm, task, episodes, horizon, seed=int(seed),
-                                    optimal_value=0.0 if math.isnan(optimum) else optimum)
-            out.append((key, float(noise), int(seed), bool(record.violated.any()),
-                        float(record.cost_value.max()), int(np.count_nonzero(record.violated))))
-    return out
+        algorithm = make_algorithm(settings["algorithm"], training, distribution,
+                                   settings["horizon"], settings["delta"])
+        record = run_test_phase(algorithm, task, settings["episodes"], settings["horizon"],
+                                seed=settings["seed"],
+                                optimal_value=0.0 if math.isnan(optimum) else optimum)
+        records.append({
+            "settings": {k: v for k, v in settings.items() if k != "training_path"},
+            "seed": settings["seed"],
+            "metrics": {"violated": bool(record.violated.any()),
+                        "max_cost_value": float(record.cost_value.max()),
+                        "violating_episodes": int(np.count_nonzero(record.violated)),
+                        "final_regret": float(record.cumulative_regret[-1])},
+            "versions": _package_versions(),
+        })
+    return records
+
+
+def _package_versions() -> dict:
+    from importlib import metadata
+
+    return {name: metadata.version(name) for name in ("safepce", "numpy", "numba")}
+
+
+def violation_items(training_path, keys, n_runs: int, episodes: int, horizon: int, delta: float,
+                    seed: int) -> list[tuple[str, dict]]:
+    """One sweep item per (test task, algorithm); task i's noise and seed come from
+    ``SeedSequence(seed)`` alone, so every engine and worker count gives the same runs."""
+    task_seed, run_seeds = np.random.SeedSequence(seed).spawn(2)
+    noises = GridworldNoise().sample(n_runs, task_seed)[:, 0]
+    seeds = run_seeds.generate_state(n_runs, np.uint32)
+    return [(f"{i:07d}-{key}", {"index": i, "algorithm": key, "task_noise": float(noises[i]),
+                                "seed": int(seeds[i]), "episodes": int(episodes),
+                                "horizon": int(horizon), "delta": float(delta),
+                                "training_path": str(training_path)})
+            for i in range(n_runs) for key in keys]
 
 
 def violation_rates(training_path, keys, n_runs: int, episodes: int, horizon: int, delta: float,
-                    seed: int, workers: int = 2, progress: bool = True) -> dict:
+                    seed: int, workers: int = 2, progress: bool = True, engine: str = "local",
+                    scheduler: str | None = None, store: ResultStore | None = None) -> dict:
     """Fraction of runs with any violating deployed policy, per algorithm, over ``n_runs`` test
     tasks drawn from D with fresh seeds, with 95% Clopper-Pearson intervals.
 
-    Runs are split into chunks over a process pool; the numbers do not depend on ``workers``.
+    Runs go through :func:`theory.sweep.run_sweep` (process pool or Dask); with a ``store`` a
+    killed sweep resumes where it stopped. The numbers do not depend on engine or workers.
     """
-    distribution = GridworldNoise()
-    root = np.random.SeedSequence(seed)
-    task_seed, run_seeds = root.spawn(2)
-    noises = distribution.sample(n_runs, task_seed)[:, 0]
-    seeds = run_seeds.generate_state(n_runs, np.uint32)
-    chunk = max(1, math.ceil(n_runs / (8 * max(1, workers))))
-    jobs = [(str(training_path), tuple(keys), noises[i:i + chunk], seeds[i:i + chunk], episodes,
-             horizon, delta) for i in range(0, n_runs, chunk)]
-    results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for part in tqdm(pool.map(_violation_chunk, jobs), total=len(jobs), desc="violation runs",
-                         disable=not progress):
-            results.extend(part)
+    items = violation_items(training_path, keys, n_runs, episodes, horizon, delta, seed)
+    with ExitStack() as stack:
+        if store is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            store = ResultStore(folder, {"kind": "violations", "runs": n_runs})
+        executor = stack.enter_context(make_executor(engine, workers, scheduler))
+        records = run_sweep(items, violation_run_chunk, store, executor, progress=progress,
+                            description="violation runs")
+    rows = [{"algorithm": r["settings"]["algorithm"], "task_noise": r["settings"]["task_noise"],
+             "seed": r["seed"], **r["metrics"]} for r in records]
     summary = {}
     for key in keys:
-        mine = [r for r in results if r[0] == key]
-        violating = sum(r[3] for r in mine)
+        mine = [r for r in rows if r["algorithm"] == key]
+        violating = sum(r["violated"] for r in mine)
         # Clopper-Pearson (exact binomial) interval
         interval = binomtest(violating, len(mine)).proportion_ci(0.95, method="exact")
         summary[key] = {
             "runs": len(mine), "runs_with_violation": violating,
             "fraction": violating / len(mine),
             "clopper_pearson_95": [float(interval.low), float(interval.high)],
-            "violating_episodes": int(sum(r[5] for r in mine)),
-            "max_cost_value": float(max(r[4] for r in mine)),
-            "violating_noise_min": float(min((r[1] for r in mine if r[3]), default=math.nan)),
-            "tasks_above_0.4": int(sum(r[1] > 0.4 for r in mine)),
+            "violating_episodes": int(sum(r["violating_episodes"] for r in mine)),
+            "max_cost_value": float(max(r["max_cost_value"] for r in mine)),
+            "violating_noise_min": float(min((r["task_noise"] for r in mine if r["violated"]),
+                                             default=math.nan)),
+            "tasks_above_0.4": int(sum(r["task_noise"] > 0.4 for r in mine)),
         }
-    return {"per_algorithm": summary, "runs": [dict(zip(
-        ("algorithm", "task_noise", "seed", "violated", "max_cost_value", "violating_episodes"),
-        r, strict=True)) for r in results]}
+    return {"per_algorithm": summary, "runs": rows}
 
 
 def settings_dict(settings: ExperimentSettings) -> dict:

@@ -160,3 +160,15 @@ def test_unvisited_states_act_greedily_on_the_lagrangian():
 def test_bad_backend_is_named():
     with pytest.raises(ValueError, match="^backend"):
         tabular.solve(tabular.gridworld(0.1), backend="gurobi")
+
+
+def test_cold_solves_do_not_depend_on_history():
+    """Identical bits whatever was solved before (needed for worker-independent sweeps)."""
+    a, b = tabular.gridworld(0.31), tabular.gridworld(0.27)
+    first = tabular.solve(b, backend="highspy")
+    tabular.solve(a, backend="highspy")
+    again = tabular.solve(b, backend="highspy")
+    assert first.reward_value == again.reward_value
+    assert np.array_equal(first.policy, again.policy)
+    warm = tabular.solve(b, backend="highspy", warm_start=True)
+    assert warm.reward_value == pytest.approx(first.reward_value, abs=1e-9)

@@ -1,0 +1,180 @@
+"""Sweeps: many independent runs over a ``concurrent.futures.Executor``, with a resumable store.
+
+* :class:`ResultStore` keeps one JSON record per finished run in ``OUT/store/runs/<key>.json``,
+  each written atomically (temporary file, then rename), and a manifest naming the sweep's
+  settings. A sweep killed at any moment (even ``kill -9``) loses at most the runs in flight;
+  running the same command again skips every run already on disk. A folder that holds anything
+  else (another sweep's store, foreign files, a corrupt record) is refused with a clear error,
+  never overwritten.
+* :func:`run_sweep` chunks the pending runs so that every task carries at least ~50 ms, submits
+  them to a local process pool or a Dask cluster (``engine="dask"``: the given scheduler, or a
+  LocalCluster), and stores results as they complete, with a progress bar. Every run's numbers
+  depend only on its own settings (its seed included), so the final table is the same for any
+  engine and any number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+STORE_FORMAT = 1
+MIN_TASK_SECONDS = 0.05
+ENGINES = ("local", "dask")
+
+
+class StoreError(ValueError):
+    """The output folder holds something other than this sweep's store."""
+
+
+def _versions() -> dict:
+    found = {}
+    for name in ("safepce", "numpy", "numba"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+class ResultStore:
+    """One atomic JSON record per finished run, under ``folder/store``."""
+
+    def __init__(self, folder: str | Path, sweep: dict):
+        self.folder = Path(folder)
+        self.root = self.folder / "store"
+        self.runs = self.root / "runs"
+        self.sweep = json.loads(json.dumps(sweep))          # JSON-normalised for comparison
+        manifest = self.root / "manifest.json"
+        if manifest.exists():
+            try:
+                found = json.loads(manifest.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise StoreError(f"--out: {manifest} is corrupt ({exc}); remove it or choose "
+                                 "another folder") from None
+            if found.get("kind") != "safepce-sweep" or found.get("format") != STORE_FORMAT:
+                raise StoreError(f"--out: {manifest} is not a safepce sweep store of format "
+                                 f"{STORE_FORMAT}; choose another folder")
+            if found.get("sweep") != self.sweep:
+                differ = sorted(k for k in set(found.get("sweep", {})) | set(self.sweep)
+                                if found.get("sweep", {}).get(k) != self.sweep.get(k))
+                raise StoreError(f"--out: {self.folder} holds a sweep with other settings "
+                                 f"(differing: {', '.join(differ)}); choose another folder")
+        else:
+            foreign = sorted(p.name for p in self.folder.iterdir()) if self.folder.exists() \
+                else []
+            if foreign:
+                raise StoreError(f"--out: {self.folder} is not empty and holds no sweep store "
+                                 f"(found {', '.join(foreign[:5])}); choose an empty folder")
+            self.runs.mkdir(parents=True, exist_ok=True)
+            self._atomic_write(manifest, {"kind": "safepce-sweep", "format": STORE_FORMAT,
+                                          "sweep": self.sweep, "versions": _versions()})
+        self.runs.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _atomic_write(path: Path, payload: dict) -> None:
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with temporary.open("w") as handle:
+            json.dump(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+    def done(self) -> set[str]:
+        """Keys of the runs already stored (stray temporary files of a killed writer are
+        removed; anything else unexpected is an error)."""
+        keys = set()
+        for path in self.runs.iterdir():
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                path.unlink()
+            elif path.suffix == ".json":
+                keys.add(path.stem)
+            else:
+                raise StoreError(f"--out: unexpected file {path} in the sweep store")
+        return keys
+
+    def write(self, key: str, record: dict) -> None:
+        self._atomic_write(self.runs / f"{key}.json", {"key": key, **record})
+
+    def records(self) -> list[dict]:
+        out = []
+        for path in sorted(self.runs.glob("*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise StoreError(f"--out: corrupt run record {path} ({exc}); remove it to rerun "
+                                 "that run") from None
+        return out
+
+
+@contextmanager
+def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None = None):
+    """A ``concurrent.futures.Executor``: a process pool, or Dask's executor on the scheduler at
+    ``scheduler`` (a LocalCluster of ``workers`` single-threaded processes when None)."""
+    if engine not in ENGINES:
+        raise ValueError(f"--engine: expected one of {ENGINES}; got {engine!r}")
+    if workers < 1:
+        raise ValueError(f"--workers: expected a positive integer; got {workers!r}")
+    if engine == "local":
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            yield pool
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("--engine: dask needs the optional extra: pip install "
+                         "'safepce[dask]'") from None
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_sweep(items: list[tuple[str, dict]], run_chunk: Callable[[list[dict]], list[dict]],
+              store: ResultStore, executor: Executor, progress: bool = True,
+              description: str = "sweep") -> list[dict]:
+    """Run every ``(key, settings)`` item not yet in ``store`` and return all stored records.
+
+    ``run_chunk`` (a module-level function, so that it pickles) maps a list of settings to one
+    record each. The first pending item runs here to time it; the rest go out in chunks of
+    ``ceil(0.05 s / that time)`` items.
+    """
+    finished = store.done()
+    pending = [(key, settings) for key, settings in items if key not in finished]
+    bar = tqdm(total=len(items), initial=len(items) - len(pending), desc=description,
+               unit="run", disable=not progress)
+    if pending:
+        start = time.perf_counter()
+        key, settings = pending[0]
+        store.write(key, run_chunk([settings])[0])
+        bar.update(1)
+        per_item = max(time.perf_counter() - start, 1e-4)
+        size = max(1, math.ceil(MIN_TASK_SECONDS / per_item))
+        rest = pending[1:]
+        chunks = [rest[i:i + size] for i in range(0, len(rest), size)]
+        futures = {executor.submit(run_chunk, [s for _, s in chunk]): chunk for chunk in chunks}
+        for future in as_completed(futures):
+            chunk = futures[future]
+            for (key, _), record in zip(chunk, future.result(), strict=True):
+                store.write(key, record)
+            bar.update(len(chunk))
+    bar.close()
+    return store.records()
