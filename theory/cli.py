@@ -249,6 +249,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
 def run_violations(args: argparse.Namespace) -> int:
     """Violation rates over many runs on test tasks drawn from D (Clopper-Pearson intervals)."""
     from .experiment import ALGORITHMS, ExperimentSettings, experiment_training, violation_rates
+    from .sweep import ResultStore
+    from .training import TrainingResult
 
     if args.runs < 1:
         raise UsageError(f"--runs: expected a positive integer; got {args.runs}")
@@ -258,11 +260,19 @@ def run_violations(args: argparse.Namespace) -> int:
                                   delta=args.delta, algorithms=tuple(args.algorithms)).validate()
     out = prepare_output(args.out)
     start = time.perf_counter()
-    training, _ = experiment_training(settings)
-    path = training.save(out / "training.npz")
+    # the store refuses a folder that holds anything but this same sweep (resume = same command)
+    store = ResultStore(out, {"command": "violations", "runs": args.runs,
+                              "episodes": settings.episodes, "horizon": settings.horizon,
+                              "seed": args.seed, "delta": settings.delta,
+                              "algorithms": list(settings.algorithms)})
+    path = out / "training.npz"
+    if not path.exists():
+        experiment_training(settings)[0].save(path)
+    TrainingResult.load(path)
     result = violation_rates(path, settings.algorithms, args.runs, settings.episodes,
                              settings.horizon, settings.delta, seed=args.seed + 1,
-                             workers=args.workers, progress=not args.quiet)
+                             workers=args.workers, progress=not args.quiet, engine=args.engine,
+                             scheduler=args.scheduler, store=store)
     write_table(out / "runs.csv", result["runs"])
     summary = {"command": "violations",
                "settings": {"runs": args.runs, "episodes": settings.episodes,
@@ -352,7 +362,8 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
         "violations", help="fraction of runs with a violation, over test tasks drawn from D",
         description="Runs each algorithm on --runs test tasks drawn from D with fresh seeds and "
                     "reports the fraction of runs with any infeasible deployed policy, with a "
-                    "95%% Clopper-Pearson interval.")
+                    "95%% Clopper-Pearson interval. Every finished run is stored in OUT/store; "
+                    "the same command resumes an interrupted sweep.")
     violations.add_argument("--out", default="results/violations", help="output folder")
     violations.add_argument("--runs", type=int, default=1000, help="runs per algorithm")
     violations.add_argument("--episodes", type=int, default=40_000, help="episodes per run")
@@ -360,6 +371,10 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
     violations.add_argument("--delta", type=float, default=0.05, help="delta of Algorithm 1")
     violations.add_argument("--seed", type=int, default=0, help="root seed")
     violations.add_argument("--workers", type=int, default=2, help="worker processes")
+    violations.add_argument("--engine", choices=["local", "dask"], default="local",
+                            help="local process pool, or Dask (safepce[dask])")
+    violations.add_argument("--scheduler", default=None,
+                            help="Dask scheduler address (default: a LocalCluster)")
     violations.add_argument("--algorithms", nargs="+", choices=list(ALGORITHMS),
                             default=["safe-pce", "safe-pce-theory", "pce"])
     violations.add_argument("--quiet", action="store_true", help="no progress bars")
