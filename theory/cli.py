@@ -26,6 +26,13 @@ import tabular
 PAPER_GRIDWORLD_OPTIMA = {0.1: 59.73693, 0.2: 56.43349, 0.3: 51.96282, 0.4: 44.91545}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with errors as one line (``safepce COMMAND: error: ...``) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 class UsageError(ValueError):
     """A command-line argument is out of range (reported as one line, exit code 2)."""
 
@@ -295,7 +302,7 @@ def run_violations(args: argparse.Namespace) -> int:
 
 def build_parser(extend=None) -> argparse.ArgumentParser:
     """The parser of theory's commands; ``extend(subparsers)`` lets bounds.cli add its own."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="safepce",
         description="Constrained meta-RL with provable test-time safety, checked exactly.")
     commands = parser.add_subparsers(dest="command", required=True)

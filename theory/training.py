@@ -163,7 +163,12 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
                                  f"{type(distribution).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TrainingInputError(f"seed: expected a non-negative integer; got {seed!r}")
-    distribution.check(seed)
+    probe = distribution.check(seed)
+    smallest = np.atleast_1d(tabular.minimum_cost(probe))
+    if np.any(smallest > probe.budgets):
+        raise TrainingInputError(
+            f"budget: no policy meets the budget {probe.budgets.tolist()} on a sampled task (its "
+            f"smallest achievable discounted cost is {np.round(smallest, 6).tolist()})")
     lp_oracle = lp_oracle or ExactLPOracle()
     safe_oracle = safe_oracle or WorstCaseSafePolicy()
     round_seeds = np.random.SeedSequence(int(seed)).spawn(max_rounds)

@@ -1,0 +1,51 @@
+"""Every CLI command answers bad input with one line on stderr and exit code 2 (the README's
+table lists the same cases)."""
+
+import pytest
+
+from bounds.cli import main
+
+CASES = [
+    # (command line, words the message must contain)
+    (["figure1", "--noise", "abc"], "invalid float value"),
+    (["figure1", "--noise", "1.5"], "--noise"),
+    (["figure1", "--noise", "0.45"], "smallest achievable discounted cost"),
+    (["figure1", "--gamma", "1"], "--gamma"),
+    (["train", "--delta", "0.5"], "--delta"),
+    (["train", "--radius", "-1"], "--radius"),
+    (["train", "--radius"], "expected one argument"),
+    (["train", "--budget", "0.5"], "no policy meets the budget"),
+    (["train", "--xi", "0.5"], "xi"),
+    (["reproduce", "--episodes", "0"], "--episodes"),
+    (["reproduce", "--tasks", "eleven"], "invalid int value"),
+    (["reproduce", "--delta", "0"], "--delta"),
+    (["reproduce", "--algorithms", "ppo"], "invalid choice"),
+    (["violations", "--runs", "0"], "--runs"),
+    (["violations", "--engine", "spark"], "invalid choice"),
+    (["sweep-delta", "--deltas", "0.4"], "--deltas"),
+    (["verify", "--workers", "0"], "--workers"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(argv, words, tmp_path, capsys):
+    quiet = [] if argv[0] in ("figure1", "frobnicate") else ["--quiet"]
+    command = argv if argv[0] == "frobnicate" else [argv[0], "--out", str(tmp_path / "o"),
+                                                      *quiet, *argv[1:]]
+    try:
+        code = main(command)
+    except SystemExit as exit_:          # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert words in err and "\n" not in err
+    assert err.startswith("safepce") and "error:" in err
+
+
+@pytest.mark.parametrize("command", ["figure1", "train", "reproduce", "violations", "verify",
+                                     "sweep-delta"])
+def test_unwritable_output_folder(command, capsys):
+    assert main([command, "--out", "/proc/safepce-cannot-write-here"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out: expected a writable folder" in err and "\n" not in err
