@@ -20,3 +20,20 @@ def test_quick_start_has_two_lines_and_ci_runs_the_second():
                 if line.strip() and not line.startswith(("#", "set ", "cd "))]
     assert ci_lines == [lines[1]]
     assert lines[0].startswith("python3 -m venv .venv && ") and "safepce" in lines[0]
+
+
+def test_extension_example_runs_and_its_numbers_are_exact(capsys):
+    """The README's 20-line example of a custom family and algorithm runs as written."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Adding your own task family or test-time algorithm", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 40
+    namespace: dict = {}
+    exec(compile(code, "README example", "exec"), namespace)
+    record, task, policy = namespace["record"], namespace["task"], namespace["Guess"](0.2).policy
+    import tabular
+
+    exact = tabular.evaluate(task, policy)
+    assert (record.cost_value == exact.cost_value).all()
+    assert record.summary()["violations"] == (2000 if exact.cost_value > 1.5 else 0)
+    assert "final_regret" in capsys.readouterr().out
