@@ -68,15 +68,11 @@ def add_commands(commands) -> None:
         "sweep-delta", help="violation rate against Algorithm 1's delta (gridworld)",
         description="Retrain with each delta and measure the fraction of runs with a violation "
                     "over test tasks drawn from D (95%% Clopper-Pearson intervals).")
-    sweep.add_argument("--out", default="results/sweep-delta", help="output folder")
+    theory_cli.add_flags(sweep, "results/sweep-delta", "episodes", "seed", "workers", "quiet")
     sweep.add_argument("--deltas", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.3])
     sweep.add_argument("--runs", type=int, default=200, help="runs per delta and algorithm")
-    sweep.add_argument("--episodes", type=int, default=40_000, help="episodes per run")
     sweep.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
                        choices=["safe-pce", "pce", "safe-pce-theory", "pce-theory"])
-    sweep.add_argument("--seed", type=int, default=0, help="root seed")
-    sweep.add_argument("--workers", type=int, default=2, help="worker processes")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(run=run_sweep_delta)
 
     verify = commands.add_parser(
@@ -84,11 +80,9 @@ def add_commands(commands) -> None:
         description="Lemma C.3, Lemma 3.5, Lemma 4.5 safety, Theorem 4.2's explicit regret "
                     "bound, the hard family of Theorem 5.1 and its explicit lower bound's "
                     "slopes, the scaled preset and the published experiment's safety claim.")
-    verify.add_argument("--out", default="results/verify", help="output folder")
+    theory_cli.add_flags(verify, "results/verify", "workers", "quiet")
     verify.add_argument("--quick", action="store_true",
                         help="small sizes (under 3 minutes on 2 cores)")
-    verify.add_argument("--workers", type=int, default=2, help="worker processes")
-    verify.add_argument("--quiet", action="store_true", help="no progress bars")
     verify.set_defaults(run=run_verify_command)
 
 

@@ -300,6 +300,24 @@ def run_violations(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
+def add_flags(parser: argparse.ArgumentParser, out: str, *names: str,
+              episodes: int = 40_000) -> None:
+    """The flags several commands share, by name: ``--out`` always, then any of "seed", "quiet",
+    "workers", "episodes", "horizon", "delta"."""
+    parser.add_argument("--out", default=out, help="output folder")
+    flags = {
+        "episodes": (["--episodes"], dict(type=int, default=episodes, help="episodes K per run")),
+        "horizon": (["--horizon"], dict(type=int, default=600, help="steps per episode H")),
+        "delta": (["--delta"], dict(type=float, default=0.05, help="delta of Algorithm 1")),
+        "seed": (["--seed"], dict(type=int, default=0, help="root seed")),
+        "workers": (["--workers"], dict(type=int, default=2, help="worker processes")),
+        "quiet": (["--quiet"], dict(action="store_true", help="no progress bars")),
+    }
+    for name in names:
+        args, kwargs = flags[name]
+        parser.add_argument(*args, **kwargs)
+
+
 def build_parser(extend=None) -> argparse.ArgumentParser:
     """The parser of theory's commands; ``extend(subparsers)`` lets bounds.cli add its own."""
     parser = OneLineParser(
@@ -324,7 +342,7 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
         description="Algorithm 1 with Subroutine 3 (PAPER.md section 2) on gridworld noise ~ "
                     "Normal(mean, std) clipped to [0, 0.5], then Lemma 3.5's quantities on "
                     "held-out tasks, computed exactly.")
-    trainer.add_argument("--out", default="results/train", help="output folder")
+    add_flags(trainer, "results/train", "seed", "quiet")
     trainer.add_argument("--radius", type=float, default=0.005,
                          help="cover radius (noise units for --oracle parameter, task distance "
                               "for --oracle distance; default 0.005)")
@@ -337,13 +355,11 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
                          help="noise of the designated safe task (default 0.4, as published)")
     trainer.add_argument("--xi", type=float, default=0.0,
                          help="required margin of pi_s on the cover (normalised utility units)")
-    trainer.add_argument("--seed", type=int, default=0, help="root seed")
     trainer.add_argument("--heldout", type=int, default=1000, help="held-out tasks for Lemma 3.5")
     trainer.add_argument("--mean", type=float, default=0.3, help="noise mean")
     trainer.add_argument("--std", type=float, default=0.03, help="noise standard deviation")
     trainer.add_argument("--gamma", type=float, default=0.9, help="discount factor")
     trainer.add_argument("--budget", type=float, default=1.5, help="discounted-cost budget")
-    trainer.add_argument("--quiet", action="store_true", help="no progress bars")
     trainer.set_defaults(run=run_train)
 
     from .experiment import ALGORITHMS
@@ -353,16 +369,11 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
         description="Training phase with the experiment's settings, then each test-time "
                     "algorithm on the published test tasks (PAPER.md sections 7-8); writes "
                     "Figures 1 and 2, runs.csv, curves.npz and summary.json.")
-    repro.add_argument("--out", default="results/reproduce", help="output folder")
-    repro.add_argument("--episodes", type=int, default=40_000, help="episodes K per run")
+    add_flags(repro, "results/reproduce", "episodes", "horizon", "delta", "seed", "quiet")
     repro.add_argument("--tasks", type=int, default=10, help="how many of the ten test tasks")
-    repro.add_argument("--horizon", type=int, default=600, help="steps per episode H")
     repro.add_argument("--radius", type=float, default=0.005, help="cover radius (noise)")
-    repro.add_argument("--delta", type=float, default=0.05, help="delta of Algorithm 1")
-    repro.add_argument("--seed", type=int, default=0, help="root seed")
     repro.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
                        choices=list(ALGORITHMS), help="test-time algorithms (keys of summary)")
-    repro.add_argument("--quiet", action="store_true", help="no progress bars")
     repro.set_defaults(run=run_reproduce)
 
     violations = commands.add_parser(
@@ -371,20 +382,15 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
                     "reports the fraction of runs with any infeasible deployed policy, with a "
                     "95%% Clopper-Pearson interval. Every finished run is stored in OUT/store; "
                     "the same command resumes an interrupted sweep.")
-    violations.add_argument("--out", default="results/violations", help="output folder")
+    add_flags(violations, "results/violations", "episodes", "horizon", "delta", "seed",
+              "workers", "quiet")
     violations.add_argument("--runs", type=int, default=1000, help="runs per algorithm")
-    violations.add_argument("--episodes", type=int, default=40_000, help="episodes per run")
-    violations.add_argument("--horizon", type=int, default=600, help="steps per episode")
-    violations.add_argument("--delta", type=float, default=0.05, help="delta of Algorithm 1")
-    violations.add_argument("--seed", type=int, default=0, help="root seed")
-    violations.add_argument("--workers", type=int, default=2, help="worker processes")
     violations.add_argument("--engine", choices=["local", "dask"], default="local",
                             help="local process pool, or Dask (safepce[dask])")
     violations.add_argument("--scheduler", default=None,
                             help="Dask scheduler address (default: a LocalCluster)")
     violations.add_argument("--algorithms", nargs="+", choices=list(ALGORITHMS),
                             default=["safe-pce", "safe-pce-theory", "pce"])
-    violations.add_argument("--quiet", action="store_true", help="no progress bars")
     violations.set_defaults(run=run_violations)
     if extend is not None:
         extend(commands)
