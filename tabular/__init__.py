@@ -6,7 +6,7 @@ from .distance import distance
 from .evaluate import BatchEvaluation, Evaluation, evaluate, evaluate_batch
 from .families import gridworld, gridworld_kernel, random_cmdp
 from .policy import Mixture, deterministic_policy, uniform_policy, validate_policy
-from .simulate import SimulationResult, simulate
+from .simulate import SimulationResult, TrajectoryBatch, simulate, simulate_trajectories
 from .solve import InfeasibleCMDPError, Solution, SolverError, minimum_cost, solve
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "InvalidPolicyError",
     "Mixture",
     "SimulationResult",
+    "TrajectoryBatch",
     "Solution",
     "SolverError",
     "UtilityForm",
@@ -30,6 +31,7 @@ __all__ = [
     "minimum_cost",
     "random_cmdp",
     "simulate",
+    "simulate_trajectories",
     "solve",
     "uniform_policy",
     "validate_policy",

@@ -89,6 +89,33 @@ def _run_episodes(key, first_episode, horizon, gamma, rho_states, rho_cdf, weigh
         reward_out[e] = total_reward
 
 
+@numba.njit(cache=True)
+def _run_trajectories(key, first_episode, gamma, rho_states, rho_cdf, weight_cdf, action_cdf,
+                      next_state, next_cdf, reward, cost, states_out, actions_out,
+                      rewards_out, costs_out, component_out):
+    """Like _run_episodes without the shortcut, drawing the same uniforms in the same order,
+    but recording every step (so a trajectory's discounted sums equal simulate's returns)."""
+    n_constraints = cost.shape[2]
+    horizon = states_out.shape[1]
+    for e in range(states_out.shape[0]):
+        state = _mix64(key ^ _mix64(np.uint64(first_episode + e) + _GOLDEN))
+        state, u = _uniform(state)
+        j = _draw(weight_cdf, u)
+        component_out[e] = j
+        state, u = _uniform(state)
+        s = rho_states[_draw(rho_cdf, u)]
+        for t in range(horizon):
+            state, u = _uniform(state)
+            a = _draw(action_cdf[j, s], u)
+            states_out[e, t] = s
+            actions_out[e, t] = a
+            rewards_out[e, t] = reward[s, a]
+            for k in range(n_constraints):
+                costs_out[e, t, k] = cost[s, a, k]
+            state, u = _uniform(state)
+            s = next_state[s, a, _draw(next_cdf[s, a], u)]
+
+
 def _cumulative(probabilities: np.ndarray) -> np.ndarray:
     """CDF along the last axis that is exactly 1.0 from the last positive entry on."""
     cdf = np.cumsum(probabilities, axis=-1)
@@ -217,3 +244,58 @@ def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
         component=component_out,
         horizon=int(horizon),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class TrajectoryBatch:
+    """Every step of n episodes of H steps: ``states`` and ``actions`` (n, H), ``rewards`` (n, H)
+    and ``costs`` (n, H) or (n, H, K) in task units, ``component`` (n,) of a mixture, ``gamma``."""
+
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    costs: np.ndarray
+    component: np.ndarray
+    gamma: float
+
+    def discounted_returns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(reward, cost) returns of Eq. 4 per episode, as :func:`simulate` gives them."""
+        discount = self.gamma ** np.arange(self.rewards.shape[1])
+        costs = self.costs if self.costs.ndim == 3 else self.costs[..., None]
+        cost_return = np.einsum("t,ntk->nk", discount, costs)
+        return self.rewards @ discount, (cost_return[:, 0] if self.costs.ndim == 2
+                                         else cost_return)
+
+
+def simulate_trajectories(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
+                          first_episode: int = 0) -> TrajectoryBatch:
+    """Record every step of ``n_episodes`` episodes (for algorithms that learn from
+    trajectories: Monte-Carlo advantages, REINFORCE, visit counts). Episode e uses the same
+    random stream as in :func:`simulate` (with ``absorbing_shortcut=False``), so its discounted
+    sums are the same numbers. Memory: about 24 bytes per step."""
+    if not isinstance(cmdp, CMDP):
+        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
+    for name, value, low in (("n_episodes", n_episodes, 0), ("horizon", horizon, 1),
+                             ("first_episode", first_episode, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InvalidSimulationError(f"{name}: expected an integer >= {low}; got {value!r}")
+    if isinstance(policy, Mixture):
+        policies, weights = policy.policies, policy.weights
+    else:
+        policies = validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None]
+        weights = np.ones(1)
+    tables = _sampling_tables(cmdp)
+    n, H = int(n_episodes), int(horizon)
+    states = np.empty((n, H), dtype=np.int32)
+    actions = np.empty((n, H), dtype=np.int32)
+    rewards = np.empty((n, H))
+    costs = np.empty((n, H, cmdp.n_constraints))
+    component = np.empty(n, dtype=np.int64)
+    _run_trajectories(episode_key(seed), np.int64(first_episode), cmdp.gamma, tables.rho_states,
+                      tables.rho_cdf, _cumulative(weights),
+                      np.ascontiguousarray(_cumulative(policies)), tables.next_state,
+                      tables.next_cdf, cmdp.r, np.ascontiguousarray(cmdp.costs), states, actions,
+                      rewards, costs, component)
+    return TrajectoryBatch(states=states, actions=actions, rewards=rewards,
+                           costs=costs[..., 0] if cmdp.single_constraint else costs,
+                           component=component, gamma=cmdp.gamma)

@@ -1,0 +1,84 @@
+"""Monte-Carlo estimators that test-time learners build from trajectories (task units).
+
+First-visit Monte-Carlo: in each episode, the first time t a pair (s, a) is taken contributes the
+discounted return-to-go ``G_t = sum_{k >= t} gamma^(k-t) x_k`` of the signal x (reward or a cost).
+Samples from different episodes are independent, so ``q`` is unbiased for ``Q^pi(s, a)`` (up to
+the horizon's truncation, kept below ``truncation`` by ignoring first visits too close to the
+end) and ``standard_error`` is an honest standard error. Advantages use the policy itself:
+``A(s, a) = Q(s, a) - sum_b pi(b|s) Q(s, b)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tabular.simulate import TrajectoryBatch
+
+
+@dataclass(frozen=True, eq=False)
+class QEstimate:
+    """``q`` (S, A) Monte-Carlo Q-values (NaN where never visited), ``counts`` (S, A) of
+    first visits used, ``standard_error`` (S, A)."""
+
+    q: np.ndarray
+    counts: np.ndarray
+    standard_error: np.ndarray
+
+    def advantages(self, policy: np.ndarray) -> np.ndarray:
+        """``Q(s, a) - sum_b pi(b|s) Q(s, b)``; NaN where a needed Q-value is missing."""
+        weighted = np.where(policy > 0, self.q, 0.0)
+        missing = np.any((policy > 0) & np.isnan(self.q), axis=1, keepdims=True)
+        value = np.where(missing, np.nan, np.sum(policy * np.nan_to_num(weighted), axis=1,
+                                                 keepdims=True))
+        return self.q - value
+
+
+def returns_to_go(signal: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = x_t + gamma G_{t+1} along axis 1 (episodes x steps), truncated at the horizon."""
+    out = np.empty_like(signal, dtype=np.float64)
+    running = np.zeros(signal.shape[0])
+    for t in range(signal.shape[1] - 1, -1, -1):
+        running = signal[:, t] + gamma * running
+        out[:, t] = running
+    return out
+
+
+def first_visit_q(batch: TrajectoryBatch, n_states: int, n_actions: int,
+                  signal: str = "reward", constraint: int = 0,
+                  truncation: float = 1e-8) -> QEstimate:
+    """First-visit Monte-Carlo Q-values of ``signal`` ("reward" or "cost", constraint index
+    ``constraint``) from a batch of trajectories of one policy.
+
+    First visits later than ``H - ln(truncation)/ln(1/gamma)`` steps are ignored, so the
+    truncation bias is below ``truncation * max|x| / (1 - gamma)``.
+    """
+    if signal not in ("reward", "cost"):
+        raise ValueError(f"signal: expected 'reward' or 'cost'; got {signal!r}")
+    x = batch.rewards if signal == "reward" else (
+        batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
+    G = returns_to_go(x, batch.gamma)
+    horizon = x.shape[1]
+    last_start = horizon - math.ceil(math.log(truncation) / math.log(batch.gamma))
+    if last_start <= 0:
+        raise ValueError(f"truncation: episodes of {horizon} steps are too short for a "
+                         f"truncation of {truncation:g} at gamma {batch.gamma}")
+    pairs = batch.states[:, :last_start] * n_actions + batch.actions[:, :last_start]
+    sums = np.zeros(n_states * n_actions)
+    squares = np.zeros(n_states * n_actions)
+    counts = np.zeros(n_states * n_actions)
+    for e in range(pairs.shape[0]):
+        first_pairs, first_steps = np.unique(pairs[e], return_index=True)
+        samples = G[e, first_steps]
+        np.add.at(sums, first_pairs, samples)
+        np.add.at(squares, first_pairs, samples**2)
+        np.add.at(counts, first_pairs, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts
+        variance = np.maximum(squares / counts - mean**2, 0.0) * counts / np.maximum(counts - 1, 1)
+        error = np.sqrt(variance / counts)
+    shape = (n_states, n_actions)
+    return QEstimate(q=mean.reshape(shape), counts=counts.reshape(shape).astype(np.int64),
+                     standard_error=error.reshape(shape))
