@@ -49,6 +49,9 @@ class TestTimeAlgorithm(ABC):
 
     name: str = "algorithm"
     preset: str = ""
+    #: True for learners that need every step (Monte-Carlo advantages, REINFORCE, counts): the
+    #: harness then calls observe(..., trajectories=TrajectoryBatch) on the same episodes
+    needs_trajectories: bool = False
 
     @abstractmethod
     def reset(self, n_episodes: int, seed) -> None:
@@ -149,10 +152,16 @@ def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, ho
         size = int(min(deployment.episodes, n_episodes - k, block))
         if size < 1:
             raise RuntimeError(f"{algorithm.name} proposed a block of {deployment.episodes}")
-        policies = np.stack(deployment.policies)
-        simulated = tabular.simulate(task, Mixture(policies, deployment.weights), size, horizon,
-                                     seed=simulator_seed, first_episode=k)
-        used = int(algorithm.observe(simulated.reward_return, simulated.cost_return))
+        mixture = Mixture(np.stack(deployment.policies), deployment.weights)
+        if algorithm.needs_trajectories:
+            batch = tabular.simulate_trajectories(task, mixture, size, horizon,
+                                                  seed=simulator_seed, first_episode=k)
+            reward_returns, cost_returns = batch.discounted_returns()
+            used = int(algorithm.observe(reward_returns, cost_returns, trajectories=batch))
+        else:
+            simulated = tabular.simulate(task, mixture, size, horizon, seed=simulator_seed,
+                                         first_episode=k)
+            used = int(algorithm.observe(simulated.reward_return, simulated.cost_return))
         if not 1 <= used <= size:
             raise RuntimeError(f"{algorithm.name} consumed {used} of {size} episodes")
         for key, policy in zip(deployment.keys, deployment.policies, strict=True):

@@ -111,3 +111,39 @@ def test_bad_arguments(gridworld_policies):
         run_test_phase(algorithm, task, 0, 600, seed=0)
     with pytest.raises(ValueError, match="^seed"):
         run_test_phase(algorithm, task, 10, 600, seed=-1)
+
+
+class TrajectoryRecorder(TestTimeAlgorithm):
+    """Asks for trajectories and keeps them."""
+
+    name = "recorder"
+    needs_trajectories = True
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def reset(self, n_episodes, seed):
+        self.batches = []
+
+    def deployment(self):
+        return Deployment((self.policy,), np.ones(1), ("p",), 40)
+
+    def observe(self, reward_returns, cost_returns, trajectories=None):
+        self.batches.append((reward_returns, cost_returns, trajectories))
+        return reward_returns.size
+
+
+def test_learners_get_the_trajectories_of_the_episodes_they_ran(gridworld_policies):
+    """needs_trajectories: the batch's discounted sums are the returns handed over, and they are
+    the same episodes (same streams) that a return-only learner would have seen."""
+    task, optimal, _ = gridworld_policies
+    recorder = TrajectoryRecorder(tabular.uniform_policy(49, 4))
+    run_test_phase(recorder, task, 100, 200, seed=5)
+    plain = FixedMixture([tabular.uniform_policy(49, 4)], [1.0], ["p"], 40)
+    run_test_phase(plain, task, 100, 200, seed=5)
+    rewards = np.concatenate([r for r, _, _ in recorder.batches])
+    assert np.allclose(rewards, plain.seen_rewards, rtol=1e-12, atol=1e-12)
+    for reward, cost, batch in recorder.batches:
+        assert batch.states.shape == (reward.size, 200)
+        assert np.allclose(batch.discounted_returns()[0], reward)
+        assert np.allclose(batch.discounted_returns()[1], cost)
