@@ -28,7 +28,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sparse
@@ -39,6 +39,7 @@ from .evaluate import evaluate
 #: an occupancy below this fraction of its state's total is a round-off of a non-basic zero
 _SUPPORT_TOLERANCE = 1e-9
 _BACKENDS = ("cvxpy", "highspy")
+_POLISH_ATTEMPTS = 5
 _CACHE_SIZE = 8
 
 
@@ -67,7 +68,8 @@ class Solution:
     :func:`tabular.evaluate` (``lp_value`` is the LP objective, equal up to solver tolerance);
     ``multipliers`` are the Lagrange multipliers lambda >= 0 of the budgets (scalar for one
     constraint); ``lagrangian_values`` is V_lambda (S,), the flow-row duals; ``occupancy`` is the
-    normalised state-action occupancy (sums to 1).
+    normalised state-action occupancy (sums to 1); ``budget_tightening`` is how much the budget
+    was lowered so that the returned policy is exactly feasible (0 almost always).
     """
 
     policy: np.ndarray
@@ -79,6 +81,7 @@ class Solution:
     lp_value: float
     status: str
     backend: str
+    budget_tightening: float | np.ndarray = 0.0
 
 
 # --- structure shared by both backends ------------------------------------------------------
@@ -257,7 +260,7 @@ def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS",
     Args:
         cmdp: the task (cost form, task units).
         backend: ``"cvxpy"`` (compiled DPP problem, re-used across tasks of one structure) or
-            ``"highspy"`` (direct HiGHS, warm-started; fastest for re-solves).
+            ``"highspy"`` (direct HiGHS; fastest for re-solves).
         solver: with ``backend="cvxpy"``, ``"HIGHS"`` (vertex solutions) or ``"CLARABEL"``.
         warm_start: with ``backend="highspy"``, start from the previous optimal basis of the
             same structure (about 3x faster on the gridworld, but the last bits then depend on
@@ -266,10 +269,37 @@ def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS",
     Raises:
         InfeasibleCMDPError: no policy meets the budget; reports the smallest achievable cost.
 
+    The returned policy is feasible by exact evaluation: simplex residuals on ill-conditioned
+    tasks can leave its exact cost ~1e-8 above the budget, and then the LP is solved again with
+    the budget lowered by twice the excess (a vertex again; reward lost ~ lambda times that).
     States the optimal occupancy never visits get the action that maximises the Lagrangian
     Q-value ``r - lambda . cost + gamma P V_lambda`` (so the policy stays sensible on tasks
     whose dynamics do reach them); their choice does not change the values on ``cmdp``.
     """
+    solution = _solve_once(cmdp, backend, solver, warm_start)
+    tightening = np.zeros(cmdp.n_constraints)
+    for _ in range(_POLISH_ATTEMPTS):
+        excess = -np.minimum(np.atleast_1d(cmdp.budgets - np.atleast_1d(solution.cost_value)), 0)
+        if not np.any(excess > 0):
+            break
+        tightening = tightening + 2 * excess
+        try:
+            solution = _solve_once(cmdp.with_budget(
+                cmdp.budgets - tightening if not cmdp.single_constraint
+                else float(cmdp.budgets[0] - tightening[0])), backend, solver, warm_start)
+        except InfeasibleCMDPError:
+            break               # the budget is the minimum cost itself: keep the last solution
+        exact = evaluate(cmdp, solution.policy)
+        solution = replace(solution, cost_value=exact.cost_value, reward_value=exact.reward_value,
+                           occupancy=exact.occupancy)
+    if np.any(tightening > 0):
+        solution = replace(solution, budget_tightening=float(tightening[0])
+                           if cmdp.single_constraint else tightening)
+    return solution
+
+
+def _solve_once(cmdp: CMDP, backend: str, solver: str, warm_start: bool) -> Solution:
+    """One LP solve and policy extraction, values by exact evaluation."""
     if not isinstance(cmdp, CMDP):
         raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
     if backend not in _BACKENDS:
