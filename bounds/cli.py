@@ -47,7 +47,8 @@ def run_sweep_delta(args: argparse.Namespace) -> int:
     out = theory_cli.prepare_output(args.out)
     start = time.perf_counter()
     rows = violation_rate_vs_delta(args.deltas, args.algorithms, args.runs, args.episodes, out,
-                                   seed=args.seed, workers=args.workers, progress=not args.quiet)
+                                   seed=args.seed, workers=args.workers, progress=not args.quiet,
+                                   engine=args.engine, scheduler=args.scheduler)
     theory_cli.write_table(out / "violation_vs_delta.csv", rows)
     plot_violation_vs_delta(rows, out / "violation_vs_delta.png")
     theory_cli.write_json(out / "summary.json", {
@@ -73,6 +74,10 @@ def add_commands(commands) -> None:
     sweep.add_argument("--runs", type=int, default=200, help="runs per delta and algorithm")
     sweep.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
                        choices=["safe-pce", "pce", "safe-pce-theory", "pce-theory"])
+    sweep.add_argument("--engine", choices=["local", "dask"], default="local",
+                       help="local process pool, or Dask (safepce[dask])")
+    sweep.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address (default: a LocalCluster)")
     sweep.set_defaults(run=run_sweep_delta)
 
     verify = commands.add_parser(

@@ -15,25 +15,38 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from theory.experiment import (
+from theory.experiment import (  # noqa: E402
     ALGORITHMS,
     ExperimentSettings,
     experiment_training,
-    violation_rates,  # noqa: E402
+    violation_rates,
 )
+from theory.sweep import ResultStore  # noqa: E402
+from theory.training import TrainingResult  # noqa: E402
 
 
 def violation_rate_vs_delta(deltas, keys, n_runs: int, episodes: int, out: Path, seed: int = 0,
-                            workers: int = 2, progress: bool = False) -> list[dict]:
-    """One row per (delta, algorithm): cover size, runs, violating runs, fraction, 95% interval."""
+                            workers: int = 2, progress: bool = False, engine: str = "local",
+                            scheduler: str | None = None) -> list[dict]:
+    """One row per (delta, algorithm): cover size, runs, violating runs, fraction, 95% interval.
+
+    Each delta keeps its runs in ``out/delta_<delta>/store``: an interrupted sweep resumes.
+    """
     rows = []
     for delta in deltas:
         settings = ExperimentSettings(delta=float(delta), seed=seed, episodes=episodes,
                                       algorithms=tuple(keys)).validate()
-        training, _ = experiment_training(settings)
-        path = training.save(out / f"training_delta_{delta:g}.npz")
+        folder = out / f"delta_{delta:g}"
+        store = ResultStore(folder, {"command": "sweep-delta", "delta": float(delta),
+                                     "runs": n_runs, "episodes": episodes, "seed": seed,
+                                     "algorithms": list(keys)})
+        path = folder / "training.npz"
+        training = TrainingResult.load(path) if path.exists() else \
+            experiment_training(settings)[0]
+        training.save(path)
         result = violation_rates(path, keys, n_runs, episodes, 600, float(delta), seed=seed + 1,
-                                 workers=workers, progress=progress)
+                                 workers=workers, progress=progress, engine=engine,
+                                 scheduler=scheduler, store=store)
         for key, summary in result["per_algorithm"].items():
             rows.append({"delta": float(delta), "algorithm": key, "preset": ALGORITHMS[key][1],
                          "cover_size": training.cover_size, "runs": summary["runs"],

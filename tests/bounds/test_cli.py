@@ -62,3 +62,16 @@ def test_sweep_delta_small(tmp_path):
     # a larger delta gives a smaller cover (Algorithm 1 stops at 3 delta N uncovered)
     assert int(rows[0]["cover_size"]) > int(rows[2]["cover_size"])
     assert (out / "violation_vs_delta.png").stat().st_size > 10_000
+
+
+def test_sweep_delta_resumes_from_its_stores(tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["sweep-delta", "--out", str(out), "--deltas", "0.2", "--runs", "4", "--episodes",
+            "1500", "--workers", "1", "--quiet", "--algorithms", "pce"]
+    assert main(argv) == 0
+    first = (out / "violation_vs_delta.csv").read_text()
+    records = sorted((out / "delta_0.2" / "store" / "runs").glob("*.json"))
+    assert len(records) == 4
+    records[-1].unlink()                          # as if killed before the last run finished
+    assert main(argv) == 0
+    assert (out / "violation_vs_delta.csv").read_text() == first
