@@ -26,6 +26,8 @@ import tabular
 from tabular import CMDP
 from tabular.distributions import TaskDistribution
 
+from .gradients import exact_gradient, softmax
+
 
 class TrainingInputError(ValueError):
     """A training-phase setting is out of range (raised before any long computation)."""
@@ -324,8 +326,8 @@ class WorstCaseSafePolicy:
         logits = np.log(np.clip(start, 1e-6, None))
         best_policy, best_margin = start, self._margins(start, tasks).min()
         for _ in range(self.iterations):
-            policy = _softmax(logits)
-            margins, gradients = self._margins_and_gradients(policy, tasks)
+            policy = softmax(logits)
+            margins, gradients = self._margins_and_gradients(logits, tasks)
             if margins.min() > best_margin:
                 best_policy, best_margin = policy, margins.min()
             weights = np.exp(-(margins - margins.min()) / self.temperature)
@@ -348,28 +350,19 @@ class WorstCaseSafePolicy:
                          for t, c in zip(tasks, cost, strict=True)])
 
     @staticmethod
-    def _margins_and_gradients(policy: np.ndarray, tasks: list[CMDP]):
-        """Normalised worst-constraint slack of each task and its gradient in the logits:
-        dV/dtheta(s, a) = d(s) pi(a|s) (Q(s, a) - V(s)) / (1 - gamma) (policy-gradient theorem)."""
+    def _margins_and_gradients(logits: np.ndarray, tasks: list[CMDP]):
+        """Normalised worst-constraint slack of each task and its gradient in the logits
+        (policy-gradient theorem, :func:`theory.gradients.exact_gradient`)."""
         margins, gradients = [], []
         for task in tasks:
-            exact = tabular.evaluate(task, policy)
-            slack = np.atleast_1d(task.utility_form.cost_value_to_paper(exact.cost_value))
-            j = int(np.argmin(slack))
-            cost_values = np.reshape(exact.cost_state_values, (task.n_states, -1))[:, j]
-            q_cost = task.costs[..., j] + task.gamma * task.P @ cost_values
-            state_occupancy = exact.occupancy.sum(axis=1)
-            grad_cost = (state_occupancy[:, None] * policy * (q_cost - cost_values[:, None])
-                         / (1 - task.gamma))
-            margins.append(slack[j])
-            gradients.append(-grad_cost / task.utility_form.utility_scale[j])
+            costs = [exact_gradient(task, logits, "cost", j) for j in range(task.n_constraints)]
+            slack = task.utility_form.cost_value_to_paper(np.array([c for c, _ in costs]))
+            j = int(np.argmin(np.atleast_1d(slack)))
+            margins.append(float(np.atleast_1d(slack)[j]))
+            gradients.append(-costs[j][1] / task.utility_form.utility_scale[j])
         return np.array(margins), np.array(gradients)
 
     def describe(self) -> dict:
         return {"oracle": self.name, "xi": self.xi, "iterations": self.iterations,
                 "step": self.step, "temperature": self.temperature}
 
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
