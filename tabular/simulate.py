@@ -54,18 +54,25 @@ def _draw(cdf, u):
     return i
 
 
+@numba.njit(cache=True, inline="always")
+def _start_episode(key, episode, weight_cdf, rho_states, rho_cdf):
+    """The first draws of every episode (its stream, mixture component, start state): shared by
+    both kernels so that they see the same randomness."""
+    state = _mix64(key ^ _mix64(np.uint64(episode) + _GOLDEN))
+    state, u = _uniform(state)
+    j = _draw(weight_cdf, u)
+    state, u = _uniform(state)
+    return state, j, rho_states[_draw(rho_cdf, u)]
+
+
 @numba.njit(cache=True)
 def _run_episodes(key, first_episode, horizon, gamma, rho_states, rho_cdf, weight_cdf,
                   action_cdf, next_state, next_cdf, reward, cost, absorbing, shortcut,
                   reward_out, cost_out, component_out):
     n_constraints = cost.shape[2]
     for e in range(reward_out.shape[0]):
-        state = _mix64(key ^ _mix64(np.uint64(first_episode + e) + _GOLDEN))
-        state, u = _uniform(state)
-        j = _draw(weight_cdf, u)
+        state, j, s = _start_episode(key, first_episode + e, weight_cdf, rho_states, rho_cdf)
         component_out[e] = j
-        state, u = _uniform(state)
-        s = rho_states[_draw(rho_cdf, u)]
         discount = 1.0
         total_reward = 0.0
         for k in range(n_constraints):
@@ -98,12 +105,8 @@ def _run_trajectories(key, first_episode, gamma, rho_states, rho_cdf, weight_cdf
     n_constraints = cost.shape[2]
     horizon = states_out.shape[1]
     for e in range(states_out.shape[0]):
-        state = _mix64(key ^ _mix64(np.uint64(first_episode + e) + _GOLDEN))
-        state, u = _uniform(state)
-        j = _draw(weight_cdf, u)
+        state, j, s = _start_episode(key, first_episode + e, weight_cdf, rho_states, rho_cdf)
         component_out[e] = j
-        state, u = _uniform(state)
-        s = rho_states[_draw(rho_cdf, u)]
         for t in range(horizon):
             state, u = _uniform(state)
             a = _draw(action_cdf[j, s], u)
@@ -197,6 +200,23 @@ class SimulationResult:
         return int(self.reward_return.size) * self.horizon
 
 
+def _checked_arguments(cmdp, policy, n_episodes, horizon, first_episode):
+    """Validate a simulation's arguments; return the (J, S, A) policies and (J,) weights."""
+    if not isinstance(cmdp, CMDP):
+        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
+    for name, value, low in (("n_episodes", n_episodes, 0), ("horizon", horizon, 1),
+                             ("first_episode", first_episode, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InvalidSimulationError(f"{name}: expected an integer >= {low}; got {value!r}")
+    if isinstance(policy, Mixture):
+        if (policy.n_states, policy.n_actions) != (cmdp.n_states, cmdp.n_actions):
+            raise InvalidPolicyError("Mixture.policies", "policies of shape (S, A) = "
+                                     f"{(cmdp.n_states, cmdp.n_actions)}",
+                                     detail=f"got {(policy.n_states, policy.n_actions)}")
+        return policy.policies, policy.weights
+    return validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None], np.ones(1)
+
+
 def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
              first_episode: int = 0, absorbing_shortcut: bool = True) -> SimulationResult:
     """Run ``n_episodes`` episodes of ``horizon`` steps of ``policy`` on ``cmdp``.
@@ -213,21 +233,7 @@ def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
             not an approximation: the remaining return is deterministic,
             ``gamma^t (1 - gamma^(H - t)) / (1 - gamma)`` times that reward (and cost).
     """
-    if not isinstance(cmdp, CMDP):
-        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
-    for name, value, low in (("n_episodes", n_episodes, 0), ("horizon", horizon, 1),
-                             ("first_episode", first_episode, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise InvalidSimulationError(f"{name}: expected an integer >= {low}; got {value!r}")
-    if isinstance(policy, Mixture):
-        if (policy.n_states, policy.n_actions) != (cmdp.n_states, cmdp.n_actions):
-            raise InvalidPolicyError("Mixture.policies", "policies of shape (S, A) = "
-                                     f"{(cmdp.n_states, cmdp.n_actions)}",
-                                     detail=f"got {(policy.n_states, policy.n_actions)}")
-        policies, weights = policy.policies, policy.weights
-    else:
-        policies = validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None]
-        weights = np.ones(1)
+    policies, weights = _checked_arguments(cmdp, policy, n_episodes, horizon, first_episode)
     key = episode_key(seed)
     tables = _sampling_tables(cmdp)
     reward_out = np.empty(int(n_episodes))
@@ -273,17 +279,7 @@ def simulate_trajectories(cmdp: CMDP, policy, n_episodes: int, horizon: int, see
     trajectories: Monte-Carlo advantages, REINFORCE, visit counts). Episode e uses the same
     random stream as in :func:`simulate` (with ``absorbing_shortcut=False``), so its discounted
     sums are the same numbers. Memory: about 24 bytes per step."""
-    if not isinstance(cmdp, CMDP):
-        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
-    for name, value, low in (("n_episodes", n_episodes, 0), ("horizon", horizon, 1),
-                             ("first_episode", first_episode, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise InvalidSimulationError(f"{name}: expected an integer >= {low}; got {value!r}")
-    if isinstance(policy, Mixture):
-        policies, weights = policy.policies, policy.weights
-    else:
-        policies = validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None]
-        weights = np.ones(1)
+    policies, weights = _checked_arguments(cmdp, policy, n_episodes, horizon, first_episode)
     tables = _sampling_tables(cmdp)
     n, H = int(n_episodes), int(horizon)
     states = np.empty((n, H), dtype=np.int32)
