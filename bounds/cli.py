@@ -12,6 +12,7 @@ import sys
 import time
 
 from theory import cli as theory_cli
+from theory.experiment import ALGORITHMS
 
 from .covering import covering_number
 
@@ -69,15 +70,12 @@ def add_commands(commands) -> None:
         "sweep-delta", help="violation rate against Algorithm 1's delta (gridworld)",
         description="Retrain with each delta and measure the fraction of runs with a violation "
                     "over test tasks drawn from D (95%% Clopper-Pearson intervals).")
-    theory_cli.add_flags(sweep, "results/sweep-delta", "episodes", "seed", "workers", "quiet")
+    theory_cli.add_flags(sweep, "results/sweep-delta", "episodes", "seed", "workers", "engine",
+                         "quiet")
     sweep.add_argument("--deltas", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.3])
     sweep.add_argument("--runs", type=int, default=200, help="runs per delta and algorithm")
     sweep.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
-                       choices=["safe-pce", "pce", "safe-pce-theory", "pce-theory"])
-    sweep.add_argument("--engine", choices=["local", "dask"], default="local",
-                       help="local process pool, or Dask (safepce[dask])")
-    sweep.add_argument("--scheduler", default=None,
-                       help="Dask scheduler address (default: a LocalCluster)")
+                       choices=list(ALGORITHMS))
     sweep.set_defaults(run=run_sweep_delta)
 
     verify = commands.add_parser(

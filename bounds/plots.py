@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from theory.figures import save_figure  # noqa: E402
+
 from .sample_complexity import fitted_slope  # noqa: E402
 from .upper import theorem_4_2_terms  # noqa: E402
 
@@ -40,10 +42,7 @@ def plot_regret_envelope(runs: list[dict], training, n_episodes: int, path: Path
     ax.set_title(f"{len(runs)} runs on the runnable family (gamma {RUNNABLE['gamma']}, "
                  f"eps {RUNNABLE['eps']})")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_lower_bound_slopes(curves: dict, path: Path) -> Path:
@@ -64,10 +63,7 @@ def plot_lower_bound_slopes(curves: dict, path: Path) -> Path:
         ax.legend(fontsize=8)
     fig.suptitle("hard family of App. G: explicit (Bretagnolle-Huber) lower bound and the "
                  "samples of an identification algorithm")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_scaled_sweep(sweep: list[dict], path: Path) -> Path:
@@ -89,7 +85,4 @@ def plot_scaled_sweep(sweep: list[dict], path: Path) -> Path:
     twin.set_ylabel("mean regret (normalised)")
     ax.legend(loc="upper left", fontsize=8)
     twin.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -21,6 +21,7 @@ from theory.experiment import (  # noqa: E402
     experiment_training,
     violation_rates,
 )
+from theory.figures import save_figure  # noqa: E402
 from theory.sweep import ResultStore  # noqa: E402
 from theory.training import TrainingResult  # noqa: E402
 
@@ -71,7 +72,4 @@ def plot_violation_vs_delta(rows: list[dict], path: Path) -> Path:
     ax.set_ylabel("fraction of runs with a violation (95% CI)")
     ax.set_title("gridworld: test tasks drawn from D")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

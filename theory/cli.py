@@ -303,7 +303,7 @@ def run_violations(args: argparse.Namespace) -> int:
 def add_flags(parser: argparse.ArgumentParser, out: str, *names: str,
               episodes: int = 40_000) -> None:
     """The flags several commands share, by name: ``--out`` always, then any of "seed", "quiet",
-    "workers", "episodes", "horizon", "delta"."""
+    "workers", "engine" (``--engine`` and ``--scheduler``), "episodes", "horizon", "delta"."""
     parser.add_argument("--out", default=out, help="output folder")
     flags = {
         "episodes": (["--episodes"], dict(type=int, default=episodes, help="episodes K per run")),
@@ -314,6 +314,12 @@ def add_flags(parser: argparse.ArgumentParser, out: str, *names: str,
         "quiet": (["--quiet"], dict(action="store_true", help="no progress bars")),
     }
     for name in names:
+        if name == "engine":
+            parser.add_argument("--engine", choices=["local", "dask"], default="local",
+                                help="local process pool, or Dask (safepce[dask])")
+            parser.add_argument("--scheduler", default=None,
+                                help="Dask scheduler address (default: a LocalCluster)")
+            continue
         args, kwargs = flags[name]
         parser.add_argument(*args, **kwargs)
 
@@ -383,12 +389,8 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
                     "95%% Clopper-Pearson interval. Every finished run is stored in OUT/store; "
                     "the same command resumes an interrupted sweep.")
     add_flags(violations, "results/violations", "episodes", "horizon", "delta", "seed",
-              "workers", "quiet")
+              "workers", "engine", "quiet")
     violations.add_argument("--runs", type=int, default=1000, help="runs per algorithm")
-    violations.add_argument("--engine", choices=["local", "dask"], default="local",
-                            help="local process pool, or Dask (safepce[dask])")
-    violations.add_argument("--scheduler", default=None,
-                            help="Dask scheduler address (default: a LocalCluster)")
     violations.add_argument("--algorithms", nargs="+", choices=list(ALGORITHMS),
                             default=["safe-pce", "safe-pce-theory", "pce"])
     violations.set_defaults(run=run_violations)

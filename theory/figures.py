@@ -21,6 +21,14 @@ from tabular.families import (  # noqa: E402
 )
 
 
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write and close a figure (every figure of the toolkit ends here)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def draw_gridworld_policy(ax, policy: np.ndarray, title: str = "") -> None:
     """Draw a gridworld policy: one arrow per action with length proportional to pi(a|s),
     hazards hatched, the goal shaded (the layout of the paper's Figure 1)."""
@@ -60,10 +68,7 @@ def plot_figure1(policies: Mapping[str, np.ndarray], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(policies), figsize=(4.2 * len(policies), 4.4), squeeze=False)
     for ax, (title, policy) in zip(axes[0], policies.items(), strict=True):
         draw_gridworld_policy(ax, policy, title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)
 
 
 def plot_training(result, distribution, path: Path) -> Path:
@@ -93,10 +98,7 @@ def plot_training(result, distribution, path: Path) -> Path:
     bottom.set_ylabel("discounted cost")
     bottom.set_xlabel("noise")
     bottom.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 ALGORITHM_STYLE = {
@@ -138,7 +140,4 @@ def plot_figure2(records: Mapping[str, list], budget: float, path: Path, points:
     right.set_title("constraint value (exact)")
     left.legend(fontsize=8)
     right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
