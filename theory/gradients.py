@@ -67,13 +67,14 @@ def reinforce_gradient(batch: TrajectoryBatch, logits: np.ndarray, signal: str =
     x = batch.rewards if signal == "reward" else (
         batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
     weights = returns_to_go(x, batch.gamma) * batch.gamma ** np.arange(x.shape[1])[None, :]
-    n_episodes = x.shape[0]
+    n_episodes, horizon = x.shape
     S, A = policy.shape
-    per_episode = np.zeros((n_episodes, S, A))
-    episodes = np.repeat(np.arange(n_episodes), x.shape[1])
-    states, actions, w = batch.states.ravel(), batch.actions.ravel(), weights.ravel()
-    np.add.at(per_episode, (episodes, states, actions), w)
-    visits = np.zeros((n_episodes, S))
-    np.add.at(visits, (episodes, states), w)
+    # per-episode sums by one bincount over flat (episode, state, action) indices
+    episode_base = np.repeat(np.arange(n_episodes) * S, horizon)
+    state_index = episode_base + batch.states.ravel()
+    w = weights.ravel()
+    per_episode = np.bincount(state_index * A + batch.actions.ravel(), weights=w,
+                              minlength=n_episodes * S * A).reshape(n_episodes, S, A)
+    visits = np.bincount(state_index, weights=w, minlength=n_episodes * S).reshape(n_episodes, S)
     per_episode -= visits[:, :, None] * policy[None]
     return per_episode.mean(axis=0), per_episode.std(axis=0, ddof=1) / np.sqrt(n_episodes)

@@ -1,0 +1,106 @@
+"""What the test-time baselines (Safe Meta-RL, LB-SGD, DOPE, DOPE+) share.
+
+Units. The baselines' step sizes and regularisers (PAPER.md section 8) are stated for signals of
+order one, so every baseline works in *scaled cost form*: reward ``r / r_max`` in [0, 1], cost
+``k / k_max`` in [0, 1], budget ``b / k_max``, where r_max and k_max are the largest reward and
+cost of the family (read off the training tasks). Scaling keeps feasibility (``V_k <= b``) and
+the ranking of policies unchanged; it is not the utility conversion of PAPER.md section 1, which
+stays in :class:`tabular.UtilityForm`. The harness records exact values in task units.
+
+What a baseline may know. Like Safe-PCE, a baseline sees the test task only through trajectories.
+From training it receives pi_s and the training (cover) tasks, i.e. the family's static structure:
+S, A, gamma, the budget and the scales above (DOPE/DOPE+ also take rho, r and the cost from them,
+see :mod:`theory.dope`).
+
+The high-entropy safe start. Exponential tilting (Safe Meta-RL) and softmax gradients (LB-SGD)
+cannot move a deterministic policy, and pi_s (an LP vertex) is deterministic in all but at most
+one state. Those two baselines therefore start from ``pi_0 = (1 - eta) pi_s + eta uniform`` with
+the largest eta on a grid of step 0.01 whose cost on every training task stays at most
+``b - margin_fraction * (b - max_i V_k(pi_s; M_i))``: half of pi_s's worst slack on the cover is
+kept in reserve (:func:`high_entropy_safe_start`). On the experiment's cover this gives eta = 0.04.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import tabular
+from tabular import CMDP
+
+
+class BaselineInputError(ValueError):
+    """A baseline setting is out of range (names the field and the expected range)."""
+
+
+def positive(name: str, value, integer: bool = False) -> None:
+    """Raise :class:`BaselineInputError` unless ``value`` is a positive (integer) number."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, np.integer))) if integer else (
+        not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)))
+    if not ok or not value > 0 or not np.isfinite(value):
+        kind = "a positive integer" if integer else "a positive number"
+        raise BaselineInputError(f"{name}: expected {kind}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Scaled cost form of a family (see the module docstring)."""
+
+    reward_max: float
+    cost_max: float
+    budget: float          # task units
+    gamma: float
+    n_states: int
+    n_actions: int
+
+    @classmethod
+    def of(cls, tasks: list[CMDP]) -> Scales:
+        if not tasks or not all(isinstance(t, CMDP) and t.single_constraint for t in tasks):
+            raise BaselineInputError("tasks: expected training tasks (tabular.CMDP, one "
+                                     "constraint each)")
+        first = tasks[0]
+        reward_max = max(float(np.max(np.abs(t.r))) for t in tasks) or 1.0
+        cost_max = max(float(np.max(t.costs)) for t in tasks) or 1.0
+        return cls(reward_max, cost_max, float(first.budgets[0]), float(first.gamma),
+                   first.n_states, first.n_actions)
+
+    @property
+    def scaled_budget(self) -> float:
+        return self.budget / self.cost_max
+
+
+def high_entropy_safe_start(safe_policy: np.ndarray, tasks: list[CMDP],
+                            margin_fraction: float = 0.5, step: float = 0.01
+                            ) -> tuple[np.ndarray, float]:
+    """(pi_0, eta): the most uniform mixture ``(1 - eta) pi_s + eta uniform`` (eta on a grid of
+    ``step``) whose exact cost on every training task is at most
+    ``b - margin_fraction (b - max_i V_k(pi_s; M_i))``. Task units; eta = 0 if pi_s has no slack.
+    """
+    if not 0 <= margin_fraction <= 1:
+        raise BaselineInputError(f"margin_fraction: expected a number in [0, 1]; "
+                                 f"got {margin_fraction!r}")
+    uniform = np.full_like(safe_policy, 1.0 / safe_policy.shape[1])
+    budget = float(tasks[0].budgets[0])
+
+    def worst_cost(eta: float) -> float:
+        policy = (1 - eta) * safe_policy + eta * uniform
+        return max(float(tabular.evaluate(t, policy).cost_value) for t in tasks)
+
+    limit = budget - margin_fraction * (budget - worst_cost(0.0))
+    eta = 0.0
+    # the cost is not monotone in eta in general, so every grid point up to the answer is checked
+    for candidate in np.arange(1, round(1 / step) + 1) * step:
+        if worst_cost(float(candidate)) > limit:
+            break
+        eta = float(candidate)
+    return (1 - eta) * safe_policy + eta * uniform, eta
+
+
+def discounted_state_visits(batch, n_states: int) -> np.ndarray:
+    """Empirical normalised discounted state occupancy ``(1 - gamma) sum_t gamma^t 1[s_t = s]``
+    averaged over the episodes of a trajectory batch."""
+    discount = batch.gamma ** np.arange(batch.states.shape[1])
+    weights = np.broadcast_to(discount, batch.states.shape).ravel()
+    visits = np.bincount(batch.states.ravel(), weights=weights, minlength=n_states)
+    return visits * (1 - batch.gamma) / batch.states.shape[0]

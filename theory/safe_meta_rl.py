@@ -1,0 +1,169 @@
+"""Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), PAPER.md section 8.
+
+Each iteration runs the current policy pi for a batch of episodes, estimates first-visit
+Monte-Carlo advantages A_r and A_k (scaled cost form, :mod:`theory.baselines`), the empirical
+normalised discounted state occupancy d and the cost value V_k(pi), and takes one KL-regularised
+step, the closed-form solution of
+
+    max_pi'  (1/(1-gamma)) E_{s~d} [ E_{a~pi'} A_r(s, a) - lam KL(pi'(.|s) || pi(.|s)) ]
+    s.t.     g(pi') = V_k(pi) + (1/(1-gamma)) E_{s~d} E_{a~pi'} A_k(s, a)
+                      + lam_c E_{s~d} KL(pi'(.|s) || pi(.|s)) <= b,
+
+namely, for a dual variable u >= 0, ``pi_u(a|s) ∝ pi(a|s) exp((A_r - u A_k) / (lam + (1-gamma) u
+lam_c))``. The dual variable follows ``dual_iterations`` projected-gradient steps
+``u <- max(0, u + dual_step (g(pi_u) - b))`` from the previous iteration's u (the dual function's
+derivative is ``b - g(pi_u)``). Pairs never visited in the batch get advantage 0 (pi is kept
+there), and the state baseline is ``sum_a pi(a|s) Q(s, a)`` over the visited actions of s.
+
+Our choices where PAPER.md is silent (all parameters): the step is taken only if the linearised
+constraint holds at the final u (``g(pi_u) <= b``), otherwise pi is kept for the next batch; the
+dual step is 100 per unit of scaled cost; the start is the high-entropy safe policy of
+:func:`theory.baselines.high_entropy_safe_start` (a deterministic pi_s cannot be tilted).
+
+Preset ``paper-experiment``: batches of 50 episodes, lam = lam_c = 0.2, 30 dual steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tabular import CMDP
+
+from .baselines import (
+    BaselineInputError,
+    Scales,
+    discounted_state_visits,
+    high_entropy_safe_start,
+    positive,
+)
+from .estimators import first_visit_q
+from .harness import Deployment, TestTimeAlgorithm
+from .training import TrainingResult
+
+SAFE_META_RL_PRESETS = ("paper-experiment",)
+
+
+def advantages(q: np.ndarray, policy: np.ndarray) -> np.ndarray:
+    """``Q(s, a) - sum_b pi(b|s) Q(s, b)`` with the baseline renormalised over the visited
+    actions of s; 0 where Q(s, a) is unknown (NaN) or s was never visited."""
+    known = ~np.isnan(q)
+    weights = np.where(known, policy, 0.0)
+    total = weights.sum(axis=1, keepdims=True)
+    baseline = np.sum(weights * np.nan_to_num(q), axis=1, keepdims=True) / np.where(
+        total > 0, total, 1.0)
+    return np.where(known, q - baseline, 0.0)
+
+
+def tilted_policy(policy: np.ndarray, adv_reward: np.ndarray, adv_cost: np.ndarray, u: float,
+                  lam: float, lam_c: float, gamma: float) -> np.ndarray:
+    """``pi_u(a|s) ∝ pi(a|s) exp((A_r - u A_k) / (lam + (1-gamma) u lam_c))`` (the closed form)."""
+    temperature = lam + (1 - gamma) * u * lam_c
+    with np.errstate(divide="ignore"):
+        logits = np.log(policy) + (adv_reward - u * adv_cost) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    z = np.exp(logits)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def kl_per_state(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """KL(new(.|s) || old(.|s)) for every state (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(new > 0, new * (np.log(new) - np.log(old)), 0.0)
+    return terms.sum(axis=1)
+
+
+def linearised_cost(new: np.ndarray, old: np.ndarray, cost_value: float, adv_cost: np.ndarray,
+                    occupancy: np.ndarray, lam_c: float, gamma: float) -> float:
+    """g(pi') of the module docstring: first-order cost of pi' around pi plus the KL term."""
+    first_order = occupancy @ np.sum(new * adv_cost, axis=1) / (1 - gamma)
+    return float(cost_value + first_order + lam_c * occupancy @ kl_per_state(new, old))
+
+
+class SafeMetaRL(TestTimeAlgorithm):
+    """One closed-form safe adaptation step per batch (module docstring)."""
+
+    name = "safe-meta-rl"
+    needs_trajectories = True
+
+    def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
+                 preset: str = "paper-experiment", batch: int = 50, lam: float = 0.2,
+                 lam_c: float = 0.2, dual_iterations: int = 30, dual_step: float = 100.0,
+                 margin_fraction: float = 0.5, guard: bool = False):
+        if preset not in SAFE_META_RL_PRESETS:
+            raise BaselineInputError(
+                f"preset: expected one of {SAFE_META_RL_PRESETS}; got {preset!r}")
+        for field_name, value in (("batch", batch), ("dual_iterations", dual_iterations),
+                                  ("horizon", horizon)):
+            positive(field_name, value, integer=True)
+        if batch < 2:
+            raise BaselineInputError(f"batch: expected at least 2 episodes; got {batch}")
+        for field_name, value in (("lam", lam), ("lam_c", lam_c), ("dual_step", dual_step)):
+            positive(field_name, value)
+        self.preset = preset
+        self.scales = Scales.of(tasks)
+        self.batch, self.lam, self.lam_c = int(batch), float(lam), float(lam_c)
+        self.dual_iterations, self.dual_step = int(dual_iterations), float(dual_step)
+        self.horizon = int(horizon)
+        self.guard = bool(guard)
+        self.start_policy, self.start_eta = high_entropy_safe_start(
+            training.safe_policy, tasks, margin_fraction)
+
+    def reset(self, n_episodes: int, seed=None) -> None:
+        self.n_episodes = int(n_episodes)
+        self.episode = 0
+        self.iteration = 0
+        self.updates = 0
+        self.u = 0.0
+        self.policy = self.start_policy.copy()
+        self.events: list[dict] = []
+
+    def deployment(self) -> Deployment:
+        return Deployment((self.policy,), np.ones(1), (("safe-meta-rl", self.updates),),
+                          self.batch)
+
+    def observe(self, reward_returns: np.ndarray, cost_returns: np.ndarray,
+                trajectories=None) -> int:
+        size = reward_returns.size
+        self.episode += size
+        if size == self.batch:
+            self._adapt(cost_returns, trajectories)
+        return size
+
+    def _adapt(self, cost_returns: np.ndarray, batch) -> None:
+        s = self.scales
+        S, A = self.policy.shape
+        q_r = first_visit_q(batch, S, A, "reward").q / s.reward_max
+        q_k = first_visit_q(batch, S, A, "cost").q / s.cost_max
+        adv_r, adv_k = advantages(q_r, self.policy), advantages(q_k, self.policy)
+        occupancy = discounted_state_visits(batch, S)
+        cost_value = float(np.mean(cost_returns)) / s.cost_max
+        budget = s.scaled_budget
+
+        def constraint(u: float) -> tuple[np.ndarray, float]:
+            candidate = tilted_policy(self.policy, adv_r, adv_k, u, self.lam, self.lam_c,
+                                      s.gamma)
+            return candidate, linearised_cost(candidate, self.policy, cost_value, adv_k,
+                                              occupancy, self.lam_c, s.gamma)
+
+        u = self.u
+        for _ in range(self.dual_iterations):
+            g = constraint(u)[1]
+            u = max(0.0, u + self.dual_step * (g - budget))
+        candidate, g = constraint(u)
+        self.u = u
+        self.iteration += 1
+        accepted = g <= budget or not self.guard
+        if accepted:
+            self.policy = candidate
+            self.updates += 1
+        if self.iteration % 20 == 0:
+            self.events.append({"episode": self.episode, "iteration": self.iteration, "u": u,
+                                "linearised_cost": g * s.cost_max,
+                                "cost_estimate": cost_value * s.cost_max,
+                                "accepted": bool(accepted)})
+
+    def log(self) -> dict:
+        return {"preset": self.preset, "batch": self.batch, "lam": self.lam,
+                "lam_c": self.lam_c, "dual_iterations": self.dual_iterations,
+                "dual_step": self.dual_step, "start_eta": self.start_eta,
+                "iterations": self.iteration, "updates": self.updates, "events": self.events}
