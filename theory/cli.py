@@ -209,9 +209,21 @@ def run_train(args: argparse.Namespace) -> int:
 # --- reproduce -----------------------------------------------------------------------------
 
 
+#: log entries that describe one run rather than the algorithm's settings
+RUN_SPECIFIC_LOG = ("events", "candidate_order", "final_alpha", "final_candidate", "iterations",
+                    "updates", "plans_tried")
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
     """The paper's gridworld experiment end to end: Figures 1 and 2, per-run table, summary."""
-    from .experiment import ExperimentSettings, reproduce, settings_dict, summarise
+    from .experiment import (
+        FIGURE_2,
+        FIGURE_2_APPENDIX,
+        ExperimentSettings,
+        reproduce,
+        settings_dict,
+        summarise,
+    )
     from .figures import plot_figure1, plot_figure2
 
     settings = ExperimentSettings(
@@ -227,7 +239,17 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for key, runs in records.items() for name in ("reward_value", "cost_value")})
     figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(p)).policy for p in (0.1, 0.3)}
     plot_figure1(figure1, out / "figure1.png")
-    plot_figure2(records, distribution.budget, out / "figure2.png")
+    figures = ["figure1.png"]
+    for name, keys in (("figure2.png", FIGURE_2), ("figure2_appendix.png", FIGURE_2_APPENDIX)):
+        shown = {key: records[key] for key in keys if key in records}
+        if shown:
+            plot_figure2(shown, distribution.budget, out / name)
+            figures.append(name)
+    others = {key: runs for key, runs in records.items()
+              if key not in FIGURE_2 + FIGURE_2_APPENDIX}
+    if others:
+        plot_figure2(others, distribution.budget, out / "figure2_other.png")
+        figures.append("figure2_other.png")
     summary = {
         "command": "reproduce",
         "settings": settings_dict(settings) | {
@@ -238,6 +260,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     }
     for key, runs in records.items():
         summary[key] = summarise(runs)
+        summary[key]["parameters"] = {name: value for name, value in runs[0].log.items()
+                                      if name not in RUN_SPECIFIC_LOG}
         summary[key]["events"] = [r.log.get("events", []) for r in runs]
     write_json(out / "summary.json", summary)
     print(f"training: cover of {training.cover_size} tasks; test phase: "
@@ -248,7 +272,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
               f"(q10 {s['final_regret_q10']:.1f}, q90 {s['final_regret_q90']:.1f}); "
               f"violating episodes {s['violations']} in {s['runs_with_violation']}/{s['runs']} "
               f"runs; max cost {s['max_cost_value']:.4f}")
-    print(f"wrote {out}/figure1.png, figure2.png, runs.csv, curves.npz, training.npz, "
+    print(f"wrote {out}/{', '.join(figures)}, runs.csv, curves.npz, training.npz, "
           f"summary.json in {summary['wall_seconds']:.1f} s")
     return 0
 
@@ -368,7 +392,7 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
     trainer.add_argument("--budget", type=float, default=1.5, help="discounted-cost budget")
     trainer.set_defaults(run=run_train)
 
-    from .experiment import ALGORITHMS
+    from .experiment import ALGORITHMS, PAPER_ALGORITHMS
 
     repro = commands.add_parser(
         "reproduce", help="the paper's gridworld experiment end to end (the main job)",
@@ -378,8 +402,9 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
     add_flags(repro, "results/reproduce", "episodes", "horizon", "delta", "seed", "quiet")
     repro.add_argument("--tasks", type=int, default=10, help="how many of the ten test tasks")
     repro.add_argument("--radius", type=float, default=0.005, help="cover radius (noise)")
-    repro.add_argument("--algorithms", nargs="+", default=["safe-pce", "pce"],
-                       choices=list(ALGORITHMS), help="test-time algorithms (keys of summary)")
+    repro.add_argument("--algorithms", nargs="+", default=list(PAPER_ALGORITHMS),
+                       choices=list(ALGORITHMS),
+                       help="test-time algorithms (keys of summary.json); default: the paper's six")
     repro.set_defaults(run=run_reproduce)
 
     violations = commands.add_parser(

@@ -22,8 +22,11 @@ from tqdm.auto import tqdm
 import tabular
 from tabular.distributions import GridworldNoise
 
+from .dope import DOPE, DOPEPlus
 from .harness import RunRecord, run_test_phase
+from .lb_sgd import LBSGD
 from .oracles import DesignatedSafePolicy, ParameterCoverage
+from .safe_meta_rl import SafeMetaRL
 from .safe_pce import PCE, SafePCE
 from .sweep import ResultStore, make_executor, run_sweep
 from .training import TrainingResult, train
@@ -39,7 +42,19 @@ ALGORITHMS = {
     "safe-pce-theory": (SafePCE, "theory"),
     "pce-theory": (PCE, "theory"),
     "safe-pce-scaled": (SafePCE, "scaled"),
+    "safe-meta-rl": (SafeMetaRL, "paper-experiment"),
+    "dope-plus": (DOPEPlus, "paper-experiment"),
+    "dope": (DOPE, "paper-experiment"),
+    "lb-sgd": (LBSGD, "paper-experiment"),
+    "dope-plus-theory": (DOPEPlus, "theory"),
 }
+#: the baselines take the training tasks (the family's static structure) instead of its units
+BASELINES = (SafeMetaRL, DOPE, LBSGD)
+#: what `safepce reproduce` runs by default: the paper's six algorithms
+PAPER_ALGORITHMS = ("safe-pce", "pce", "safe-meta-rl", "dope-plus", "dope", "lb-sgd")
+#: the algorithms of the paper's Figure 2 and of its appendix figure
+FIGURE_2 = ("safe-pce", "safe-meta-rl", "dope-plus", "lb-sgd")
+FIGURE_2_APPENDIX = ("safe-pce", "pce", "lb-sgd", "dope", "dope-plus")
 
 
 class ExperimentInputError(ValueError):
@@ -57,7 +72,7 @@ class ExperimentSettings:
     delta: float = 0.05
     safe_parameter: float = 0.4
     seed: int = 0
-    algorithms: tuple[str, ...] = ("safe-pce", "pce")
+    algorithms: tuple[str, ...] = PAPER_ALGORITHMS
     scale: float = 0.01
 
     def validate(self) -> ExperimentSettings:
@@ -97,6 +112,8 @@ def make_algorithm(key: str, training: TrainingResult, distribution, horizon: in
     """Instantiate an algorithm by key; the theory (and scaled) preset's eps is the cover radius
     in task distance (radius x the family's exact distance scale for the parameter oracle)."""
     cls, preset = ALGORITHMS[key]
+    if issubclass(cls, BASELINES):
+        return cls(training, training_tasks(training, distribution), horizon, preset=preset)
     units = distribution.build(training.cover_parameters[0]).utility_form
     if preset in ("theory", "scaled"):
         coverage = training.settings["coverage"]
@@ -105,6 +122,11 @@ def make_algorithm(key: str, training: TrainingResult, distribution, horizon: in
         return cls(training, units, horizon, preset=preset, eps=eps, delta=delta,
                    scale=scale if preset == "scaled" else 1.0)
     return cls(training, units, horizon, preset=preset)
+
+
+def training_tasks(training: TrainingResult, distribution) -> list:
+    """The cover's tasks, rebuilt from their parameters (what a baseline knows of the family)."""
+    return [distribution.build(p) for p in training.cover_parameters]
 
 
 def run_seed(root: int, index: int) -> int:
