@@ -38,6 +38,22 @@ from .training import TrainingResult
 LB_SGD_PRESETS = ("paper-experiment",)
 
 
+def barrier_step(grad_reward: np.ndarray, grad_cost: np.ndarray, slack: float, eta: float,
+                 step: float, smoothness: float) -> tuple[float, np.ndarray]:
+    """(gamma_t, g_t) of the module docstring: the log-barrier ascent direction
+    ``g = grad V_r - eta grad V_k / slack`` and the largest step, capped at ``step``, that the
+    descent lemma certifies keeps an M-smooth cost below the budget. (0, g) if slack <= 0."""
+    if not slack > 0:
+        return 0.0, np.zeros_like(grad_reward)
+    g = grad_reward - eta * grad_cost / slack
+    norm = float(np.linalg.norm(g))
+    if norm == 0:
+        return 0.0, g
+    certified = slack / (2 * abs(float(np.sum(grad_cost * g))) + math.sqrt(slack * smoothness)
+                         * norm)
+    return min(step, certified), g
+
+
 class LBSGD(TestTimeAlgorithm):
     """Log-barrier stochastic gradient ascent on a softmax policy (module docstring)."""
 
@@ -107,14 +123,12 @@ class LBSGD(TestTimeAlgorithm):
             return
         grad_r = reinforce_gradient(batch, self.logits, "reward")[0] / s.reward_max
         grad_k = reinforce_gradient(batch, self.logits, "cost")[0] / s.cost_max
-        g = grad_r - self.eta * grad_k / slack
+        step, g = barrier_step(grad_r, grad_k, slack, self.eta, self.step, self.smoothness)
         norm = float(np.linalg.norm(g))
-        if norm == 0:
+        if step == 0:
             event["step"] = 0.0
             self.events.append(event)
             return
-        step = min(self.step, slack / (2 * abs(float(np.sum(grad_k * g)))
-                                       + math.sqrt(slack * self.smoothness) * norm))
         self.logits = self.logits + step * g
         self.logits -= self.logits.max(axis=1, keepdims=True)
         z = np.exp(self.logits)

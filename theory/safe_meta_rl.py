@@ -15,10 +15,12 @@ lam_c))``. The dual variable follows ``dual_iterations`` projected-gradient step
 derivative is ``b - g(pi_u)``). Pairs never visited in the batch get advantage 0 (pi is kept
 there), and the state baseline is ``sum_a pi(a|s) Q(s, a)`` over the visited actions of s.
 
-Our choices where PAPER.md is silent (all parameters): the step is taken only if the linearised
-constraint holds at the final u (``g(pi_u) <= b``), otherwise pi is kept for the next batch; the
-dual step is 100 per unit of scaled cost; the start is the high-entropy safe policy of
-:func:`theory.baselines.high_entropy_safe_start` (a deterministic pi_s cannot be tilted).
+Our choices where PAPER.md is silent (all parameters): the dual step is 100 per unit of scaled
+cost; the start is the high-entropy safe policy of :func:`theory.baselines.high_entropy_safe_start`
+(a deterministic pi_s cannot be tilted); every step is taken, as the method prescribes
+(``guard=True`` instead keeps pi whenever the linearised constraint fails at the final u).
+:func:`exact_statistics` gives the same inputs computed exactly from a known model, which
+separates what Monte-Carlo noise does from what the step rule does.
 
 Preset ``paper-experiment``: batches of 50 episodes, lam = lam_c = 0.2, 30 dual steps.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import tabular
 from tabular import CMDP
 
 from .baselines import (
@@ -77,6 +80,37 @@ def linearised_cost(new: np.ndarray, old: np.ndarray, cost_value: float, adv_cos
     """g(pi') of the module docstring: first-order cost of pi' around pi plus the KL term."""
     first_order = occupancy @ np.sum(new * adv_cost, axis=1) / (1 - gamma)
     return float(cost_value + first_order + lam_c * occupancy @ kl_per_state(new, old))
+
+
+def exact_statistics(task: CMDP, policy: np.ndarray, scales: Scales
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(A_r, A_k, d, V_k) of ``policy`` on ``task`` computed exactly, scaled cost form: what the
+    Monte-Carlo estimates of one batch estimate (H -> infinity)."""
+    exact = tabular.evaluate(task, policy)
+    q_r = task.r + task.gamma * task.P @ exact.reward_state_values
+    cost_values = np.reshape(exact.cost_state_values, (task.n_states, -1))[:, 0]
+    q_k = task.costs[..., 0] + task.gamma * task.P @ cost_values
+    adv_r = (q_r - exact.reward_state_values[:, None]) / scales.reward_max
+    adv_k = (q_k - cost_values[:, None]) / scales.cost_max
+    occupancy = exact.occupancy.sum(axis=1)          # normalised: sums to 1
+    return adv_r, adv_k, occupancy, float(exact.cost_value) / scales.cost_max
+
+
+def adaptation_step(policy: np.ndarray, adv_reward: np.ndarray, adv_cost: np.ndarray,
+                    occupancy: np.ndarray, cost_value: float, budget: float, lam: float,
+                    lam_c: float, gamma: float, u: float, dual_iterations: int,
+                    dual_step: float) -> tuple[np.ndarray, float, float]:
+    """One Safe Meta-RL adaptation (module docstring) from given statistics, any units that
+    agree: (pi_u, u, g(pi_u)) after ``dual_iterations`` projected dual steps from ``u``."""
+    def constraint(u: float) -> tuple[np.ndarray, float]:
+        candidate = tilted_policy(policy, adv_reward, adv_cost, u, lam, lam_c, gamma)
+        return candidate, linearised_cost(candidate, policy, cost_value, adv_cost, occupancy,
+                                          lam_c, gamma)
+
+    for _ in range(dual_iterations):
+        u = max(0.0, u + dual_step * (constraint(u)[1] - budget))
+    candidate, g = constraint(u)
+    return candidate, u, g
 
 
 class SafeMetaRL(TestTimeAlgorithm):
@@ -137,19 +171,10 @@ class SafeMetaRL(TestTimeAlgorithm):
         adv_r, adv_k = advantages(q_r, self.policy), advantages(q_k, self.policy)
         occupancy = discounted_state_visits(batch, S)
         cost_value = float(np.mean(cost_returns)) / s.cost_max
+        candidate, u, g = adaptation_step(self.policy, adv_r, adv_k, occupancy, cost_value,
+                                          s.scaled_budget, self.lam, self.lam_c, s.gamma,
+                                          self.u, self.dual_iterations, self.dual_step)
         budget = s.scaled_budget
-
-        def constraint(u: float) -> tuple[np.ndarray, float]:
-            candidate = tilted_policy(self.policy, adv_r, adv_k, u, self.lam, self.lam_c,
-                                      s.gamma)
-            return candidate, linearised_cost(candidate, self.policy, cost_value, adv_k,
-                                              occupancy, self.lam_c, s.gamma)
-
-        u = self.u
-        for _ in range(self.dual_iterations):
-            g = constraint(u)[1]
-            u = max(0.0, u + self.dual_step * (g - budget))
-        candidate, g = constraint(u)
         self.u = u
         self.iteration += 1
         accepted = g <= budget or not self.guard

@@ -1,0 +1,324 @@
+"""The baselines' building blocks against independent computations (exact values, LPs, finite
+differences), and each baseline on the harness."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+import tabular
+from theory.baselines import (
+    BaselineInputError,
+    Scales,
+    discounted_state_visits,
+    high_entropy_safe_start,
+)
+from theory.dope import DOPE, DOPEPlus, InfeasiblePlanError, bonus, extended_lp, widths
+from theory.estimators import first_visit_q
+from theory.experiment import (
+    ExperimentSettings,
+    experiment_training,
+    make_algorithm,
+    run_seed,
+    training_tasks,
+)
+from theory.gradients import exact_gradient, softmax
+from theory.harness import run_test_phase
+from theory.lb_sgd import LBSGD, barrier_step
+from theory.safe_meta_rl import (
+    SafeMetaRL,
+    adaptation_step,
+    advantages,
+    exact_statistics,
+    kl_per_state,
+    linearised_cost,
+    tilted_policy,
+)
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    training, distribution = experiment_training(ExperimentSettings())
+    return training, distribution, training_tasks(training, distribution)
+
+
+# --- shared pieces ---------------------------------------------------------------------------
+
+
+def test_high_entropy_start_is_the_largest_safe_mixture(experiment):
+    training, _, tasks = experiment
+    policy, eta = high_entropy_safe_start(training.safe_policy, tasks)
+    budget = tasks[0].budget
+    safe_worst = max(tabular.evaluate(t, training.safe_policy).cost_value for t in tasks)
+    limit = budget - 0.5 * (budget - safe_worst)
+    assert 0 < eta < 1
+    assert max(tabular.evaluate(t, policy).cost_value for t in tasks) <= limit
+    uniform = np.full_like(policy, 0.25)
+    bigger = (1 - eta - 0.01) * training.safe_policy + (eta + 0.01) * uniform
+    assert max(tabular.evaluate(t, bigger).cost_value for t in tasks) > limit
+
+
+def test_discounted_state_visits_match_the_exact_occupancy():
+    task = tabular.gridworld(0.3)
+    policy = tabular.uniform_policy(49, 4)
+    batch = tabular.simulate_trajectories(task, policy, 20_000, 200, seed=3)
+    exact = tabular.evaluate(task, policy).occupancy.sum(axis=1)
+    estimate = discounted_state_visits(batch, 49)
+    assert estimate.sum() == pytest.approx(1 - 0.9**200, abs=1e-12)
+    # per-state standard error of a mean of 20,000 values in [0, 1]: at most 0.0036
+    assert np.max(np.abs(estimate - exact)) < 4 * 0.5 / math.sqrt(20_000)
+
+
+# --- Safe Meta-RL ---------------------------------------------------------------------------
+
+
+def test_advantages_match_exact_q_minus_v_within_monte_carlo_error():
+    task = tabular.gridworld(0.3)
+    policy = 0.8 * tabular.solve(task).policy + 0.2 * tabular.uniform_policy(49, 4)
+    scales = Scales.of([task])
+    adv_r, _, _, _ = exact_statistics(task, policy, scales)
+    batch = tabular.simulate_trajectories(task, policy, 4000, 300, seed=5)
+    estimate = first_visit_q(batch, 49, 4, "reward")
+    adv_hat = advantages(estimate.q / scales.reward_max, policy)
+    well_visited = estimate.counts >= 400
+    error = estimate.standard_error / scales.reward_max
+    # A - A_hat mixes the pair's error with its state's baseline error: allow 5 SEs of both
+    baseline_error = np.max(np.where(well_visited, error, 0), axis=1, keepdims=True)
+    gap = np.abs(adv_hat - adv_r)
+    assert np.all(gap[well_visited] <= 5 * (error + baseline_error)[well_visited] + 1e-8)
+    assert well_visited.sum() >= 25
+
+
+def test_advantages_are_zero_where_nothing_was_seen():
+    q = np.array([[1.0, np.nan], [np.nan, np.nan]])
+    policy = np.array([[0.5, 0.5], [0.5, 0.5]])
+    assert advantages(q, policy).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+@given(st.integers(0, 10_000), st.floats(0.0, 50.0))
+def test_tilted_policy_maximises_the_per_state_lagrangian(seed, u):
+    rng = np.random.default_rng(seed)
+    policy = rng.dirichlet(np.ones(4), size=3)
+    adv_r, adv_k = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    lam, lam_c, gamma = 0.2, 0.2, 0.9
+    temperature = lam + (1 - gamma) * u * lam_c
+    best = tilted_policy(policy, adv_r, adv_k, u, lam, lam_c, gamma)
+
+    def objective(p):
+        return np.sum(p * (adv_r - u * adv_k), axis=1) - temperature * kl_per_state(p, policy)
+
+    for other in rng.dirichlet(np.ones(4), size=(50, 3)):
+        assert np.all(objective(best) >= objective(other) - 1e-10)
+    # closed form = the softmax of log pi + (A_r - u A_k) / temperature
+    logits = np.log(policy) + (adv_r - u * adv_k) / temperature
+    assert np.allclose(best, softmax(logits), atol=1e-12)
+
+
+def test_linearised_cost_is_first_order_exact():
+    task = tabular.random_cmdp(6, 3, seed=8)
+    scales = Scales.of([task])
+    policy = tabular.uniform_policy(6, 3)
+    adv_r, adv_k, occupancy, cost = exact_statistics(task, policy, scales)
+    target = tabular.random_policy(6, 3, seed=2) if hasattr(tabular, "random_policy") else (
+        np.random.default_rng(2).dirichlet(np.ones(3), size=6))
+    for t in (1e-3, 1e-4):
+        mixed = (1 - t) * policy + t * target
+        exact = tabular.evaluate(task, mixed).cost_value / scales.cost_max
+        first_order = linearised_cost(mixed, policy, cost, adv_k, occupancy, 0.0, task.gamma)
+        # the error of a first-order expansion is O(t^2)
+        assert abs(exact - first_order) < 50 * t**2
+    assert linearised_cost(policy, policy, cost, adv_k, occupancy, 0.2, task.gamma) == (
+        pytest.approx(cost, abs=1e-12))
+
+
+def test_exact_adaptation_converges_to_the_lp_optimum(experiment):
+    """With exact statistics (no Monte-Carlo noise) 800 closed-form steps from the high-entropy
+    start reach the constrained optimum of tabular.solve within 0.02% and end feasible up to
+    the boundary; the first steps may overshoot the budget (30 dual steps from u = 0)."""
+    training, _, tasks = experiment
+    task = tabular.gridworld(0.31335413)
+    optimum = tabular.solve(task, backend="highspy").reward_value
+    algorithm = SafeMetaRL(training, tasks, 600)
+    s = algorithm.scales
+    policy, u = algorithm.start_policy, 0.0
+    for _ in range(800):
+        adv_r, adv_k, occupancy, cost = exact_statistics(task, policy, s)
+        policy, u, _ = adaptation_step(policy, adv_r, adv_k, occupancy, cost, s.scaled_budget,
+                                       0.2, 0.2, s.gamma, u, 30, 100.0)
+    final = tabular.evaluate(task, policy)
+    assert final.reward_value == pytest.approx(optimum, rel=2e-4)
+    assert final.cost_value <= task.budget + 1e-3
+
+
+# --- LB-SGD ------------------------------------------------------------------------------
+
+
+@given(st.integers(0, 10_000))
+def test_barrier_step_keeps_the_exact_iterate_feasible(seed):
+    """With exact gradients and M = 8/(1-gamma)^3 (scaled costs in [0, 1]) the step never
+    crosses the budget (the descent-lemma certificate of LB-SGD)."""
+    task = tabular.random_cmdp(5, 3, seed=seed, gamma=0.8)
+    scales = Scales.of([task])
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(5, 3))
+    reward, grad_r = exact_gradient(task, logits, "reward")
+    cost, grad_k = exact_gradient(task, logits, "cost")
+    budget = cost + rng.uniform(0.001, 0.5)           # any strictly feasible point
+    slack = (budget - cost) / scales.cost_max
+    step, g = barrier_step(grad_r / scales.reward_max, grad_k / scales.cost_max, slack, 0.1,
+                           4.0, 8 / (1 - task.gamma)**3)
+    assert step > 0
+    new_cost, _ = exact_gradient(task, logits + step * g, "cost")
+    assert new_cost < budget
+
+
+def test_barrier_direction_is_the_exact_barrier_gradient():
+    from theory.gradients import barrier_gradient
+
+    logits = np.random.default_rng(1).normal(size=(5, 3))
+    cost, grad_k = exact_gradient(tabular.random_cmdp(5, 3, seed=1), logits, "cost")
+    task = tabular.random_cmdp(5, 3, seed=1).with_budget(cost + 0.7)
+    _, grad_r = exact_gradient(task, logits, "reward")
+    _, g = barrier_step(grad_r, grad_k, 0.7, 0.1, 4.0, 1.0)
+    assert np.allclose(g, barrier_gradient(task, logits, 0.1)[1], atol=1e-12)
+    assert barrier_step(grad_r, grad_k, 0.0, 0.1, 4.0, 1.0)[0] == 0.0
+
+
+# --- DOPE / DOPE+ ---------------------------------------------------------------------------
+
+
+@given(st.integers(0, 10_000))
+def test_extended_lp_with_zero_widths_is_the_occupancy_lp(seed):
+    task = tabular.random_cmdp(5, 3, seed=seed)
+    plan = extended_lp(task.P, np.zeros_like(task.P), task.rho, task.r, task.cost,
+                       task.budget, task.gamma)
+    assert plan.value == pytest.approx(tabular.solve(task).reward_value, rel=1e-7, abs=1e-9)
+    assert tabular.evaluate(task, plan.policy).cost_value <= task.budget + 1e-7
+
+
+def test_extended_lp_against_scipy_on_a_joint_lp():
+    """The lifted LP with widths, rebuilt densely for scipy's HiGHS: same optimum."""
+    task = tabular.random_cmdp(4, 2, seed=3)
+    S, A = 4, 2
+    w = np.full((S, A, S), 0.05)
+    cost = task.cost + 0.1
+    plan = extended_lp(task.P, w, task.rho, task.r, cost, task.budget + 0.5, task.gamma)
+    n_mu, n_q = S * A, S * A * S
+    A_eq, b_eq, A_ub, b_ub = [], [], [], []
+    for s_next in range(S):
+        row = np.zeros(n_mu + n_q)
+        row[s_next * A:(s_next + 1) * A] = 1
+        for pair in range(S * A):
+            row[n_mu + pair * S + s_next] -= task.gamma
+        A_eq.append(row)
+        b_eq.append(task.rho[s_next])
+    for pair in range(S * A):
+        row = np.zeros(n_mu + n_q)
+        row[n_mu + pair * S:n_mu + (pair + 1) * S] = 1
+        row[pair] = -1
+        A_eq.append(row)
+        b_eq.append(0.0)
+        for s_next in range(S):
+            p = task.P.reshape(S * A, S)[pair, s_next]
+            up = np.zeros(n_mu + n_q)
+            up[n_mu + pair * S + s_next], up[pair] = 1, -min(1, p + 0.05)
+            low = np.zeros(n_mu + n_q)
+            low[n_mu + pair * S + s_next], low[pair] = -1, max(0, p - 0.05)
+            A_ub += [up, low]
+            b_ub += [0.0, 0.0]
+    A_ub.append(np.concatenate([cost.reshape(-1), np.zeros(n_q)]))
+    b_ub.append(task.budget + 0.5)
+    objective = -np.concatenate([task.r.reshape(-1), np.zeros(n_q)])
+    reference = linprog(objective, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq),
+                        b_eq=b_eq, method="highs")
+    assert plan.value == pytest.approx(-reference.fun, rel=1e-7)
+
+
+@given(st.integers(0, 10_000))
+def test_pessimistic_plan_is_safe_when_the_true_kernel_is_in_the_set(seed):
+    """The safety argument of theory.dope: if P lies in the set, the plan's exact cost under P
+    meets the budget (full bonuses). The budget sits halfway between the least achievable cost
+    and the uniform policy's, so it binds; without the cost bonus the same LP's plan violates in
+    114 of 200 such tasks (seeds 0-199), with it in none."""
+    rng = np.random.default_rng(seed)
+    task = tabular.random_cmdp(4, 2, seed=seed, gamma=0.5)
+    width = 0.005
+    noise = rng.uniform(-width, width, size=task.P.shape)
+    noise -= noise.mean(axis=2, keepdims=True)
+    kernel_hat = np.clip(task.P + noise, 0, 1)
+    kernel_hat /= kernel_hat.sum(axis=2, keepdims=True)
+    w = np.maximum(width, np.abs(kernel_hat - task.P))          # P in the set by construction
+    least = tabular.minimum_cost(task)
+    budget = least + 0.5 * (task.budget - least)
+    try:
+        plan = extended_lp(kernel_hat, w, task.rho, task.r + bonus(w, 1.0, task.gamma),
+                           task.cost + bonus(w, float(task.cost.max()), task.gamma), budget,
+                           task.gamma)
+    except InfeasiblePlanError:
+        return
+    assert tabular.evaluate(task, plan.policy).cost_value <= budget + 1e-7
+
+
+def test_widths_cover_the_true_kernel():
+    """Bernstein widths at iota = ln(4 S^2 A N / delta): no entry of 2 x 4 x 49 outside them
+    after 20,000 episodes of a random policy on the gridworld."""
+    task = tabular.gridworld(0.3)
+    batch = tabular.simulate_trajectories(task, tabular.uniform_policy(49, 4), 2000, 30, seed=1)
+    counts = np.zeros((49, 4, 49))
+    np.add.at(counts, (batch.states[:, :-1], batch.actions[:, :-1], batch.states[:, 1:]), 1)
+    n = counts.sum(axis=2)
+    kernel_hat = counts / np.maximum(n, 1)[..., None]
+    iota = math.log(4 * 49**2 * 4 * 2000 * 30 / 0.05)
+    for form in ("dope", "dope-plus"):
+        w = widths(n, kernel_hat, iota, form)
+        assert np.all(np.abs(kernel_hat - task.P)[n > 1] <= w[n > 1])
+    assert np.all(widths(np.zeros((2, 2)), np.zeros((2, 2, 2)), 5.0, "dope") == 1.0)
+    with pytest.raises(BaselineInputError, match="form"):
+        widths(n, kernel_hat, iota, "ucrl")
+
+
+# --- on the harness --------------------------------------------------------------------------
+
+
+def test_dope_theory_preset_plays_pi_s_throughout(experiment):
+    """With worst-case bonuses the gridworld's pessimistic problem stays infeasible: every
+    deployed policy is pi_s, so the exact regret is pi_s's gap times K."""
+    training, distribution, tasks = experiment
+    task = tabular.gridworld(0.3)
+    record = run_test_phase(DOPEPlus(training, tasks, 600, preset="theory", warmup_check=500),
+                            task, 2000, 600, seed=1)
+    gap = (tabular.solve(task, backend="highspy").reward_value
+           - tabular.evaluate(task, training.safe_policy).reward_value)
+    assert record.cumulative_regret[-1] == pytest.approx(2000 * gap, rel=1e-12)
+    assert record.log["plans_tried"] == 4 and not any(
+        e["event"] == "plan" for e in record.log["events"])
+
+
+@pytest.mark.parametrize("key", ["safe-meta-rl", "lb-sgd", "dope", "dope-plus"])
+def test_baselines_run_on_the_harness_from_the_safe_start(experiment, key):
+    training, distribution, _ = experiment
+    algorithm = make_algorithm(key, training, distribution, 600, 0.05)
+    task = tabular.gridworld(0.31335413)
+    record = run_test_phase(algorithm, task, 3000, 600, seed=run_seed(0, 6))
+    start = (algorithm.start_policy if hasattr(algorithm, "start_policy")
+             else training.safe_policy)
+    first = tabular.evaluate(task, start)
+    # episode 1 deploys the start policy; the harness's values are its exact values
+    assert record.reward_value[0] == pytest.approx(first.reward_value, rel=1e-12)
+    assert record.cost_value[0] == pytest.approx(first.cost_value, rel=1e-12)
+    assert record.preset == "paper-experiment"
+
+
+def test_baselines_refuse_bad_settings(experiment):
+    training, _, tasks = experiment
+    for make in (lambda: SafeMetaRL(training, tasks, 600, lam=0),
+                 lambda: SafeMetaRL(training, tasks, 600, batch=1),
+                 lambda: LBSGD(training, tasks, 600, step=-1),
+                 lambda: LBSGD(training, tasks, 600, preset="theory"),
+                 lambda: DOPE(training, tasks, 600, delta=1.5),
+                 lambda: DOPE(training, tasks, 600, warmup=-1)):
+        with pytest.raises(BaselineInputError):
+            make()
