@@ -229,9 +229,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
     settings = ExperimentSettings(
         episodes=args.episodes, tasks=args.tasks, horizon=args.horizon, radius=args.radius,
         delta=args.delta, seed=args.seed, algorithms=tuple(args.algorithms)).validate()
+    if args.workers < 1:
+        raise UsageError(f"--workers: expected a positive integer; got {args.workers}")
     out = prepare_output(args.out)
     start = time.perf_counter()
-    training, distribution, records, rows = reproduce(settings, progress=not args.quiet)
+    training, distribution, records, rows = reproduce(settings, progress=not args.quiet,
+                                                      workers=args.workers)
     training.save(out / "training.npz")
     write_table(out / "runs.csv", rows)
     np.savez_compressed(out / "curves.npz", **{
@@ -399,7 +402,8 @@ def build_parser(extend=None) -> argparse.ArgumentParser:
         description="Training phase with the experiment's settings, then each test-time "
                     "algorithm on the published test tasks (PAPER.md sections 7-8); writes "
                     "Figures 1 and 2, runs.csv, curves.npz and summary.json.")
-    add_flags(repro, "results/reproduce", "episodes", "horizon", "delta", "seed", "quiet")
+    add_flags(repro, "results/reproduce", "episodes", "horizon", "delta", "seed", "workers",
+              "quiet")
     repro.add_argument("--tasks", type=int, default=10, help="how many of the ten test tasks")
     repro.add_argument("--radius", type=float, default=0.005, help="cover radius (noise)")
     repro.add_argument("--algorithms", nargs="+", default=list(PAPER_ALGORITHMS),

@@ -104,17 +104,23 @@ def bonus(w: np.ndarray, signal_max: float, gamma: float) -> np.ndarray:
     return gamma * signal_max / (1 - gamma) * np.minimum(1.0, w.sum(axis=2))
 
 
-def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, reward: np.ndarray,
-                cost: np.ndarray, budget: float, gamma: float) -> Plan:
-    """Solve the lifted occupancy LP of the module docstring with HiGHS.
+@dataclass(frozen=True, eq=False)
+class ExtendedLP:
+    """The lifted LP ``max objective @ x`` s.t. ``row_lower <= matrix @ x <= row_upper``,
+    ``x >= 0``, with x = (mu (S*A), q (S*A*S)); any LP solver can take it."""
 
-    ``reward`` and ``cost`` already include their bonuses (task units, (S, A)); with zero widths
-    it is the ordinary occupancy LP of the kernel ``kernel_hat`` (same optimum as
-    :func:`tabular.solve`). Raises :class:`InfeasiblePlanError` when no occupancy meets the
-    budget.
-    """
-    import highspy
+    objective: np.ndarray
+    matrix: sp.csc_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    shape: tuple[int, int]          # (S, A)
 
+
+def extended_lp_model(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray,
+                      reward: np.ndarray, cost: np.ndarray, budget: float,
+                      gamma: float) -> ExtendedLP:
+    """The constraint rows of the module docstring's LP (bound rows that the simplex would find
+    redundant, P_hat + w >= 1 or P_hat - w <= 0, are left out)."""
     S, A = reward.shape
     SA, SAS = S * A, S * A * S
     lower = np.clip(kernel_hat - width, 0.0, 1.0).reshape(-1)
@@ -129,38 +135,67 @@ def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, rewa
     mu_cols = np.arange(SA)
     q_cols = SA + np.arange(SAS)
     r0 = S + SA + 1
-    rows = np.concatenate([
-        mu_cols // A, next_of,                                   # flow
-        S + mu_cols, S + pair_of,                                # consistency
-        np.full(SA, S + SA),                                     # cost
-        r0 + np.arange(up_rows.size), r0 + np.arange(up_rows.size),
-        r0 + up_rows.size + np.arange(low_rows.size), r0 + up_rows.size + np.arange(low_rows.size),
-    ])
-    cols = np.concatenate([
-        mu_cols, q_cols, mu_cols, q_cols, mu_cols,
-        SA + up_rows, pair_of[up_rows], SA + low_rows, pair_of[low_rows],
-    ])
+    up_index = r0 + np.arange(up_rows.size)
+    low_index = r0 + up_rows.size + np.arange(low_rows.size)
+    rows = np.concatenate([mu_cols // A, next_of,                 # flow
+                           S + mu_cols, S + pair_of,              # consistency
+                           np.full(SA, S + SA),                   # cost
+                           up_index, up_index, low_index, low_index])
+    cols = np.concatenate([mu_cols, q_cols, mu_cols, q_cols, mu_cols,
+                           SA + up_rows, pair_of[up_rows], SA + low_rows, pair_of[low_rows]])
     values = np.concatenate([
         np.ones(SA), -gamma * np.ones(SAS), -np.ones(SA), np.ones(SAS), cost.reshape(-1),
-        np.ones(up_rows.size), -upper[up_rows], np.ones(low_rows.size), -lower[low_rows],
-    ])
+        np.ones(up_rows.size), -upper[up_rows], np.ones(low_rows.size), -lower[low_rows]])
     matrix = sp.csc_matrix((values, (rows, cols)), shape=(n_rows, SA + SAS))
-    inf = highspy.kHighsInf
-    row_lower = np.concatenate([rho, np.zeros(SA), [-inf], np.full(up_rows.size, -inf),
+    row_lower = np.concatenate([rho, np.zeros(SA), [-np.inf], np.full(up_rows.size, -np.inf),
                                 np.zeros(low_rows.size)])
     row_upper = np.concatenate([rho, np.zeros(SA), [budget], np.zeros(up_rows.size),
-                                np.full(low_rows.size, inf)])
+                                np.full(low_rows.size, np.inf)])
+    objective = np.concatenate([reward.reshape(-1), np.zeros(SAS)])
+    return ExtendedLP(objective, matrix, row_lower, row_upper, (S, A))
+
+
+def plan_from_solution(model: ExtendedLP, x: np.ndarray, kernel_hat: np.ndarray) -> Plan:
+    """Policy, occupancy and the LP's kernel from a solution vector x = (mu, q)."""
+    S, A = model.shape
+    x = np.clip(x, 0.0, None)
+    mu = x[:S * A].reshape(S, A)
+    q = x[S * A:].reshape(S, A, S)
+    totals = mu.sum(axis=1, keepdims=True)
+    policy = np.where(totals > 0, mu / np.where(totals > 0, totals, 1.0), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kernel = np.where(mu[..., None] > 0, q / mu[..., None], kernel_hat)
+    return Plan(policy=policy, occupancy=mu, kernel=kernel, value=float(model.objective @ x))
+
+
+def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, reward: np.ndarray,
+                cost: np.ndarray, budget: float, gamma: float) -> Plan:
+    """Solve the lifted occupancy LP of the module docstring with HiGHS (dual simplex).
+
+    ``reward`` and ``cost`` already include their bonuses (task units, (S, A)); with zero widths
+    it is the ordinary occupancy LP of the kernel ``kernel_hat`` (same optimum as
+    :func:`tabular.solve`). Raises :class:`InfeasiblePlanError` when no occupancy meets the
+    budget. HiGHS is used because it is the faster solver at this size (benchmarks/bench_lp.py:
+    on the gridworld's 9,800-column LP it takes tens of milliseconds, Clarabel's interior point
+    several times longer).
+    """
+    import highspy
+
+    model = extended_lp_model(kernel_hat, width, rho, reward, cost, budget, gamma)
+    inf = highspy.kHighsInf
+    n_rows, n_cols = model.matrix.shape
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = SA + SAS, n_rows
+    lp.num_col_, lp.num_row_ = n_cols, n_rows
     lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_cost_ = np.concatenate([reward.reshape(-1), np.zeros(SAS)])
-    lp.col_lower_ = np.zeros(SA + SAS)
-    lp.col_upper_ = np.full(SA + SAS, inf)
-    lp.row_lower_, lp.row_upper_ = row_lower, row_upper
+    lp.col_cost_ = model.objective
+    lp.col_lower_ = np.zeros(n_cols)
+    lp.col_upper_ = np.full(n_cols, inf)
+    lp.row_lower_ = np.where(np.isinf(model.row_lower), -inf, model.row_lower)
+    lp.row_upper_ = np.where(np.isinf(model.row_upper), inf, model.row_upper)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
-    lp.a_matrix_.value_ = matrix.data
+    lp.a_matrix_.start_ = model.matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = model.matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = model.matrix.data
     solver = highspy.Highs()
     solver.setOptionValue("output_flag", False)
     solver.passModel(lp)
@@ -170,15 +205,7 @@ def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, rewa
         raise InfeasiblePlanError("the pessimistic extended LP is infeasible")
     if status != highspy.HighsModelStatus.kOptimal:
         raise InfeasiblePlanError(f"HiGHS status {solver.modelStatusToString(status)!r}")
-    x = np.clip(np.asarray(solver.getSolution().col_value), 0.0, None)
-    mu = x[:SA].reshape(S, A)
-    q = x[SA:].reshape(S, A, S)
-    totals = mu.sum(axis=1, keepdims=True)
-    policy = np.where(totals > 0, mu / np.where(totals > 0, totals, 1.0), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        kernel = np.where(mu[..., None] > 0, q / mu[..., None], kernel_hat)
-    return Plan(policy=policy, occupancy=mu, kernel=kernel,
-                value=float(solver.getInfo().objective_function_value))
+    return plan_from_solution(model, np.asarray(solver.getSolution().col_value), kernel_hat)
 
 
 class DOPE(TestTimeAlgorithm):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from concurrent.futures import as_completed
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -172,31 +173,51 @@ def run_row(key: str, noise: float, record: RunRecord) -> dict:
     }
 
 
-def reproduce(settings: ExperimentSettings, progress: bool = True):
-    """Train, then run every requested algorithm on the first ``settings.tasks`` test tasks.
+def reproduce_run(key: str, index: int, settings: ExperimentSettings, training: TrainingResult,
+                  optimum: float) -> RunRecord:
+    """One test-phase run of ``reproduce`` (a pure function of its arguments: any worker gives
+    the same record)."""
+    distribution = GridworldNoise()
+    algorithm = make_algorithm(key, training, distribution, settings.horizon, settings.delta,
+                               settings.scale)
+    return run_test_phase(algorithm, tabular.gridworld(PAPER_TEST_TASKS[index]),
+                          settings.episodes, settings.horizon, seed=run_seed(settings.seed, index),
+                          optimal_value=optimum)
+
+
+def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int = 1):
+    """Train, then run every requested algorithm on the first ``settings.tasks`` test tasks,
+    on ``workers`` processes (1: in this process); the records do not depend on ``workers``.
 
     Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table).
     """
     settings.validate()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ExperimentInputError(f"--workers: expected a positive integer; got {workers!r}")
     training, distribution = experiment_training(settings, progress=progress)
     noises = PAPER_TEST_TASKS[:settings.tasks]
-    tasks = [tabular.gridworld(p) for p in noises]
-    optima = [tabular.solve(t, backend="highspy").reward_value for t in tasks]
-    records: dict[str, list[RunRecord]] = {key: [] for key in settings.algorithms}
-    rows = []
-    bar = tqdm(total=len(settings.algorithms) * len(tasks), desc="test phase", unit="run",
-               disable=not progress)
-    for key in settings.algorithms:
-        for i, (noise, task, optimum) in enumerate(zip(noises, tasks, optima, strict=True)):
-            algorithm = make_algorithm(key, training, distribution, settings.horizon,
-                                       settings.delta, settings.scale)
-            record = run_test_phase(algorithm, task, settings.episodes, settings.horizon,
-                                    seed=run_seed(settings.seed, i), optimal_value=optimum)
-            records[key].append(record)
-            rows.append(run_row(key, noise, record))
+    optima = [tabular.solve(tabular.gridworld(p), backend="highspy").reward_value
+              for p in noises]
+    jobs = [(key, i) for key in settings.algorithms for i in range(len(noises))]
+    done: dict[tuple[str, int], RunRecord] = {}
+    bar = tqdm(total=len(jobs), desc="test phase", unit="run", disable=not progress)
+    if workers == 1:
+        for key, i in jobs:
+            done[key, i] = reproduce_run(key, i, settings, training, optima[i])
             bar.update(1)
             bar.set_postfix(algorithm=key)
+    else:
+        with make_executor("local", workers) as executor:
+            # the slowest algorithms go first so the pool drains evenly
+            futures = {executor.submit(reproduce_run, key, i, settings, training, optima[i]):
+                       (key, i) for key, i in reversed(jobs)}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                bar.update(1)
+                bar.set_postfix(algorithm=futures[future][0])
     bar.close()
+    records = {key: [done[key, i] for i in range(len(noises))] for key in settings.algorithms}
+    rows = [run_row(key, noises[i], done[key, i]) for key, i in jobs]
     return training, distribution, records, rows
 
 
