@@ -43,8 +43,8 @@ throughout. ``paper-experiment``: the warm-up of about 14,000 episodes that PAPE
 reports: at least 14,000 episodes of pi_s, and ``bonus_scale`` = the largest value on a
 halving grid (1, 1/2, 1/4, ...) at which DOPE+'s pessimistic problem is feasible after 14,000
 episodes of pi_s on the experiment's cover tasks (our calibration; PAPER.md gives no bonus
-constants), shared by DOPE. Solver: HiGHS (simplex) on the lifted LP; see benchmarks/bench_lp.py
-for its time against Clarabel.
+constants), shared by DOPE. Solver: Clarabel on the lifted LP, the faster at this size
+(:func:`extended_lp`; HiGHS is the alternative).
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ def plan_from_solution(model: ExtendedLP, x: np.ndarray, kernel_hat: np.ndarray)
     x = np.clip(x, 0.0, None)
     mu = x[:S * A].reshape(S, A)
     q = x[S * A:].reshape(S, A, S)
+    # an interior-point solution leaves ~1e-10 on pairs a vertex would leave at zero
+    mu = np.where(mu > 1e-9 * mu.sum(), mu, 0.0)
     totals = mu.sum(axis=1, keepdims=True)
     policy = np.where(totals > 0, mu / np.where(totals > 0, totals, 1.0), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -168,20 +170,32 @@ def plan_from_solution(model: ExtendedLP, x: np.ndarray, kernel_hat: np.ndarray)
     return Plan(policy=policy, occupancy=mu, kernel=kernel, value=float(model.objective @ x))
 
 
+LP_SOLVERS = ("clarabel", "highs")
+
+
 def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, reward: np.ndarray,
-                cost: np.ndarray, budget: float, gamma: float) -> Plan:
-    """Solve the lifted occupancy LP of the module docstring with HiGHS (dual simplex).
+                cost: np.ndarray, budget: float, gamma: float, solver: str = "clarabel") -> Plan:
+    """Solve the lifted occupancy LP of the module docstring.
 
     ``reward`` and ``cost`` already include their bonuses (task units, (S, A)); with zero widths
     it is the ordinary occupancy LP of the kernel ``kernel_hat`` (same optimum as
     :func:`tabular.solve`). Raises :class:`InfeasiblePlanError` when no occupancy meets the
-    budget. HiGHS is used because it is the faster solver at this size (benchmarks/bench_lp.py:
-    on the gridworld's 9,800-column LP it takes tens of milliseconds, Clarabel's interior point
-    several times longer).
+    budget. ``solver``: "clarabel" (interior point; the default because it is the faster at this
+    size: 185 ms against 460 ms for HiGHS's simplex and 312 ms for its interior point on the
+    gridworld's 9,800-column LP, benchmarks/bench_extended_lp.py) or "highs" (dual simplex, a
+    vertex solution). Occupancy below 1e-9 of the total counts as none (pi_s is played
+    where a state has none).
     """
+    if solver not in LP_SOLVERS:
+        raise BaselineInputError(f"solver: expected one of {LP_SOLVERS}; got {solver!r}")
+    model = extended_lp_model(kernel_hat, width, rho, reward, cost, budget, gamma)
+    x = _solve_clarabel(model) if solver == "clarabel" else _solve_highs(model)
+    return plan_from_solution(model, x, kernel_hat)
+
+
+def _solve_highs(model: ExtendedLP) -> np.ndarray:
     import highspy
 
-    model = extended_lp_model(kernel_hat, width, rho, reward, cost, budget, gamma)
     inf = highspy.kHighsInf
     n_rows, n_cols = model.matrix.shape
     lp = highspy.HighsLp()
@@ -205,7 +219,35 @@ def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, rewa
         raise InfeasiblePlanError("the pessimistic extended LP is infeasible")
     if status != highspy.HighsModelStatus.kOptimal:
         raise InfeasiblePlanError(f"HiGHS status {solver.modelStatusToString(status)!r}")
-    return plan_from_solution(model, np.asarray(solver.getSolution().col_value), kernel_hat)
+    return np.asarray(solver.getSolution().col_value)
+
+
+def _solve_clarabel(model: ExtendedLP) -> np.ndarray:
+    """The LP in Clarabel's conic form: min -objective @ x s.t. A x + s = b, s in
+    {0}^equalities x R_+^(inequalities and x >= 0)."""
+    import clarabel
+
+    rows = model.matrix.tocsr()
+    equal = model.row_lower == model.row_upper
+    upper = ~equal & np.isfinite(model.row_upper)
+    lower = ~equal & np.isfinite(model.row_lower)
+    n = rows.shape[1]
+    A = sp.vstack([rows[equal], rows[upper], -rows[lower],
+                   -sp.identity(n, format="csr")]).tocsc()
+    b = np.concatenate([model.row_upper[equal], model.row_upper[upper], -model.row_lower[lower],
+                        np.zeros(n)])
+    cones = [clarabel.ZeroConeT(int(equal.sum())),
+             clarabel.NonnegativeConeT(int(upper.sum() + lower.sum()) + n)]
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solution = clarabel.DefaultSolver(sp.csc_matrix((n, n)), -model.objective, A, b, cones,
+                                      settings).solve()
+    status = str(solution.status)
+    if "Infeasible" in status:
+        raise InfeasiblePlanError("the pessimistic extended LP is infeasible")
+    if status not in ("Solved", "AlmostSolved"):
+        raise InfeasiblePlanError(f"Clarabel status {status!r}")
+    return np.asarray(solution.x)
 
 
 class DOPE(TestTimeAlgorithm):
@@ -250,6 +292,11 @@ class DOPE(TestTimeAlgorithm):
     def plan(self) -> Plan:
         """The pessimistic-optimistic plan from the counts so far (may raise
         :class:`InfeasiblePlanError`)."""
+        return extended_lp(*self.lp_inputs())
+
+    def lp_inputs(self) -> tuple:
+        """The arguments of :func:`extended_lp` for the counts so far: (P_hat, widths, rho,
+        reward + bonus, cost + bonus, budget, gamma)."""
         s = self.scales
         n = self.transitions.sum(axis=2)
         kernel_hat = np.where(n[..., None] > 0, self.transitions / np.maximum(n, 1)[..., None],
@@ -262,7 +309,7 @@ class DOPE(TestTimeAlgorithm):
                      self.bonus_scale * w, w)
         reward = self.reward + bonus(w, s.reward_max, s.gamma)
         cost = self.cost + bonus(w, s.cost_max, s.gamma)
-        return extended_lp(kernel_hat, w, self.rho, reward, cost, s.budget, s.gamma)
+        return kernel_hat, w, self.rho, reward, cost, s.budget, s.gamma
 
     def _count(self, batch) -> None:
         S, A = self.scales.n_states, self.scales.n_actions

@@ -1,0 +1,56 @@
+"""DOPE/DOPE+'s lifted extended LP: Clarabel (what theory.dope uses) against HiGHS, as a ratio.
+
+Run: .venv/bin/python benchmarks/bench_extended_lp.py [--repeats N]
+
+The LP is the one DOPE+ (paper-experiment preset) solves at the end of its warm-up: counts from
+14,000 episodes of pi_s on the noise-0.3 gridworld, its widths and bonuses; 9,800 columns.
+Times are medians over N solves of the same LP, model construction included for both;
+both solvers must agree on the optimum to 1e-5 relative.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import tabular
+from theory.dope import DOPEPlus, extended_lp, extended_lp_model
+from theory.experiment import ExperimentSettings, experiment_training, training_tasks
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    training, distribution = experiment_training(ExperimentSettings())
+    algorithm = DOPEPlus(training, training_tasks(training, distribution), 600)
+    task = tabular.gridworld(0.3)
+    algorithm.reset(40_000, 0)
+    for first in range(0, 14_000, 1000):
+        algorithm._count(tabular.simulate_trajectories(task, training.safe_policy, 1000, 600,
+                                                       seed=1, first_episode=first))
+    lp_args = algorithm.lp_inputs()
+    model = extended_lp_model(*lp_args)
+    print(f"extended LP: {model.matrix.shape[1]} columns, {model.matrix.shape[0]} rows, "
+          f"{model.matrix.nnz} nonzeros")
+    times = {}
+    values = {}
+    for name, solve in (("HiGHS (simplex)", lambda: extended_lp(*lp_args, solver="highs").value),
+                        ("Clarabel (interior point)",
+                         lambda: extended_lp(*lp_args, solver="clarabel").value)):
+        runs = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            values[name] = solve()
+            runs.append(time.perf_counter() - start)
+        times[name] = statistics.median(runs)
+    highs, clarabel = times["HiGHS (simplex)"], times["Clarabel (interior point)"]
+    for name in times:
+        print(f"{name:28s} {1000 * times[name]:8.1f} ms   optimum {values[name]:.6f}")
+    print(f"HiGHS / Clarabel time ratio: {highs / clarabel:.2f}")
+    assert np.isclose(values["HiGHS (simplex)"], values["Clarabel (interior point)"], rtol=1e-5)
+
+
+if __name__ == "__main__":
+    main()
