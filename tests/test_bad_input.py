@@ -20,6 +20,7 @@ CASES = [
     (["reproduce", "--tasks", "eleven"], "invalid int value"),
     (["reproduce", "--delta", "0"], "--delta"),
     (["reproduce", "--algorithms", "ppo"], "invalid choice"),
+    (["reproduce", "--workers", "0"], "--workers: expected a positive integer"),
     (["violations", "--runs", "0"], "--runs"),
     (["violations", "--engine", "spark"], "invalid choice"),
     (["sweep-delta", "--deltas", "0.4"], "--deltas"),

@@ -153,6 +153,34 @@ def test_exact_adaptation_converges_to_the_lp_optimum(experiment):
     assert final.cost_value <= task.budget + 1e-3
 
 
+@pytest.mark.slow
+def test_exact_safe_meta_rl_on_the_ten_test_tasks(experiment):
+    """The README's diagnosis of Safe Meta-RL: with exact statistics it reaches the optimum
+    (regret < 1,000 over 800 steps of 50 episodes on every task) yet overshoots the budget by
+    more than 1e-3 early on some tasks (the dual has not converged), so its violations with
+    Monte-Carlo estimates are not all estimation error."""
+    from theory.experiment import PAPER_TEST_TASKS
+
+    training, _, tasks = experiment
+    overshoot = []
+    for noise in PAPER_TEST_TASKS:
+        task = tabular.gridworld(noise)
+        optimum = tabular.solve(task, backend="highspy").reward_value
+        algorithm = SafeMetaRL(training, tasks, 600)
+        s = algorithm.scales
+        policy, u, regret, worst = algorithm.start_policy, 0.0, 0.0, 0.0
+        for _ in range(800):
+            adv_r, adv_k, occupancy, cost = exact_statistics(task, policy, s)
+            policy, u, _ = adaptation_step(policy, adv_r, adv_k, occupancy, cost,
+                                           s.scaled_budget, 0.2, 0.2, s.gamma, u, 30, 100.0)
+            exact = tabular.evaluate(task, policy)
+            regret += 50 * (optimum - exact.reward_value)
+            worst = max(worst, exact.cost_value)
+        assert regret < 1000
+        overshoot.append(worst > task.budget + 1e-3)
+    assert 1 <= sum(overshoot) < len(PAPER_TEST_TASKS)
+
+
 # --- LB-SGD ------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from theory.experiment import (
     ExperimentInputError,
     ExperimentSettings,
     experiment_training,
+    reproduce,
     violation_rates,
 )
 
@@ -45,6 +46,40 @@ def test_reproduce_small(tmp_path):
     assert all(int(r["safe_only_episodes"]) >= 1000 for r in rows if r["algorithm"] == "safe-pce")
     assert [float(r["task_noise"]) for r in rows[:3]] == list(PAPER_TEST_TASKS[:3])
     for name in ("figure1.png", "figure2.png", "curves.npz", "training.npz"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_reproduce_with_baselines_does_not_depend_on_workers(tmp_path):
+    """The six algorithms on two workers give the records of one process, bit for bit; the
+    summary and the figures carry the baselines under their keys."""
+    settings = ExperimentSettings(episodes=1200, tasks=2)
+    assert settings.algorithms == ("safe-pce", "pce", "safe-meta-rl", "dope-plus", "dope",
+                                   "lb-sgd")
+    _, _, one, rows_one = reproduce(settings, progress=False, workers=1)
+    _, _, two, rows_two = reproduce(settings, progress=False, workers=2)
+    for key in settings.algorithms:
+        for a, b in zip(one[key], two[key], strict=True):
+            assert np.array_equal(a.reward_value, b.reward_value)
+            assert np.array_equal(a.cost_value, b.cost_value)
+    strip = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows_one]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows_two]
+    out = tmp_path / "repro"
+    assert main(["reproduce", "--out", str(out), "--episodes", "1200", "--tasks", "2",
+                 "--quiet", "--workers", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("safe-meta-rl", "dope-plus", "dope", "lb-sgd"):
+        assert summary[key]["runs"] == 2
+        assert summary[key]["preset"] == "paper-experiment"
+        assert summary[key]["parameters"]["preset"] == "paper-experiment"
+    assert summary["lb-sgd"]["parameters"]["start_eta"] == pytest.approx(0.04)
+    # 1,200 episodes: DOPE and DOPE+ are still in their 14,000-episode warm-up on pi_s
+    training, _ = experiment_training(ExperimentSettings())
+    for key in ("dope", "dope-plus"):
+        for record, noise in zip(one[key], PAPER_TEST_TASKS, strict=False):
+            task = tabular.gridworld(noise)
+            assert record.reward_value[-1] == pytest.approx(
+                tabular.evaluate(task, training.safe_policy).reward_value, rel=1e-12)
+    for name in ("figure2.png", "figure2_appendix.png"):
         assert (out / name).stat().st_size > 1000
 
 
