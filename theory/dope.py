@@ -366,6 +366,7 @@ class DOPE(TestTimeAlgorithm):
             if self.episode >= self.warmup and self.episode % self.warmup_check == 0:
                 if self._try_plan():
                     self.warming_up = False
+                    self.last_plan = self.episode
                     self.events.append({"episode": self.episode, "event": "warm-up ended"})
         elif self.episode - self.last_plan >= self.min_replan:
             counts = self.transitions.sum(axis=2)

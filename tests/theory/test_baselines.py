@@ -315,6 +315,16 @@ def test_widths_cover_the_true_kernel():
         extended_lp(task.P, w, task.rho, task.r, task.cost, 1.5, 0.9, solver="gurobi")
 
 
+@pytest.mark.slow
+def test_paper_experiment_width_scale_is_the_calibrated_one(experiment):
+    """The preset's constant is what calibrate_bonus_scale finds: after 14,000 episodes of pi_s
+    DOPE+'s pessimistic problem is feasible on every cover task at 2^-11 and not at 2^-10."""
+    from theory.dope import PAPER_EXPERIMENT_BONUS_SCALE, calibrate_bonus_scale
+
+    training, _, tasks = experiment
+    assert calibrate_bonus_scale(training, tasks, 600) == PAPER_EXPERIMENT_BONUS_SCALE == 2**-11
+
+
 # --- on the harness --------------------------------------------------------------------------
 
 
