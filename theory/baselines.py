@@ -29,6 +29,8 @@ import numpy as np
 import tabular
 from tabular import CMDP
 
+from .harness import TestTimeAlgorithm
+
 
 class BaselineInputError(ValueError):
     """A baseline setting is out of range (names the field and the expected range)."""
@@ -104,3 +106,27 @@ def discounted_state_visits(batch, n_states: int) -> np.ndarray:
     weights = np.broadcast_to(discount, batch.states.shape).ravel()
     visits = np.bincount(batch.states.ravel(), weights=weights, minlength=n_states)
     return visits * (1 - batch.gamma) / batch.states.shape[0]
+
+
+class SmoothedStartLearner(TestTimeAlgorithm):
+    """What Safe Meta-RL and LB-SGD share: trajectories in, the scaled cost form of the training
+    tasks, and the high-entropy safe start; ``reset`` zeroes the episode and iteration counters
+    and the event log."""
+
+    needs_trajectories = True
+
+    def __init__(self, training, tasks: list[CMDP], horizon: int, preset: str,
+                 margin_fraction: float):
+        positive("horizon", horizon, integer=True)
+        self.preset = preset
+        self.scales = Scales.of(tasks)
+        self.horizon = int(horizon)
+        self.start_policy, self.start_eta = high_entropy_safe_start(
+            training.safe_policy, tasks, margin_fraction)
+
+    def reset(self, n_episodes: int, seed=None) -> None:
+        self.n_episodes = int(n_episodes)
+        self.episode = 0
+        self.iteration = 0
+        self.policy = self.start_policy.copy()
+        self.events: list[dict] = []

@@ -30,9 +30,9 @@ import numpy as np
 
 from tabular import CMDP
 
-from .baselines import BaselineInputError, Scales, high_entropy_safe_start, positive
+from .baselines import BaselineInputError, SmoothedStartLearner, positive
 from .gradients import reinforce_gradient
-from .harness import Deployment, TestTimeAlgorithm
+from .harness import Deployment
 from .training import TrainingResult
 
 LB_SGD_PRESETS = ("paper-experiment",)
@@ -54,11 +54,10 @@ def barrier_step(grad_reward: np.ndarray, grad_cost: np.ndarray, slack: float, e
     return min(step, certified), g
 
 
-class LBSGD(TestTimeAlgorithm):
+class LBSGD(SmoothedStartLearner):
     """Log-barrier stochastic gradient ascent on a softmax policy (module docstring)."""
 
     name = "lb-sgd"
-    needs_trajectories = True
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
                  preset: str = "paper-experiment", eta: float = 0.1, step: float = 4.0,
@@ -70,28 +69,20 @@ class LBSGD(TestTimeAlgorithm):
         for field_name, value in (("eta", eta), ("step", step)):
             positive(field_name, value)
         for field_name, value in (("batches[0]", batches[0]), ("batches[1]", batches[1]),
-                                  ("switch_episode", switch_episode), ("horizon", horizon)):
+                                  ("switch_episode", switch_episode)):
             positive(field_name, value, integer=True)
         if not (isinstance(confidence, (int, float)) and confidence >= 0):
             raise BaselineInputError(f"confidence: expected a number >= 0; got {confidence!r}")
-        self.preset = preset
-        self.scales = Scales.of(tasks)
+        super().__init__(training, tasks, horizon, preset, margin_fraction)
         gamma = self.scales.gamma
         self.smoothness = 8 / (1 - gamma)**3 if smoothness is None else float(smoothness)
         positive("smoothness", self.smoothness)
         self.eta, self.step, self.batches = float(eta), float(step), tuple(batches)
         self.switch_episode, self.confidence = int(switch_episode), float(confidence)
-        self.horizon = int(horizon)
-        self.start_policy, self.start_eta = high_entropy_safe_start(
-            training.safe_policy, tasks, margin_fraction)
 
     def reset(self, n_episodes: int, seed=None) -> None:
-        self.n_episodes = int(n_episodes)
-        self.episode = 0
-        self.iteration = 0
+        super().reset(n_episodes, seed)
         self.logits = np.log(np.maximum(self.start_policy, 1e-300))
-        self.policy = self.start_policy.copy()
-        self.events: list[dict] = []
 
     def _batch_size(self) -> int:
         return self.batches[0] if self.episode < self.switch_episode else self.batches[1]

@@ -35,12 +35,12 @@ from tabular import CMDP
 from .baselines import (
     BaselineInputError,
     Scales,
+    SmoothedStartLearner,
     discounted_state_visits,
-    high_entropy_safe_start,
     positive,
 )
 from .estimators import first_visit_q
-from .harness import Deployment, TestTimeAlgorithm
+from .harness import Deployment
 from .training import TrainingResult
 
 SAFE_META_RL_PRESETS = ("paper-experiment",)
@@ -113,11 +113,10 @@ def adaptation_step(policy: np.ndarray, adv_reward: np.ndarray, adv_cost: np.nda
     return candidate, u, g
 
 
-class SafeMetaRL(TestTimeAlgorithm):
+class SafeMetaRL(SmoothedStartLearner):
     """One closed-form safe adaptation step per batch (module docstring)."""
 
     name = "safe-meta-rl"
-    needs_trajectories = True
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
                  preset: str = "paper-experiment", batch: int = 50, lam: float = 0.2,
@@ -126,30 +125,21 @@ class SafeMetaRL(TestTimeAlgorithm):
         if preset not in SAFE_META_RL_PRESETS:
             raise BaselineInputError(
                 f"preset: expected one of {SAFE_META_RL_PRESETS}; got {preset!r}")
-        for field_name, value in (("batch", batch), ("dual_iterations", dual_iterations),
-                                  ("horizon", horizon)):
+        for field_name, value in (("batch", batch), ("dual_iterations", dual_iterations)):
             positive(field_name, value, integer=True)
         if batch < 2:
             raise BaselineInputError(f"batch: expected at least 2 episodes; got {batch}")
         for field_name, value in (("lam", lam), ("lam_c", lam_c), ("dual_step", dual_step)):
             positive(field_name, value)
-        self.preset = preset
-        self.scales = Scales.of(tasks)
+        super().__init__(training, tasks, horizon, preset, margin_fraction)
         self.batch, self.lam, self.lam_c = int(batch), float(lam), float(lam_c)
         self.dual_iterations, self.dual_step = int(dual_iterations), float(dual_step)
-        self.horizon = int(horizon)
         self.guard = bool(guard)
-        self.start_policy, self.start_eta = high_entropy_safe_start(
-            training.safe_policy, tasks, margin_fraction)
 
     def reset(self, n_episodes: int, seed=None) -> None:
-        self.n_episodes = int(n_episodes)
-        self.episode = 0
-        self.iteration = 0
+        super().reset(n_episodes, seed)
         self.updates = 0
         self.u = 0.0
-        self.policy = self.start_policy.copy()
-        self.events: list[dict] = []
 
     def deployment(self) -> Deployment:
         return Deployment((self.policy,), np.ones(1), (("safe-meta-rl", self.updates),),
