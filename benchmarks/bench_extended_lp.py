@@ -1,4 +1,4 @@
-"""DOPE/DOPE+'s lifted extended LP: Clarabel (what theory.dope uses) against HiGHS, as a ratio.
+"""DOPE/DOPE+'s lifted extended LP: Clarabel (what theory.algorithms.dope uses) against HiGHS.
 
 Run: .venv/bin/python benchmarks/bench_extended_lp.py [--repeats N]
 
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import tabular
-from theory.dope import DOPEPlus, extended_lp, extended_lp_model
+from theory.algorithms.dope import DOPEPlus, extended_lp, extended_lp_model
 from theory.experiment import ExperimentSettings, experiment_training, training_tasks
 
 

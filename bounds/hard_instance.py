@@ -44,12 +44,13 @@ import numpy as np
 import tabular
 from tabular import CMDP
 from tabular.distributions import FiniteUniform
+from tabular.errors import InputError
 
 #: LP optima meet their budget up to round-off; a slack above -1e-9 counts as feasible
 SLACK_TOLERANCE = 1e-9
 
 
-class HardFamilyError(ValueError):
+class HardFamilyError(InputError):
     """The hard family's parameters are out of range."""
 
 
@@ -269,3 +270,16 @@ def sequential_identification(family: HardFamily, task: int, delta: float, seed)
     return Identification(samples=samples, identified=identified, correct=identified == task,
                           eps_optimal_and_feasible=bool(gap <= family.eps
                                                         and value.slack >= -SLACK_TOLERANCE))
+
+
+def hard_distribution(m: int = 2, gamma: float = 0.9, xi: float = 0.1, eps: float = 0.1
+                      ) -> FiniteUniform:
+    """D of Theorem 5.1: uniform over the 2^m tasks of :func:`hard_family` (registered as the
+    family ``hard``; every pair of tasks is a2 apart, more than the radius xi eps (1-gamma)^3)."""
+    return hard_family(m, gamma, xi, eps).distribution
+
+
+tabular.families.register(
+    "hard", hard_distribution,
+    "App. G's 2^m tasks (Theorem 5.1's lower-bound family), uniform",
+    oracle="distance", radius=0.1 * 0.1 * 0.1**3, safe_oracle="worst-case", horizon=200)

@@ -1,29 +1,27 @@
-"""Plots that put measured data beside the paper's bounds."""
+"""Plots that put measured data beside the paper's bounds; each takes its data as arguments and
+returns a :class:`matplotlib.figure.Figure` (``theory.figures.save_figure`` writes PNG + PDF)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+from matplotlib.figure import Figure
 
-import matplotlib
+from theory.figures import TEXT_WIDTH, new_figure, styled
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from theory.figures import save_figure  # noqa: E402
-
-from .sample_complexity import fitted_slope  # noqa: E402
-from .upper import theorem_4_2_terms  # noqa: E402
+from .sample_complexity import fitted_slope
+from .upper import theorem_4_2_terms
 
 
-def plot_regret_envelope(runs: list[dict], training, n_episodes: int, path: Path) -> Path:
+@styled
+def plot_regret_envelope(runs: list[dict], xi: float, n_episodes: int, delta: float, eps: float,
+                         gamma: float) -> Figure:
     """Cumulative regret of Safe-PCE [theory] runs (paper units; mean, 10%-90% band, every run
-    faint) under Theorem 4.2's explicit App. E bound evaluated with the worst run's quantities."""
-    from .verify import RUNNABLE
-
+    faint) under Theorem 4.2's explicit App. E bound evaluated with the worst run's quantities
+    (``xi`` pi_s's margin, ``delta``, ``eps`` and ``gamma`` of the instance)."""
     curves = np.array([r["curve"] for r in runs])
     episodes = np.linspace(1, n_episodes, curves.shape[1])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(TEXT_WIDTH / 2 + 0.5, 2.8)
+    ax = fig.subplots()
     for curve in curves[:50]:
         ax.plot(episodes, curve, color="#1f77b4", alpha=0.08, linewidth=0.7)
     ax.plot(episodes, curves.mean(axis=0), color="#1f77b4", label="Safe-PCE [theory], mean")
@@ -31,25 +29,25 @@ def plot_regret_envelope(runs: list[dict], training, n_episodes: int, path: Path
                     color="#1f77b4", alpha=0.25, label="10%-90%")
     worst = max(runs, key=lambda r: r["regret"] / r["bound"])
     grid = np.linspace(max(10, n_episodes / 200), n_episodes, 60)
-    xi = float(training.safe_margin.min())
-    bound = [theorem_4_2_terms(int(k), RUNNABLE["delta"], RUNNABLE["eps"], RUNNABLE["gamma"], xi,
-                               worst["tried"], worst["safe_margins"], worst["first_weights"]).total
+    bound = [theorem_4_2_terms(int(k), delta, eps, gamma, xi, worst["tried"],
+                               worst["safe_margins"], worst["first_weights"]).total
              for k in grid]
     ax.plot(grid, bound, color="#c0392b", linestyle="--", label="Theorem 4.2 bound (App. E)")
     ax.set_yscale("log")
     ax.set_xlabel("episode K")
     ax.set_ylabel("cumulative regret (normalised units)")
-    ax.set_title(f"{len(runs)} runs on the runnable family (gamma {RUNNABLE['gamma']}, "
-                 f"eps {RUNNABLE['eps']})")
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    ax.set_title(f"{len(runs)} runs on the runnable family (gamma {gamma}, eps {eps})")
+    fig.legend(loc="outside lower center", ncols=2)
+    return fig
 
 
-def plot_lower_bound_slopes(curves: dict, path: Path) -> Path:
+@styled
+def plot_lower_bound_slopes(curves: dict) -> Figure:
     """On the hard family, against 1/eps, 1/xi and C (log-log, same parameters per panel): the
     explicit lower bound and the mean samples of a sequential identification algorithm, with
     fitted slopes."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig = new_figure(TEXT_WIDTH, 2.8)
+    axes = fig.subplots(1, 3)
     labels = {"eps": "1/eps", "xi": "1/xi", "C": "C = 2^m - 1 (other tasks)"}
     for ax, (name, (x, bound, samples)) in zip(axes, curves.items(), strict=True):
         x = np.asarray(x)
@@ -60,20 +58,22 @@ def plot_lower_bound_slopes(curves: dict, path: Path) -> Path:
                   f"{fitted_slope(axis, samples):.2f})")
         ax.set_xlabel(labels[name])
         ax.set_ylabel("samples")
-        ax.legend(fontsize=8)
+        ax.legend(loc="upper left")
     fig.suptitle("hard family of App. G: explicit (Bretagnolle-Huber) lower bound and the "
                  "samples of an identification algorithm")
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_scaled_sweep(sweep: list[dict], path: Path) -> Path:
+@styled
+def plot_scaled_sweep(sweep: list[dict]) -> Figure:
     """Violation rate (Clopper-Pearson 95%) and mean regret of Safe-PCE against the factor
     that shrinks the theory constants (scaled preset)."""
     scale = np.array([s["scale"] for s in sweep])
     fraction = np.array([s["fraction"] for s in sweep])
     low = np.array([s["low"] for s in sweep])
     high = np.array([s["high"] for s in sweep])
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = new_figure(TEXT_WIDTH / 2 + 0.5, 2.6)
+    ax = fig.subplots()
     ax.errorbar(scale, fraction, yerr=[fraction - low, high - fraction], fmt="o-", capsize=3,
                 color="#c0392b", label="runs with a violation")
     ax.set_xscale("log")
@@ -83,6 +83,6 @@ def plot_scaled_sweep(sweep: list[dict], path: Path) -> Path:
     twin.plot(scale, [s["mean_regret"] for s in sweep], "s--", color="#1f77b4",
               label="mean regret")
     twin.set_ylabel("mean regret (normalised)")
-    ax.legend(loc="upper left", fontsize=8)
-    twin.legend(loc="upper right", fontsize=8)
-    return save_figure(fig, path)
+    twin.spines["right"].set_visible(True)
+    fig.legend(loc="outside lower center", ncols=2)
+    return fig

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tabular.distance import simulation_lemma_constant
+from tabular.errors import InputError
 
 
-class BoundInputError(ValueError):
+class BoundInputError(InputError):
     """A bound's argument is out of its range."""
 
 

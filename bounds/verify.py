@@ -1,16 +1,19 @@
-"""``safepce verify``: the paper's claims checked on exact quantities, one record per claim.
+"""``safepce verify``: the claims of Ni & Kamgarpour 2026 (arXiv:2601.21845) checked on exact
+quantities, as a table of claim functions.
 
-Each record: ``claim`` (the paper's label first), ``passed``, ``runs`` (instances or runs),
-``worst_margin`` (smallest slack of the checked inequality over all runs; >= 0 when it holds,
-in the units the note gives) and ``note``. A claim that fails is reported with its cause; none is
-hidden. ``quick`` sizes finish in well under 3 minutes on 2 cores.
+:data:`CLAIMS` lists (name, paper label, function); ``verify`` runs them in order. A function
+takes the :class:`VerifyContext` (sizes, workers, shared training results, the figures it may
+add) and returns :class:`Claim` records: ``claim`` (the paper's label first), ``passed``, ``runs``
+(instances or runs), ``worst_margin`` (smallest slack of the checked inequality over all runs;
+>= 0 when it holds, in the units the note gives) and ``note``. Adding a claim = one function and
+one row of :data:`CLAIMS`. ``quick`` sizes finish in well under 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import math
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +22,23 @@ from tqdm.auto import tqdm
 import tabular
 from tabular.distance import simulation_lemma_constant
 from tabular.distributions import runnable_family
+from theory.algorithms.registry import make_algorithm
+from theory.algorithms.safe_pce import (
+    THEORY,
+    SafePCE,
+    SafePCEPreset,
+    mixture_weights,
+    mixture_weights_recursive,
+)
 from theory.experiment import (
     PAPER_TEST_TASKS,
     ExperimentSettings,
     experiment_training,
-    make_algorithm,
     run_seed,
 )
 from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
-from theory.safe_pce import SafePCE, mixture_weights, mixture_weights_recursive
+from theory.settings import setting
 from theory.training import TrainingResult, check_lemma_3_5, train
 
 from .covering import covering_number
@@ -38,6 +48,7 @@ from .hard_instance import (
     sample_lower_bound,
     sequential_identification,
 )
+from .plots import plot_lower_bound_slopes, plot_regret_envelope, plot_scaled_sweep
 from .sample_complexity import fitted_slope, violation_rate
 from .upper import corollary_4_3_samples, theorem_4_2_rate, theorem_4_2_terms
 
@@ -52,6 +63,31 @@ class Claim:
     runs: int
     worst_margin: float
     note: str = ""
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """Settings of ``verify``."""
+
+    quick: bool = setting(False, "small sizes (under 3 minutes on 2 cores)")
+
+
+@dataclass
+class VerifyContext:
+    """What claim functions share: sizes, workers, the output folder, results computed once
+    (``cache``) and the figures they draw (name -> Figure)."""
+
+    out: Path
+    quick: bool = True
+    workers: int = 2
+    progress: bool = False
+    cache: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+
+    def once(self, name: str, compute):
+        if name not in self.cache:
+            self.cache[name] = compute()
+        return self.cache[name]
 
 
 # --- Lemma C.3 -----------------------------------------------------------------------------------
@@ -122,7 +158,7 @@ def check_lemma_3_5_claims(training, family, n_heldout: int) -> list[Claim]:
 
 def _runnable_runs(args) -> list[dict]:
     """Worker: Safe-PCE runs on test tasks of the runnable family (module level for pickling)."""
-    training_path, thetas, seeds, n_episodes, preset, scale = args
+    training_path, thetas, seeds, n_episodes, scale = args
     training = TrainingResult.load(training_path)
     family = runnable_family(RUNNABLE["seed"], gamma=RUNNABLE["gamma"])
     units = family.build([0.5]).utility_form
@@ -130,8 +166,9 @@ def _runnable_runs(args) -> list[dict]:
     eps, delta, gamma = RUNNABLE["eps"], RUNNABLE["delta"], RUNNABLE["gamma"]
     out = []
     for theta, seed in zip(thetas, seeds, strict=True):
+        preset = THEORY if scale == 1.0 else SafePCEPreset("scaled", units="paper", scale=scale)
         algorithm = SafePCE(training, units, RUNNABLE["horizon"], preset=preset, eps=eps,
-                            delta=delta, scale=scale)
+                            delta=delta)
         record = run_test_phase(algorithm, family.build([theta]), n_episodes,
                                 RUNNABLE["horizon"], seed=int(seed))
         tried = record.log["candidate_order"]
@@ -150,8 +187,8 @@ def _runnable_runs(args) -> list[dict]:
     return out
 
 
-def runnable_runs(training_path, n_runs: int, n_episodes: int, seed: int, preset: str = "theory",
-                  scale: float = 1.0, workers: int = 2, progress: bool = False) -> list[dict]:
+def runnable_runs(training_path, n_runs: int, n_episodes: int, seed: int, scale: float = 1.0,
+                  workers: int = 2, progress: bool = False) -> list[dict]:
     """Safe-PCE on ``n_runs`` test tasks theta ~ U[0, 1] with fresh seeds, over a process pool;
     results do not depend on the number of workers."""
     root = np.random.SeedSequence(seed)
@@ -159,12 +196,12 @@ def runnable_runs(training_path, n_runs: int, n_episodes: int, seed: int, preset
     thetas = np.random.default_rng(theta_seed).uniform(0, 1, n_runs)
     seeds = run_seeds.generate_state(n_runs, np.uint32)
     chunk = max(1, math.ceil(n_runs / (4 * workers)))
-    jobs = [(str(training_path), thetas[i:i + chunk], seeds[i:i + chunk], n_episodes, preset,
-             scale) for i in range(0, n_runs, chunk)]
+    jobs = [(str(training_path), thetas[i:i + chunk], seeds[i:i + chunk], n_episodes, scale)
+            for i in range(0, n_runs, chunk)]
     results = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for part in tqdm(pool.map(_runnable_runs, jobs), total=len(jobs), disable=not progress,
-                         desc=f"Safe-PCE [{preset}] runs"):
+                         desc=f"Safe-PCE [theory x {scale:g}] runs"):
             results.extend(part)
     return results
 
@@ -264,83 +301,135 @@ def slope_claims_on_grid(quick: bool) -> tuple[list[Claim], dict]:
     return [identification, *bound_claims, *empirical_claims], curves
 
 
-# --- everything ----------------------------------------------------------------------------------
+# --- the claim functions ------------------------------------------------------------------------
 
 
-def run_verify(out: Path, quick: bool = True, workers: int = 2,
-               progress: bool = True) -> list[Claim]:
-    from .plots import plot_lower_bound_slopes, plot_regret_envelope, plot_scaled_sweep
+def claim_lemma_c3(context: VerifyContext) -> list[Claim]:
+    return [check_lemma_c3(300 if context.quick else 3000)]
 
-    claims: list[Claim] = []
-    claims.append(check_lemma_c3(300 if quick else 3000))
+
+def claim_eq_6(context: VerifyContext) -> list[Claim]:
     v = np.geomspace(0.05, 1.0, 20)
     gap = max(float(np.max(np.abs(mixture_weights(x, 1e-4, 6.0, 0.5, 30)
                                   - mixture_weights_recursive(x, 1e-4, 6.0, 0.5, 30))))
               for x in v)
-    claims.append(Claim("Eq. 6: closed-form mixture weights equal App. D's recursion",
-                        gap < 1e-12, v.size, 1e-12 - gap, "v_s in [0.05, 1], 30 stages"))
+    return [Claim("Eq. 6: closed-form mixture weights equal App. D's recursion", gap < 1e-12,
+                  v.size, 1e-12 - gap, "v_s in [0.05, 1], 30 stages")]
 
-    training, family = runnable_training()
-    claims += check_lemma_3_5_claims(training, family, 300 if quick else 2000)
-    path = training.save(out / "runnable_training.npz")
-    n_runs, n_episodes = (100, 20_000) if quick else (10_000, 20_000)
-    runs = runnable_runs(path, n_runs, n_episodes, seed=7, workers=workers, progress=progress)
+
+def _runnable(context: VerifyContext):
+    def compute():
+        training, family = runnable_training()
+        path = training.save(context.out / "runnable_training.npz")
+        return training, family, path
+    return context.once("runnable", compute)
+
+
+def claim_lemma_3_5(context: VerifyContext) -> list[Claim]:
+    training, family, _ = _runnable(context)
+    return check_lemma_3_5_claims(training, family, 300 if context.quick else 2000)
+
+
+def claim_safe_pce_theory(context: VerifyContext) -> list[Claim]:
+    """Lemma 4.5 and Theorem 4.2 on Safe-PCE [theory] runs of the runnable family."""
+    training, _, path = _runnable(context)
+    n_runs, n_episodes = (100, 20_000) if context.quick else (10_000, 20_000)
+    runs = runnable_runs(path, n_runs, n_episodes, seed=7, workers=context.workers,
+                         progress=context.progress)
     rate = violation_rate(sum(r["violations"] > 0 for r in runs), len(runs))
-    claims.append(Claim(
-        "Lemma 4.5: every policy Safe-PCE [theory] deploys is feasible",
-        rate["violating_runs"] == 0, len(runs),
-        min(r["budget"] - r["max_cost_value"] for r in runs),
-        f"runnable family, K = {n_episodes}; runs with a violation {rate['violating_runs']}/"
-        f"{rate['runs']} (95% CI {rate['low']:.4f}-{rate['high']:.4f}); margin in cost units"))
-    claims.append(Claim(
-        "Theorem 4.2: regret <= the explicit bound of App. E in every run",
-        all(r["regret"] <= r["bound"] for r in runs), len(runs),
-        min(r["bound"] - r["regret"] for r in runs),
-        "paper units; bound evaluated with each run's E, v_{l,s}, alpha_1"))
+    context.figures["regret_envelope"] = plot_regret_envelope(
+        runs, float(training.safe_margin.min()), n_episodes, RUNNABLE["delta"], RUNNABLE["eps"],
+        RUNNABLE["gamma"])
+    return [
+        Claim("Lemma 4.5: every policy Safe-PCE [theory] deploys is feasible",
+              rate["violating_runs"] == 0, len(runs),
+              min(r["budget"] - r["max_cost_value"] for r in runs),
+              f"runnable family, K = {n_episodes}; runs with a violation "
+              f"{rate['violating_runs']}/{rate['runs']} (95% CI {rate['low']:.4f}-"
+              f"{rate['high']:.4f}); margin in cost units"),
+        Claim("Theorem 4.2: regret <= the explicit bound of App. E in every run",
+              all(r["regret"] <= r["bound"] for r in runs), len(runs),
+              min(r["bound"] - r["regret"] for r in runs),
+              "paper units; bound evaluated with each run's E, v_{l,s}, alpha_1"),
+    ]
 
-    # the scaled preset: shrink the worst-case constants until safety breaks
-    factors = ([1.0, 0.1, 0.01, 0.003, 0.001, 0.0003] if quick
+
+def claim_scaled_preset(context: VerifyContext) -> list[Claim]:
+    """The scaled preset: shrink the worst-case constants until safety breaks."""
+    _, _, path = _runnable(context)
+    factors = ([1.0, 0.1, 0.01, 0.003, 0.001, 0.0003] if context.quick
                else [1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001])
     sweep = []
     for f in factors:
-        preset = "theory" if f == 1.0 else "scaled"
-        part = runnable_runs(path, 40 if quick else 400, n_episodes, seed=11, preset=preset,
-                             scale=f, workers=workers)
+        part = runnable_runs(path, 40 if context.quick else 400, 20_000, seed=11, scale=f,
+                             workers=context.workers)
         rate_f = violation_rate(sum(r["violations"] > 0 for r in part), len(part))
         sweep.append({"scale": f, **rate_f,
                       "mean_regret": float(np.mean([r["regret"] for r in part]))})
+    context.figures["scaled_sweep"] = plot_scaled_sweep(sweep)
     breaks = [s["scale"] for s in sweep if s["violating_runs"] > 0]
-    claims.append(Claim(
+    return [Claim(
         "scaled preset: largest width factor at which Safe-PCE violates", True,
         sum(s["runs"] for s in sweep), max(breaks) if breaks else 0.0,
         "worst_margin holds the largest factor with any violating run (0: none violated); "
         + "; ".join(f"f={s['scale']:g}: {s['violating_runs']}/{s['runs']} runs violate, "
-                    f"mean regret {s['mean_regret']:.0f}" for s in sweep)))
+                    f"mean regret {s['mean_regret']:.0f}" for s in sweep))]
 
-    hard_claims, curves = hard_family_claims(quick)
-    claims += hard_claims
 
-    # the paper's experiment: Safe-PCE with the authors' constants on the published tasks
+def claim_hard_family(context: VerifyContext) -> list[Claim]:
+    claims, curves = hard_family_claims(context.quick)
+    context.figures["lower_bound_slopes"] = plot_lower_bound_slopes(curves)
+    return claims
+
+
+def claim_published_safety(context: VerifyContext) -> list[Claim]:
+    """The paper's experiment: Safe-PCE with the authors' constants on the published tasks."""
     settings = ExperimentSettings()
-    exp_training, distribution = experiment_training(settings)
+    training, distribution = experiment_training(settings)
     violating = 0
     worst = math.inf
     for i, noise in enumerate(PAPER_TEST_TASKS):
-        algorithm = make_algorithm("safe-pce", exp_training, distribution, 600, 0.05)
+        algorithm = make_algorithm("safe-pce", training, distribution, 600, settings.delta)
         record = run_test_phase(algorithm, tabular.gridworld(noise), 40_000, 600,
                                 seed=run_seed(0, i))
         violating += bool(record.violated.any())
         worst = min(worst, record.budget - float(record.cost_value.max()))
-    claims.append(Claim(
+    return [Claim(
         "Section 6: Safe-PCE [paper-experiment] never violates on the ten published tasks",
         violating == 0, len(PAPER_TEST_TASKS), worst,
         f"{violating}/10 runs violate (cost units); the tuned constants' per-stage cost width "
-        "sqrt(300/n) + 0.01 >= 0.25 exceeds the slack/4 that App. D's induction needs"))
+        "sqrt(300/n) + 0.01 >= 0.25 exceeds the slack/4 that App. D's induction needs")]
 
-    plot_regret_envelope(runs, training, n_episodes, out / "regret_envelope.png")
-    plot_lower_bound_slopes(curves, out / "lower_bound_slopes.png")
-    plot_scaled_sweep(sweep, out / "scaled_sweep.png")
-    return claims
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """One row of :data:`CLAIMS`: a name, the paper's label, and the function checking it."""
+
+    name: str
+    paper_label: str
+    check: object
+
+
+#: every claim ``verify`` checks, in order
+CLAIMS: tuple[ClaimCheck, ...] = (
+    ClaimCheck("lemma-c3", "Lemma C.3", claim_lemma_c3),
+    ClaimCheck("eq-6", "Eq. 6 / App. D", claim_eq_6),
+    ClaimCheck("lemma-3.5", "Lemma 3.5", claim_lemma_3_5),
+    ClaimCheck("safe-pce-theory", "Lemma 4.5, Theorem 4.2", claim_safe_pce_theory),
+    ClaimCheck("scaled-preset", "Lemma 4.5 (constants shrunk)", claim_scaled_preset),
+    ClaimCheck("hard-family", "Theorem 5.1, App. G", claim_hard_family),
+    ClaimCheck("published-safety", "Section 6", claim_published_safety),
+)
+
+
+def run_verify(out: Path, quick: bool = True, workers: int = 2, progress: bool = True,
+               claims: tuple[ClaimCheck, ...] = CLAIMS) -> tuple[list[Claim], dict]:
+    """Run every claim function; returns (claims, figures by name)."""
+    context = VerifyContext(Path(out), quick=quick, workers=workers, progress=progress)
+    results: list[Claim] = []
+    for check in tqdm(claims, desc="verify", unit="claim", disable=not progress):
+        results.extend(check.check(context))
+    return results, context.figures
 
 
 def claims_table(claims: list[Claim]) -> str:
@@ -355,5 +444,5 @@ def claims_json(claims: list[Claim]) -> list[dict]:
     return [asdict(c) for c in claims]
 
 
-__all__ = ["Claim", "claims_json", "claims_table", "run_verify", "corollary_4_3_samples",
-           "theorem_4_2_rate"]
+__all__ = ["CLAIMS", "Claim", "ClaimCheck", "VerifyContext", "VerifySettings", "claims_json",
+           "claims_table", "run_verify", "corollary_4_3_samples", "theorem_4_2_rate"]

@@ -94,7 +94,7 @@ THEOREMS = [
     new_code_cell("from tabular.distributions import runnable_family\n"
                   "from theory.training import train\n"
                   "from theory.oracles import DistanceCoverage, WorstCaseSafePolicy\n"
-                  "from theory.safe_pce import SafePCE, mixture_weights\n"
+                  "from theory.algorithms.safe_pce import SafePCE, mixture_weights\n"
                   "from theory.harness import run_test_phase\n"
                   "from bounds.upper import theorem_4_2_terms\n"
                   "family = runnable_family(0)\n"

@@ -1,8 +1,19 @@
 """Finite constrained MDPs: data model, exact evaluation, the occupancy LP, task distance,
-the numba simulator and task families (PAPER.md sections 1 and 7)."""
+the numba simulator, task families and their distributions (Ni & Kamgarpour 2026,
+arXiv:2601.21845, Sections 2 and 6)."""
 
+from . import families
 from .cmdp import CMDP, InvalidCMDPError, InvalidPolicyError, UtilityForm
 from .distance import distance
+from .distributions import (
+    FiniteUniform,
+    GridworldNoise,
+    InvalidDistributionError,
+    TaskDistribution,
+    UniformInterval,
+    runnable_family,
+)
+from .errors import InputError
 from .evaluate import BatchEvaluation, Evaluation, evaluate, evaluate_batch
 from .families import gridworld, gridworld_kernel, random_cmdp
 from .policy import Mixture, deterministic_policy, uniform_policy, validate_policy
@@ -11,6 +22,14 @@ from .solve import InfeasibleCMDPError, Solution, SolverError, minimum_cost, sol
 
 __all__ = [
     "CMDP",
+    "FiniteUniform",
+    "GridworldNoise",
+    "InputError",
+    "InvalidDistributionError",
+    "TaskDistribution",
+    "UniformInterval",
+    "families",
+    "runnable_family",
     "BatchEvaluation",
     "Evaluation",
     "InfeasibleCMDPError",

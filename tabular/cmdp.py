@@ -18,10 +18,12 @@ from functools import cached_property
 
 import numpy as np
 
+from .errors import InputError
+
 ROW_SUM_TOLERANCE = 1e-9
 
 
-class _FieldError(ValueError):
+class _FieldError(InputError):
     """A ValueError that names the offending field, its index and the expected property.
 
     Attributes ``field``, ``index`` (or None) and ``expected`` let callers act on it.

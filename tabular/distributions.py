@@ -14,11 +14,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.stats import norm
 
+from . import families
 from .cmdp import CMDP, InvalidCMDPError
+from .errors import InputError
 from .families import gridworld, gridworld_kernel
 
+#: the ten test tasks (gridworld noise) of the paper's published Figure 2 (Section 6)
+PAPER_TEST_TASKS = (0.33994760, 0.25363799, 0.31864008, 0.30796535, 0.33609112, 0.33084822,
+                    0.31335413, 0.30405411, 0.34453611, 0.26760585)
 
-class InvalidDistributionError(ValueError):
+
+class InvalidDistributionError(InputError):
     """A distribution's settings are out of range, or it yields invalid tasks."""
 
 
@@ -50,9 +56,15 @@ class TaskDistribution(ABC):
         """CDF of a 1-D parameter, where known in closed form."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form CDF")
 
+    #: set by :func:`tabular.families.make`: the registered name and parameters
+    family_spec: dict | None = None
+
     def to_dict(self) -> dict:
-        """A JSON description from which :func:`distribution_from_dict` rebuilds it."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be described in JSON")
+        """A JSON description from which :func:`distribution_from_dict` rebuilds it (families
+        made through :func:`tabular.families.make` describe themselves)."""
+        if self.family_spec is None:
+            raise NotImplementedError(f"{type(self).__name__} cannot be described in JSON")
+        return dict(self.family_spec)
 
     def check(self, seed=0) -> CMDP:
         """Sample and build one task, turning any invalid task into a clear error."""
@@ -124,7 +136,7 @@ class GridworldNoise(TaskDistribution):
         return np.where(x < self.low, 0.0, np.where(x >= self.high, 1.0, inside))
 
     def to_dict(self) -> dict:
-        return {"family": "gridworld-noise", "mean": self.mean, "std": self.std, "low": self.low,
+        return {"family": "gridworld", "mean": self.mean, "std": self.std, "low": self.low,
                 "high": self.high, "gamma": self.gamma, "budget": self.budget}
 
     def __repr__(self) -> str:
@@ -194,12 +206,9 @@ class FiniteUniform(TaskDistribution):
 
 
 def distribution_from_dict(spec: dict) -> TaskDistribution:
-    """Rebuild a distribution from :meth:`TaskDistribution.to_dict`."""
+    """Rebuild a distribution from :meth:`TaskDistribution.to_dict` (any registered family)."""
     spec = dict(spec)
-    family = spec.pop("family", None)
-    if family == "gridworld-noise":
-        return GridworldNoise(**spec)
-    raise InvalidDistributionError(f"family: expected one of ('gridworld-noise',); got {family!r}")
+    return families.make(spec.pop("family", None), **spec)
 
 
 class InterpolatedKernels(TaskDistribution):
@@ -250,3 +259,18 @@ def runnable_family(seed: int = 0, n_states: int = 4, gamma: float = 0.5,
     cost[:, 1] = rng.uniform(0.5, 1.0, n_states)
     rho = np.full(n_states, 1.0 / n_states)
     return InterpolatedKernels(P_a, P_b, r, cost, budget_rate / (1 - gamma), rho, gamma)
+
+
+families.register(
+    "gridworld", GridworldNoise,
+    "the paper's 7x7 gridworld, noise ~ Normal(mean, std) clipped to [low, high] (its D)",
+    oracle="parameter", radius=0.005, safe_oracle="designated", safe_parameter=0.4, horizon=600,
+    test_parameters=PAPER_TEST_TASKS)
+families.register(
+    "runnable", runnable_family,
+    "4-state affine-kernel family at gamma 0.5 where the theory constants act (L = 6)",
+    oracle="distance", radius=0.01, safe_oracle="worst-case", horizon=40)
+families.register(
+    "file", families.load_family,
+    "a finite family saved by tabular.families.save_family (--family-file PATH)",
+    oracle="distance", radius=0.01, safe_oracle="worst-case", horizon=100)

@@ -1,4 +1,11 @@
-"""Named task families: the paper's 7x7 gridworld (PAPER.md section 7) and random CMDPs for tests.
+"""Named task families: the registry of task distributions (``register`` / ``make``), the
+paper's 7x7 gridworld (Ni & Kamgarpour 2026, arXiv:2601.21845, Section 6) and random CMDPs.
+
+A registered family is a factory of a :class:`tabular.distributions.TaskDistribution` with its
+training defaults (coverage oracle and radius, safe-policy oracle, episode length), so that every
+command can run on it by name (``--family NAME``); ``make(name, **params)`` builds it and records
+``{"family": name, **params}`` as its JSON description. Families saved as files (``save_family``
+/ ``load_family``: one .npz of stacked arrays with a JSON header) are the family ``file``.
 
 The gridworld is stored in cost form (cost 10 per step in a hazard, budget 1.5 on the discounted
 cost). Its kernel is affine in the noise, ``P(p) = P_intended + p (P_domain - P_intended)``, so
@@ -7,11 +14,16 @@ building thousands of tasks costs one fused multiply-add each on two cached tens
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from .cmdp import CMDP, InvalidCMDPError
+from .errors import InputError
 from .evaluate import evaluate
 from .policy import uniform_policy
 
@@ -22,6 +34,9 @@ ACTION_NAMES = ("right", "up", "left", "down")
 ACTION_DELTAS = ((1, 0), (0, 1), (-1, 0), (0, -1))
 GOAL_STATE = 6 * GRID_SIZE + 3                      # (x=3, y=6) -> 45
 HAZARD_STATES = tuple(sorted(y * GRID_SIZE + x for x in (2, 4) for y in range(1, 5)))
+#: constrained optima V_r(pi*) of the gridworld at noise 0.1-0.4 published with the paper
+#: (Section 6; gamma 0.9, budget 1.5, the cost constraint active in all)
+PAPER_GRIDWORLD_OPTIMA = {0.1: 59.73693, 0.2: 56.43349, 0.3: 51.96282, 0.4: 44.91545}
 GOAL_REWARD = 10.0
 HAZARD_COST = 10.0
 
@@ -128,3 +143,108 @@ def random_cmdp(n_states: int, n_actions: int, seed, n_constraints: int | None =
         probe = CMDP(P, r, cost, placeholder, rho, gamma)
         budget = evaluate(probe, uniform_policy(n_states, n_actions)).cost_value
     return CMDP(P, r, cost, budget, rho, gamma)
+
+
+# --- the family registry ------------------------------------------------------------------------
+
+
+class UnknownFamilyError(InputError):
+    """A family name that is not registered, or parameters it does not take."""
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A registered family: ``factory(**params)`` returns its task distribution D; the rest are
+    the training defaults commands use for it (``oracle`` "parameter" needs an exact
+    ``distance_scale``; ``radius`` in that oracle's units; ``safe_oracle`` "designated" (the
+    optimal policy of the task at ``safe_parameter``) or "worst-case"); ``test_parameters``
+    are published test tasks (the gridworld's ten), used only with the family's default
+    parameters."""
+
+    name: str
+    factory: Callable
+    description: str
+    oracle: str = "distance"
+    radius: float = 0.01
+    safe_oracle: str = "worst-case"
+    safe_parameter: float | None = None
+    horizon: int = 100
+    #: published test tasks (parameters), used by ``reproduce`` instead of draws from D
+    test_parameters: tuple[float, ...] | None = None
+
+
+FAMILIES: dict[str, FamilySpec] = {}
+
+
+def register(name: str, factory: Callable, description: str = "", **defaults) -> FamilySpec:
+    """Register a family under ``name`` (refuses a name registered twice)."""
+    if name in FAMILIES:
+        raise UnknownFamilyError(f"name: expected a new family name; {name!r} is registered")
+    spec = FAMILIES[name] = FamilySpec(name, factory, description, **defaults)
+    return spec
+
+
+def family_spec(name: str) -> FamilySpec:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise UnknownFamilyError(
+            f"--family: expected one of {tuple(FAMILIES)}; got {name!r}") from None
+
+
+def make(name: str, **params):
+    """The task distribution of family ``name`` built with ``params``; its ``to_dict()`` gives
+    ``{"family": name, **params}`` back (so training results can rebuild it)."""
+    spec = family_spec(name)
+    try:
+        distribution = spec.factory(**params)
+    except TypeError as exc:
+        raise UnknownFamilyError(f"--family {name}: {exc}") from None
+    distribution.family_spec = {"family": name, **params}
+    return distribution
+
+
+# --- families saved as files --------------------------------------------------------------------
+
+FAMILY_FILE_FORMAT = "safepce-family"
+
+
+def save_family(path: str | Path, tasks: Sequence[CMDP], weights=None) -> Path:
+    """Save a finite family (the uniform, or ``weights``, distribution over ``tasks``; all of one
+    (S, A, K, gamma)) as one .npz: stacked P, r, cost, budget, rho and a JSON header."""
+    from .distributions import FiniteUniform
+
+    family = FiniteUniform(tasks, weights)      # validates shapes and weights
+    header = {"format": FAMILY_FILE_FORMAT, "version": 1, "gamma": family.tasks[0].gamma,
+              "n_tasks": len(tasks),
+              "weights": None if family.weights is None else family.weights.tolist()}
+    path = Path(path)
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, header=np.array(json.dumps(header)),
+                            P=np.stack([t.P for t in family.tasks]),
+                            r=np.stack([t.r for t in family.tasks]),
+                            cost=np.stack([t.cost for t in family.tasks]),
+                            budget=np.stack([np.asarray(t.budget) for t in family.tasks]),
+                            rho=np.stack([t.rho for t in family.tasks]))
+    return path
+
+
+def load_family(path: str | Path):
+    """The finite family saved by :func:`save_family` (a
+    :class:`tabular.distributions.FiniteUniform`); a missing or foreign file is refused with an
+    error naming it."""
+    from .distributions import FiniteUniform
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            arrays = {k: data[k] for k in ("P", "r", "cost", "budget", "rho")}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise UnknownFamilyError(f"--family-file: {path} is not a readable safepce family file "
+                                 f"({type(exc).__name__}: {exc})") from None
+    if header.get("format") != FAMILY_FILE_FORMAT:
+        raise UnknownFamilyError(f"--family-file: {path} is not a safepce family file")
+    tasks = [CMDP(arrays["P"][i], arrays["r"][i], arrays["cost"][i], arrays["budget"][i],
+                  arrays["rho"][i], header["gamma"]) for i in range(arrays["P"].shape[0])]
+    return FiniteUniform(tasks, header.get("weights"))

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from .cmdp import CMDP, InvalidCMDPError, InvalidPolicyError
+from .errors import InputError
 from .policy import Mixture, validate_policy
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -27,7 +28,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 
 
-class InvalidSimulationError(ValueError):
+class InvalidSimulationError(InputError):
     """A simulation argument (episodes, horizon, seed) is out of range."""
 
 

@@ -24,6 +24,8 @@ Two interchangeable backends give the same optimum:
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import warnings
 import weakref
@@ -34,6 +36,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 from .cmdp import CMDP, InvalidCMDPError
+from .errors import InputError
 from .evaluate import evaluate
 
 #: an occupancy below this fraction of its state's total is a round-off of a non-basic zero
@@ -41,9 +44,48 @@ _SUPPORT_TOLERANCE = 1e-9
 _BACKENDS = ("cvxpy", "highspy")
 _POLISH_ATTEMPTS = 5
 _CACHE_SIZE = 8
+#: set SAFEPCE_HIGHS_BANNER=1 to let HiGHS print its licence banner (quiet by default)
+_BANNER_VARIABLE = "SAFEPCE_HIGHS_BANNER"
+_banner_lock = threading.Lock()
+_banner_done = False
 
 
-class InfeasibleCMDPError(ValueError):
+def quiet_highs_banner() -> None:
+    """Keep HiGHS's licence banner off stdout (it prints once per process, from C++, when the
+    first ``highspy.Highs`` is made, before any option can be set): the first instance is made
+    with file descriptor 1 pointed at /dev/null. Every HiGHS user in safepce (the highspy and
+    cvxpy backends, the extended LP) calls this first; ``SAFEPCE_HIGHS_BANNER=1`` disables it."""
+    global _banner_done
+    with _banner_lock:
+        if _banner_done:
+            return
+        _banner_done = True
+        import highspy
+
+        if os.environ.get(_BANNER_VARIABLE) == "1":
+            return
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def highs():
+    """A silent ``highspy.Highs`` instance (no banner, ``output_flag`` off)."""
+    quiet_highs_banner()
+    import highspy
+
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    return solver
+
+
+class InfeasibleCMDPError(InputError):
     """No policy meets the budget(s). ``minimum_cost`` holds the smallest achievable discounted
     cost of each constraint (task units), each minimised on its own."""
 
@@ -154,6 +196,7 @@ class _CvxpyOccupancyLP:
         with warnings.catch_warnings():
             # cvxpy reads its own sparse parameter through `.value` while stuffing the matrices.
             warnings.filterwarnings("ignore", message="Reading from a sparse CVXPY expression")
+            quiet_highs_banner()
             self.problem.solve(solver=solver, **options)
         self.compiled = True
         status = self.problem.status
@@ -182,8 +225,7 @@ class _HighsOccupancyLP:
         import highspy
 
         self.highspy = highspy
-        self.solver = highspy.Highs()
-        self.solver.setOptionValue("output_flag", False)
+        self.solver = highs()
         self.solver.setOptionValue("solver", "simplex")
         self.basis = None
         n_states, n_actions, n_constraints = cmdp.n_states, cmdp.n_actions, cmdp.n_constraints

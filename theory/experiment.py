@@ -1,10 +1,12 @@
-"""The paper's gridworld experiment end to end (PAPER.md sections 7 and 8), and violation rates.
+"""The paper's experiment end to end (Ni & Kamgarpour 2026, arXiv:2601.21845, Section 6) on any
+registered task family, and violation rates over many runs.
 
-``reproduce`` trains with the experiment's settings (parameter oracle, radius 0.005, pi_s = the
-optimal policy of the noise-0.4 task), then runs each test-time algorithm on the ten published
-test tasks for K episodes of 600 steps from the same pi_s, with common random numbers across
-algorithms (task i uses the same seed for every algorithm). Each algorithm is named with its
-constant preset; summaries say which preset every run used.
+``reproduce`` trains with the family's defaults (for the gridworld, the experiment's: parameter
+oracle, radius 0.005, pi_s = the optimal policy of the noise-0.4 task), then runs each test-time
+algorithm of the registry (:mod:`theory.algorithms`) on the test tasks (the gridworld's ten
+published ones; draws from D for other families) for K episodes, from the same pi_s, with common
+random numbers across algorithms (task i uses the same seed for every algorithm). Every run is
+named with its registry key and preset.
 """
 
 from __future__ import annotations
@@ -15,119 +17,137 @@ from concurrent.futures import as_completed
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
-import tabular
-from tabular.distributions import GridworldNoise
+from tabular import families
+from tabular.distributions import PAPER_TEST_TASKS, TaskDistribution
 
-from .dope import DOPE, DOPEPlus
+from .algorithms.registry import REGISTRY, make_algorithm
 from .harness import RunRecord, run_test_phase
-from .lb_sgd import LBSGD
-from .oracles import DesignatedSafePolicy, ParameterCoverage
-from .safe_meta_rl import SafeMetaRL
-from .safe_pce import PCE, SafePCE
+from .oracles import DesignatedSafePolicy, WorstCaseSafePolicy
+from .results import clopper_pearson
+from .settings import SettingsError, algorithm_delta, non_negative, positive, setting, validate
 from .sweep import ResultStore, make_executor, run_sweep
-from .training import TrainingResult, train
+from .training import TrainingResult, make_coverage_oracle, train
 
-#: the ten test tasks of the published Figure 2 (PAPER.md section 7)
-PAPER_TEST_TASKS = (0.33994760, 0.25363799, 0.31864008, 0.30796535, 0.33609112, 0.33084822,
-                    0.31335413, 0.30405411, 0.34453611, 0.26760585)
-
-#: algorithm key -> (class, preset); keys are those of summary.json
-ALGORITHMS = {
-    "safe-pce": (SafePCE, "paper-experiment"),
-    "pce": (PCE, "paper-experiment"),
-    "safe-pce-theory": (SafePCE, "theory"),
-    "pce-theory": (PCE, "theory"),
-    "safe-pce-scaled": (SafePCE, "scaled"),
-    "safe-meta-rl": (SafeMetaRL, "paper-experiment"),
-    "dope-plus": (DOPEPlus, "paper-experiment"),
-    "dope": (DOPE, "paper-experiment"),
-    "lb-sgd": (LBSGD, "paper-experiment"),
-    "dope-plus-theory": (DOPEPlus, "theory"),
-}
-#: the baselines take the training tasks (the family's static structure) instead of its units
-BASELINES = (SafeMetaRL, DOPE, LBSGD)
 #: what `safepce reproduce` runs by default: the paper's six algorithms
 PAPER_ALGORITHMS = ("safe-pce", "pce", "safe-meta-rl", "dope-plus", "dope", "lb-sgd")
 #: the algorithms of the paper's Figure 2 and of its appendix figure
 FIGURE_2 = ("safe-pce", "safe-meta-rl", "dope-plus", "lb-sgd")
 FIGURE_2_APPENDIX = ("safe-pce", "pce", "lb-sgd", "dope", "dope-plus")
 
+__all__ = ["PAPER_TEST_TASKS", "ExperimentSettings", "ViolationSettings", "reproduce",
+           "violation_rates", "experiment_training", "experiment_family"]
 
-class ExperimentInputError(ValueError):
-    """An experiment setting is out of range."""
+ExperimentInputError = SettingsError
+
+
+def _algorithm_keys() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def _family_names() -> tuple[str, ...]:
+    return tuple(name for name in families.FAMILIES if name != "file")
 
 
 @dataclass(frozen=True)
-class ExperimentSettings:
-    """Settings of the gridworld experiment (defaults: the published ones)."""
+class FamilySettings:
+    """Which task family a command runs on, and its training phase (defaults: the family's)."""
 
-    episodes: int = 40_000
-    tasks: int = 10
-    horizon: int = 600
-    radius: float = 0.005
-    delta: float = 0.05
-    safe_parameter: float = 0.4
-    seed: int = 0
-    algorithms: tuple[str, ...] = PAPER_ALGORITHMS
-    scale: float = 0.01
+    family: str = setting("gridworld", "registered task family", choices=_family_names)
+    family_file: str | None = setting(
+        None, "a finite family saved by tabular.families.save_family (replaces --family)")
+    radius: float | None = setting(
+        None, "cover radius (noise units for the gridworld's parameter oracle, task distance "
+              "otherwise); default: the family's (gridworld 0.005)", positive,
+        "a positive number")
+    delta: float = setting(0.05, "delta of Algorithm 1", algorithm_delta, "a number in (0, 1/3)")
+    seed: int = setting(0, "root seed", non_negative, "a non-negative integer")
+
+    def family_distribution(self) -> tuple[TaskDistribution, families.FamilySpec]:
+        return experiment_family(self)
+
+
+@dataclass(frozen=True)
+class ExperimentSettings(FamilySettings):
+    """Settings of ``reproduce`` (defaults: the published experiment)."""
+
+    episodes: int = setting(40_000, "episodes K per run", positive, "a positive integer")
+    tasks: int = setting(10, "how many test tasks (the gridworld's published ten, or draws "
+                             "from D)", lambda n: 1 <= n <= 10_000, "an integer in [1, 10000]")
+    horizon: int | None = setting(None, "steps per episode H; default: the family's (gridworld "
+                                        "600)", positive, "a positive integer")
+    algorithms: tuple[str, ...] = setting(PAPER_ALGORITHMS, "test-time algorithms (registry "
+                                          "keys)", choices=_algorithm_keys)
 
     def validate(self) -> ExperimentSettings:
-        for name in ("episodes", "horizon"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ExperimentInputError(f"--{name}: expected a positive integer; got {value!r}")
-        if not 1 <= self.tasks <= len(PAPER_TEST_TASKS):
-            raise ExperimentInputError(
-                f"--tasks: expected an integer in [1, {len(PAPER_TEST_TASKS)}]; got {self.tasks}")
-        if not self.radius > 0:
-            raise ExperimentInputError(f"--radius: expected a positive number; got {self.radius}")
-        if not 0 < self.delta < 1 / 3:
-            raise ExperimentInputError(f"--delta: expected a number in (0, 1/3); got {self.delta}")
-        if not 0 < self.scale < 1:
-            raise ExperimentInputError(f"--scale: expected a factor in (0, 1); got {self.scale}")
-        if self.seed < 0:
-            raise ExperimentInputError(f"--seed: expected a non-negative integer; got {self.seed}")
-        unknown = [a for a in self.algorithms if a not in ALGORITHMS]
-        if unknown or not self.algorithms:
-            raise ExperimentInputError(
-                f"--algorithms: expected names among {tuple(ALGORITHMS)}; got {unknown or '[]'}")
+        validate(self)
+        if self.family == "gridworld" and self.family_file is None and self.tasks > len(
+                PAPER_TEST_TASKS):
+            raise SettingsError(f"--tasks: expected an integer in [1, {len(PAPER_TEST_TASKS)}] "
+                                f"(the published test tasks); got {self.tasks}")
         return self
 
+    def resolved_horizon(self) -> int:
+        return self.horizon or experiment_family(self)[1].horizon
 
-def experiment_training(settings: ExperimentSettings, progress: bool = False
-                        ) -> tuple[TrainingResult, GridworldNoise]:
-    distribution = GridworldNoise()
-    training = train(distribution, ParameterCoverage(settings.radius), settings.delta,
-                     seed=settings.seed, safe_oracle=DesignatedSafePolicy(settings.safe_parameter),
-                     progress=progress)
+
+@dataclass(frozen=True)
+class ViolationSettings(FamilySettings):
+    """Settings of ``violations``: runs on test tasks drawn from D with fresh seeds."""
+
+    runs: int = setting(1000, "runs per algorithm", positive, "a positive integer")
+    episodes: int = setting(40_000, "episodes K per run", positive, "a positive integer")
+    horizon: int | None = setting(None, "steps per episode H; default: the family's (gridworld "
+                                        "600)", positive, "a positive integer")
+    algorithms: tuple[str, ...] = setting(("safe-pce", "safe-pce-theory", "pce"),
+                                          "test-time algorithms (registry keys)",
+                                          choices=_algorithm_keys)
+
+    def validate(self) -> ViolationSettings:
+        return validate(self)
+
+    def resolved_horizon(self) -> int:
+        return self.horizon or experiment_family(self)[1].horizon
+
+
+@lru_cache(maxsize=8)
+def _family(name: str, family_file: str | None):
+    if family_file is not None:
+        return families.make("file", path=str(Path(family_file).resolve())), \
+            families.family_spec("file")
+    return families.make(name), families.family_spec(name)
+
+
+def experiment_family(settings: FamilySettings) -> tuple[TaskDistribution, families.FamilySpec]:
+    """(D, its registry spec) of the settings' family (cached per process)."""
+    return _family(settings.family, settings.family_file)
+
+
+def experiment_training(settings: FamilySettings, progress: bool = False
+                        ) -> tuple[TrainingResult, TaskDistribution]:
+    """Algorithm 1 on the settings' family with its training defaults."""
+    distribution, spec = experiment_family(settings)
+    radius = spec.radius if settings.radius is None else settings.radius
+    if spec.safe_oracle == "designated":
+        safe_oracle = DesignatedSafePolicy(spec.safe_parameter)
+    else:
+        safe_oracle = WorstCaseSafePolicy(xi=0.0)
+    training = train(distribution, make_coverage_oracle(spec.oracle, radius), settings.delta,
+                     seed=settings.seed, safe_oracle=safe_oracle, progress=progress)
     return training, distribution
 
 
-def make_algorithm(key: str, training: TrainingResult, distribution, horizon: int,
-                   delta: float, scale: float = 1.0):
-    """Instantiate an algorithm by key; the theory (and scaled) preset's eps is the cover radius
-    in task distance (radius x the family's exact distance scale for the parameter oracle)."""
-    cls, preset = ALGORITHMS[key]
-    if issubclass(cls, BASELINES):
-        return cls(training, training_tasks(training, distribution), horizon, preset=preset)
-    units = distribution.build(training.cover_parameters[0]).utility_form
-    if preset in ("theory", "scaled"):
-        coverage = training.settings["coverage"]
-        eps = coverage["radius"] * (distribution.distance_scale
-                                    if coverage["oracle"] == "parameter" else 1.0)
-        return cls(training, units, horizon, preset=preset, eps=eps, delta=delta,
-                   scale=scale if preset == "scaled" else 1.0)
-    return cls(training, units, horizon, preset=preset)
-
-
-def training_tasks(training: TrainingResult, distribution) -> list:
-    """The cover's tasks, rebuilt from their parameters (what a baseline knows of the family)."""
-    return [distribution.build(p) for p in training.cover_parameters]
+def test_parameters(settings: ExperimentSettings) -> np.ndarray:
+    """The test tasks of ``reproduce``: the family's published ones (with its default
+    parameters), else ``settings.tasks`` draws from D (seeded by the root seed)."""
+    distribution, spec = experiment_family(settings)
+    if spec.test_parameters is not None and settings.family_file is None:
+        return np.asarray(spec.test_parameters[:settings.tasks], dtype=np.float64)[:, None]
+    return distribution.sample(settings.tasks, np.random.SeedSequence([settings.seed, 2]))
 
 
 def run_seed(root: int, index: int) -> int:
@@ -135,10 +155,22 @@ def run_seed(root: int, index: int) -> int:
     return int(np.random.SeedSequence([root, index]).generate_state(1)[0])
 
 
-def summarise(records: list[RunRecord]) -> dict:
-    """Per-algorithm numbers of summary.json (task units)."""
+def optimal_value(task) -> float:
+    """V* of a test task (task units), NaN where no policy meets the budget."""
+    import tabular
+
+    try:
+        return tabular.solve(task, backend="highspy").reward_value
+    except tabular.InfeasibleCMDPError:
+        return math.nan
+
+
+def summarise(key: str, records: list[RunRecord]) -> dict:
+    """One flat record per algorithm (task units) for summary.json's ``results``."""
     final = np.array([r.cumulative_regret[-1] for r in records])
     return {
+        "key": key,
+        "algorithm": REGISTRY[key].cls.name,
         "preset": records[0].preset,
         "runs": len(records),
         "final_regret_mean": float(final.mean()),
@@ -153,12 +185,14 @@ def summarise(records: list[RunRecord]) -> dict:
     }
 
 
-def run_row(key: str, noise: float, record: RunRecord) -> dict:
+def run_row(key: str, parameter_name: str, parameter: float, record: RunRecord) -> dict:
+    """One row of runs.csv."""
     events = record.log.get("events", [])
     return {
-        "algorithm": key,
+        "key": key,
+        "algorithm": REGISTRY[key].cls.name,
         "preset": record.preset,
-        "task_noise": noise,
+        f"task_{parameter_name}": parameter,
         "seed": record.seed,
         "episodes": record.reward_value.size,
         "final_regret": float(record.cumulative_regret[-1]),
@@ -174,51 +208,61 @@ def run_row(key: str, noise: float, record: RunRecord) -> dict:
 
 
 def reproduce_run(key: str, index: int, settings: ExperimentSettings, training: TrainingResult,
-                  optimum: float) -> RunRecord:
+                  theta: np.ndarray, optimum: float) -> RunRecord:
     """One test-phase run of ``reproduce`` (a pure function of its arguments: any worker gives
     the same record)."""
-    distribution = GridworldNoise()
-    algorithm = make_algorithm(key, training, distribution, settings.horizon, settings.delta,
-                               settings.scale)
-    return run_test_phase(algorithm, tabular.gridworld(PAPER_TEST_TASKS[index]),
-                          settings.episodes, settings.horizon, seed=run_seed(settings.seed, index),
-                          optimal_value=optimum)
+    distribution, _ = experiment_family(settings)
+    horizon = settings.resolved_horizon()
+    algorithm = make_algorithm(key, training, distribution, horizon, settings.delta)
+    return run_test_phase(algorithm, distribution.build(theta), settings.episodes, horizon,
+                          seed=run_seed(settings.seed, index),
+                          optimal_value=0.0 if math.isnan(optimum) else optimum)
 
 
 def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int = 1):
-    """Train, then run every requested algorithm on the first ``settings.tasks`` test tasks,
-    on ``workers`` processes (1: in this process); the records do not depend on ``workers``.
+    """Train, then run every requested algorithm on the test tasks, on ``workers`` processes
+    (1: in this process); the records do not depend on ``workers``.
 
     Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table).
     """
     settings.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ExperimentInputError(f"--workers: expected a positive integer; got {workers!r}")
+        raise SettingsError(f"--workers: expected a positive integer; got {workers!r}")
     training, distribution = experiment_training(settings, progress=progress)
-    noises = PAPER_TEST_TASKS[:settings.tasks]
-    optima = [tabular.solve(tabular.gridworld(p), backend="highspy").reward_value
-              for p in noises]
-    jobs = [(key, i) for key in settings.algorithms for i in range(len(noises))]
+    thetas = test_parameters(settings)
+    optima = [optimal_value(distribution.build(theta)) for theta in thetas]
+    jobs = [(key, i) for key in settings.algorithms for i in range(len(thetas))]
     done: dict[tuple[str, int], RunRecord] = {}
     bar = tqdm(total=len(jobs), desc="test phase", unit="run", disable=not progress)
     if workers == 1:
         for key, i in jobs:
-            done[key, i] = reproduce_run(key, i, settings, training, optima[i])
+            done[key, i] = reproduce_run(key, i, settings, training, thetas[i], optima[i])
             bar.update(1)
             bar.set_postfix(algorithm=key)
     else:
         with make_executor("local", workers) as executor:
             # the slowest algorithms go first so the pool drains evenly
-            futures = {executor.submit(reproduce_run, key, i, settings, training, optima[i]):
-                       (key, i) for key, i in reversed(jobs)}
+            futures = {executor.submit(reproduce_run, key, i, settings, training, thetas[i],
+                                       optima[i]): (key, i) for key, i in reversed(jobs)}
             for future in as_completed(futures):
                 done[futures[future]] = future.result()
                 bar.update(1)
                 bar.set_postfix(algorithm=futures[future][0])
     bar.close()
-    records = {key: [done[key, i] for i in range(len(noises))] for key in settings.algorithms}
-    rows = [run_row(key, noises[i], done[key, i]) for key, i in jobs]
+    records = {key: [done[key, i] for i in range(len(thetas))] for key in settings.algorithms}
+    name = distribution.parameter_names[0]
+    rows = [run_row(key, name, float(thetas[i][0]), done[key, i]) for key, i in jobs]
     return training, distribution, records, rows
+
+
+def settings_dict(settings: ExperimentSettings) -> dict:
+    """The settings as recorded in summary.json: every field, the algorithms' registry specs
+    (class, preset and every preset number) and the test tasks."""
+    data = asdict(settings)
+    data["horizon"] = settings.resolved_horizon()
+    data["algorithms"] = {key: REGISTRY[key].describe() for key in settings.algorithms}
+    data["test_tasks"] = test_parameters(settings)[:, 0].tolist()
+    return data
 
 
 # --- violation rates over many runs -----------------------------------------------------------
@@ -230,94 +274,91 @@ def _load_training(path: str) -> TrainingResult:
 
 
 def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
-    """Sweep worker: one record (settings, seed, metrics, versions) per violation run."""
-    distribution = GridworldNoise()
+    """Sweep worker: one record (settings, seed, metrics) per violation run."""
     records = []
-    for settings in settings_list:
-        training = _load_training(settings["training_path"])
-        task = tabular.gridworld(settings["task_noise"])
-        try:
-            optimum = tabular.solve(task, backend="highspy").reward_value
-        except tabular.InfeasibleCMDPError:
-            optimum = math.nan     # above noise ~0.43 no policy is feasible (PAPER.md sec. 7)
-        algorithm = make_algorithm(settings["algorithm"], training, distribution,
-                                   settings["horizon"], settings["delta"])
-        record = run_test_phase(algorithm, task, settings["episodes"], settings["horizon"],
-                                seed=settings["seed"],
+    for item in settings_list:
+        training = _load_training(item["training_path"])
+        family = FamilySettings(family=item["family"], family_file=item["family_file"])
+        distribution, _ = experiment_family(family)
+        task = distribution.build([item["task_parameter"]])
+        # above noise ~0.43 no gridworld policy is feasible: V* is undefined there
+        optimum = optimal_value(task)
+        algorithm = make_algorithm(item["algorithm"], training, distribution, item["horizon"],
+                                   item["delta"])
+        record = run_test_phase(algorithm, task, item["episodes"], item["horizon"],
+                                seed=item["seed"],
                                 optimal_value=0.0 if math.isnan(optimum) else optimum)
         records.append({
-            "settings": {k: v for k, v in settings.items() if k != "training_path"},
-            "seed": settings["seed"],
+            "settings": {k: v for k, v in item.items() if k != "training_path"},
+            "seed": item["seed"],
             "metrics": {"violated": bool(record.violated.any()),
                         "max_cost_value": float(record.cost_value.max()),
                         "violating_episodes": int(np.count_nonzero(record.violated)),
                         "final_regret": float(record.cumulative_regret[-1])},
-            "versions": _package_versions(),
         })
     return records
 
 
-def _package_versions() -> dict:
-    from importlib import metadata
+def violation_items(training_path, settings: ViolationSettings) -> list[tuple[str, dict]]:
+    """One sweep item per (test task, algorithm); task i's parameter and seed come from
+    ``SeedSequence(settings.seed + 1)`` alone, so every engine and worker count gives the same
+    runs."""
+    distribution, _ = experiment_family(settings)
+    task_seed, run_seeds = np.random.SeedSequence(settings.seed + 1).spawn(2)
+    thetas = distribution.sample(settings.runs, task_seed)[:, 0]
+    seeds = run_seeds.generate_state(settings.runs, np.uint32)
+    family_file = None if settings.family_file is None else str(
+        Path(settings.family_file).resolve())
+    return [(f"{i:07d}-{key}", {"index": i, "algorithm": key,
+                                "task_parameter": float(thetas[i]), "seed": int(seeds[i]),
+                                "episodes": int(settings.episodes),
+                                "horizon": int(settings.resolved_horizon()),
+                                "delta": float(settings.delta), "family": settings.family,
+                                "family_file": family_file, "training_path": str(training_path)})
+            for i in range(settings.runs) for key in settings.algorithms]
 
-    return {name: metadata.version(name) for name in ("safepce", "numpy", "numba")}
 
-
-def violation_items(training_path, keys, n_runs: int, episodes: int, horizon: int, delta: float,
-                    seed: int) -> list[tuple[str, dict]]:
-    """One sweep item per (test task, algorithm); task i's noise and seed come from
-    ``SeedSequence(seed)`` alone, so every engine and worker count gives the same runs."""
-    task_seed, run_seeds = np.random.SeedSequence(seed).spawn(2)
-    noises = GridworldNoise().sample(n_runs, task_seed)[:, 0]
-    seeds = run_seeds.generate_state(n_runs, np.uint32)
-    return [(f"{i:07d}-{key}", {"index": i, "algorithm": key, "task_noise": float(noises[i]),
-                                "seed": int(seeds[i]), "episodes": int(episodes),
-                                "horizon": int(horizon), "delta": float(delta),
-                                "training_path": str(training_path)})
-            for i in range(n_runs) for key in keys]
-
-
-def violation_rates(training_path, keys, n_runs: int, episodes: int, horizon: int, delta: float,
-                    seed: int, workers: int = 2, progress: bool = True, engine: str = "local",
-                    scheduler: str | None = None, store: ResultStore | None = None) -> dict:
-    """Fraction of runs with any violating deployed policy, per algorithm, over ``n_runs`` test
-    tasks drawn from D with fresh seeds, with 95% Clopper-Pearson intervals.
+def violation_rates(training_path, settings: ViolationSettings, workers: int = 2,
+                    progress: bool = True, engine: str = "local", scheduler: str | None = None,
+                    store: ResultStore | None = None) -> dict:
+    """Fraction of runs with any violating deployed policy, per algorithm, over
+    ``settings.runs`` test tasks drawn from D with fresh seeds, with 95% Clopper-Pearson
+    intervals.
 
     Runs go through :func:`theory.sweep.run_sweep` (process pool or Dask); with a ``store`` a
     killed sweep resumes where it stopped. The numbers do not depend on engine or workers.
+    Returns {"per_algorithm": [flat record per algorithm], "runs": [row per run]}.
     """
-    items = violation_items(training_path, keys, n_runs, episodes, horizon, delta, seed)
+    settings.validate()
+    items = violation_items(training_path, settings)
+    distribution, _ = experiment_family(settings)
+    name = distribution.parameter_names[0]
     with ExitStack() as stack:
         if store is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory())
-            store = ResultStore(folder, {"kind": "violations", "runs": n_runs})
+            store = ResultStore(folder, {"kind": "violations", "runs": settings.runs})
         executor = stack.enter_context(make_executor(engine, workers, scheduler))
         records = run_sweep(items, violation_run_chunk, store, executor, progress=progress,
                             description="violation runs")
-    rows = [{"algorithm": r["settings"]["algorithm"], "task_noise": r["settings"]["task_noise"],
-             "seed": r["seed"], **r["metrics"]} for r in records]
-    summary = {}
-    for key in keys:
-        mine = [r for r in rows if r["algorithm"] == key]
+    rows = [{"key": r["settings"]["algorithm"],
+             "algorithm": REGISTRY[r["settings"]["algorithm"]].cls.name,
+             "preset": REGISTRY[r["settings"]["algorithm"]].preset_name,
+             f"task_{name}": r["settings"]["task_parameter"], "seed": r["seed"], **r["metrics"]}
+            for r in records]
+    per_algorithm = []
+    for key in settings.algorithms:
+        mine = [r for r in rows if r["key"] == key]
         violating = sum(r["violated"] for r in mine)
-        # Clopper-Pearson (exact binomial) interval
-        interval = binomtest(violating, len(mine)).proportion_ci(0.95, method="exact")
-        summary[key] = {
+        low, high = clopper_pearson(violating, len(mine))
+        violating_parameters = [r[f"task_{name}"] for r in mine if r["violated"]]
+        per_algorithm.append({
+            "key": key, "algorithm": REGISTRY[key].cls.name,
+            "preset": REGISTRY[key].preset_name,
             "runs": len(mine), "runs_with_violation": violating,
-            "fraction": violating / len(mine),
-            "clopper_pearson_95": [float(interval.low), float(interval.high)],
+            "fraction": violating / len(mine), "clopper_pearson_low": low,
+            "clopper_pearson_high": high,
             "violating_episodes": int(sum(r["violating_episodes"] for r in mine)),
             "max_cost_value": float(max(r["max_cost_value"] for r in mine)),
-            "violating_noise_min": float(min((r["task_noise"] for r in mine if r["violated"]),
-                                             default=math.nan)),
-            "tasks_above_0.4": int(sum(r["task_noise"] > 0.4 for r in mine)),
-        }
-    return {"per_algorithm": summary, "runs": rows}
-
-
-def settings_dict(settings: ExperimentSettings) -> dict:
-    data = asdict(settings)
-    data["algorithms"] = {key: {"class": ALGORITHMS[key][0].__name__,
-                                "preset": ALGORITHMS[key][1]} for key in settings.algorithms}
-    data["test_tasks"] = list(PAPER_TEST_TASKS[:settings.tasks])
-    return data
+            f"violating_{name}_min": float(min(violating_parameters, default=math.nan)),
+        })
+    return {"per_algorithm": per_algorithm, "runs": rows}

@@ -1,18 +1,23 @@
-"""Figures of the paper's gridworld experiment (PAPER.md section 7)."""
+"""Figures of the paper's experiment (Ni & Kamgarpour 2026, arXiv:2601.21845, Section 6).
+
+Every plotting function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
+backend is switched, nothing global is touched: a notebook shows the returned figure inline);
+:func:`save_figure` writes it as PNG and PDF. One style (:data:`STYLE`, sized for a two-column
+paper: full width 7 in, 8-pt text) applies to every figure through :func:`styled`.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from tabular.families import (  # noqa: E402
+from tabular.families import (
     ACTION_DELTAS,
     GOAL_STATE,
     GRID_SIZE,
@@ -20,13 +25,40 @@ from tabular.families import (  # noqa: E402
     coordinates,
 )
 
+#: full text width of a two-column paper, in inches
+TEXT_WIDTH = 7.0
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.2,
+    "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+    "savefig.dpi": 200, "pdf.fonttype": 42,
+}
 
-def save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    """Lay out, write and close a figure (every figure of the toolkit ends here)."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+
+def styled(plot):
+    """Draw ``plot`` under :data:`STYLE` (an rcParams context: nothing leaks out)."""
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(STYLE):
+            return plot(*args, **kwargs)
+    return wrapper
+
+
+def new_figure(width: float = TEXT_WIDTH, height: float = 2.8) -> Figure:
+    """A pyplot-free figure with constrained layout (legends may go ``outside``)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig: Figure, path: str | Path) -> list[Path]:
+    """Write ``fig`` as ``path`` with suffix .png and .pdf; returns both paths."""
+    path = Path(path)
+    written = []
+    with mpl.rc_context(STYLE):
+        for suffix in (".png", ".pdf"):
+            target = path.with_suffix(suffix)
+            fig.savefig(target)
+            written.append(target)
+    return written
 
 
 def draw_gridworld_policy(ax, policy: np.ndarray, title: str = "") -> None:
@@ -63,15 +95,18 @@ def draw_gridworld_policy(ax, policy: np.ndarray, title: str = "") -> None:
     ax.set_ylabel("y")
 
 
-def plot_figure1(policies: Mapping[str, np.ndarray], path: Path) -> Path:
-    """Save the paper's Figure 1: optimal policies side by side, one panel per entry."""
-    fig, axes = plt.subplots(1, len(policies), figsize=(4.2 * len(policies), 4.4), squeeze=False)
+@styled
+def plot_figure1(policies: Mapping[str, np.ndarray]) -> Figure:
+    """The paper's Figure 1: optimal policies side by side, one panel per entry."""
+    fig = new_figure(min(TEXT_WIDTH, 3.3 * len(policies)), 3.4)
+    axes = fig.subplots(1, len(policies), squeeze=False)
     for ax, (title, policy) in zip(axes[0], policies.items(), strict=True):
         draw_gridworld_policy(ax, policy, title)
-    return save_figure(fig, path, dpi=130)
+    return fig
 
 
-def plot_training(result, distribution, path: Path) -> Path:
+@styled
+def plot_training(result, distribution) -> Figure:
     """The training phase at a glance: D's density with the cover's balls, and the values of
     each cover policy (u_i, v_i) and of pi_s on each cover task (u_{i,s}, v_{i,s}), task units."""
     order = np.argsort(result.cover_parameters[:, 0])
@@ -79,47 +114,45 @@ def plot_training(result, distribution, path: Path) -> Path:
     radius = result.settings["coverage"]["radius"]
     if result.settings["coverage"]["oracle"] == "distance" and distribution.distance_scale:
         radius = radius / distribution.distance_scale
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
-    grid = np.linspace(centres.min() - 0.08, centres.max() + 0.08, 400)
-    density = np.gradient(distribution.cdf(grid), grid)
-    top.plot(grid, density, color="0.3")
+    fig = new_figure(TEXT_WIDTH / 2 + 1, 6.0)
+    top, middle, bottom = fig.subplots(3, 1, sharex=True)
+    span = max(float(np.ptp(centres)), 4 * radius, 1e-9)
+    grid = np.linspace(centres.min() - span / 4, centres.max() + span / 4, 400)
+    try:
+        top.plot(grid, np.gradient(distribution.cdf(grid), grid), color="0.3")
+    except NotImplementedError:      # no closed-form CDF: a histogram of draws from D
+        top.hist(distribution.sample(4000, 0)[:, 0], bins=60, density=True, color="0.6")
     for c in centres:
         top.axvspan(c - radius, c + radius, color="#5dade2", alpha=0.35)
     top.set_ylabel("density of D")
-    top.set_title(f"cover of {result.cover_size} tasks (balls of radius {radius:g} in noise)")
+    name = distribution.parameter_names[0]
+    top.set_title(f"cover of {result.cover_size} tasks (balls of radius {radius:g} in {name})")
     middle.plot(centres, result.reward_values[order], "o-", label="u_i = V_r(pi_i) on M_i")
     middle.plot(centres, result.safe_reward_values[order], "s--", label="u_i,s = V_r(pi_s) on M_i")
     middle.set_ylabel("reward value")
-    middle.legend(fontsize=8)
+    middle.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     bottom.plot(centres, result.cost_values[order], "o-", label="v_i = V_cost(pi_i)")
     bottom.plot(centres, result.safe_cost_values[order], "s--", label="v_i,s = V_cost(pi_s)")
-    bottom.axhline(distribution.budget if hasattr(distribution, "budget") else np.nan,
-                   color="#c0392b", linestyle=":", label="budget")
+    budget = distribution.build(result.cover_parameters[order[0]]).budgets[0]
+    bottom.axhline(budget, color="#c0392b", linestyle=":", label="budget")
     bottom.set_ylabel("discounted cost")
-    bottom.set_xlabel("noise")
-    bottom.legend(fontsize=8)
-    return save_figure(fig, path)
+    bottom.set_xlabel(name)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
 
 
-ALGORITHM_STYLE = {
-    "safe-pce": ("Safe-PCE", "#1f77b4"),
-    "pce": ("PCE (unsafe)", "#d62728"),
-    "safe-pce-theory": ("Safe-PCE, theory constants", "#17becf"),
-    "pce-theory": ("PCE, theory constants", "#ff7f0e"),
-    "safe-meta-rl": ("Safe Meta-RL", "#2ca02c"),
-    "dope-plus": ("DOPE+", "#9467bd"),
-    "dope": ("DOPE", "#8c564b"),
-    "lb-sgd": ("LB-SGD", "#7f7f7f"),
-}
-
-
-def plot_figure2(records: Mapping[str, list], budget: float, path: Path, points: int = 600
-                 ) -> Path:
+@styled
+def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600) -> Figure:
     """The paper's Figure 2: cumulative regret and the exact constraint (cost) value of the
-    deployed policy against the episode; mean over runs with 10%-90% quantile bands."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    deployed policy against the episode; line = mean over runs, band = 10%-90% quantiles over
+    runs; labels and colours from the algorithm registry."""
+    from .algorithms.registry import REGISTRY
+
+    fig = new_figure(TEXT_WIDTH, 2.9)
+    left, right = fig.subplots(1, 2)
     for key, runs in records.items():
-        label, colour = ALGORITHM_STYLE.get(key, (key, None))
+        spec = REGISTRY.get(key)
+        label, colour = (spec.label, spec.color) if spec else (key, None)
         preset = runs[0].preset
         label = f"{label} [{preset}]" if preset else label
         n_episodes = runs[0].reward_value.size
@@ -127,17 +160,17 @@ def plot_figure2(records: Mapping[str, list], budget: float, path: Path, points:
         episodes = index + 1
         for ax, curves in ((left, np.stack([r.cumulative_regret[index] for r in runs])),
                            (right, np.stack([r.cost_value[index] for r in runs]))):
-            ax.plot(episodes, curves.mean(axis=0), color=colour, label=label, linewidth=1.6)
+            ax.plot(episodes, curves.mean(axis=0), color=colour,
+                    label=label if ax is left else None)
             ax.fill_between(episodes, np.quantile(curves, 0.1, axis=0),
                             np.quantile(curves, 0.9, axis=0), color=colour, alpha=0.2,
                             linewidth=0)
     right.axhline(budget, color="black", linestyle="--", linewidth=1, label=f"budget {budget:g}")
     left.set_xlabel("episode")
     left.set_ylabel("cumulative reward regret")
-    left.set_title("regret (exact values)")
+    left.set_title("regret (exact values; mean, 10-90% band)")
     right.set_xlabel("episode")
     right.set_ylabel("discounted cost of the deployed policy")
-    right.set_title("constraint value (exact)")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
-    return save_figure(fig, path)
+    right.set_title("constraint value (exact; mean, 10-90% band)")
+    fig.legend(loc="outside lower center", ncols=3)
+    return fig

@@ -25,15 +25,16 @@ import scipy.sparse as sparse
 import tabular
 from tabular import CMDP
 from tabular.distributions import TaskDistribution
+from tabular.errors import InputError
 
 from .gradients import exact_gradient, softmax
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(InputError):
     """A training-phase setting is out of range (raised before any long computation)."""
 
 
-class SafePolicyError(ValueError):
+class SafePolicyError(InputError):
     """O_s found no policy with the required margin xi on every task (Assumption 3.3 fails)."""
 
 

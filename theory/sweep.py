@@ -17,33 +17,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from tabular.errors import InputError, positive_int
+
+from .results import atomic_write, jsonable, versions
 
 STORE_FORMAT = 1
 MIN_TASK_SECONDS = 0.05
 ENGINES = ("local", "dask")
 
 
-class StoreError(ValueError):
+class StoreError(InputError):
     """The output folder holds something other than this sweep's store."""
-
-
-def _versions() -> dict:
-    found = {}
-    for name in ("safepce", "numpy", "numba"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 class ResultStore:
@@ -77,17 +69,13 @@ class ResultStore:
                                  f"(found {', '.join(foreign[:5])}); choose an empty folder")
             self.runs.mkdir(parents=True, exist_ok=True)
             self._atomic_write(manifest, {"kind": "safepce-sweep", "format": STORE_FORMAT,
-                                          "sweep": self.sweep, "versions": _versions()})
+                                          "sweep": self.sweep, "versions": versions()})
         self.runs.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def _atomic_write(path: Path, payload: dict) -> None:
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with temporary.open("w") as handle:
-            json.dump(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        text = json.dumps(jsonable(payload), allow_nan=False)
+        atomic_write(path, lambda handle: handle.write(text))
 
     def done(self) -> set[str]:
         """Keys of the runs already stored (stray temporary files of a killed writer are
@@ -121,9 +109,8 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
     """A ``concurrent.futures.Executor``: a process pool, or Dask's executor on the scheduler at
     ``scheduler`` (a LocalCluster of ``workers`` single-threaded processes when None)."""
     if engine not in ENGINES:
-        raise ValueError(f"--engine: expected one of {ENGINES}; got {engine!r}")
-    if workers < 1:
-        raise ValueError(f"--workers: expected a positive integer; got {workers!r}")
+        raise InputError(f"--engine: expected one of {ENGINES}; got {engine!r}")
+    positive_int("--workers", workers)
     if engine == "local":
         with ProcessPoolExecutor(max_workers=workers) as pool:
             yield pool
@@ -131,7 +118,7 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise ValueError("--engine: dask needs the optional extra: pip install "
+        raise InputError("--engine: dask needs the optional extra: pip install "
                          "'safepce[dask]'") from None
     if scheduler:
         client = Client(scheduler)

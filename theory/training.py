@@ -79,6 +79,18 @@ class TrainingResult:
     def cover_size(self) -> int:
         return int(self.cover_parameters.shape[0])
 
+    def cover_radius(self, family) -> float:
+        """The cover radius eps in task distance (paper units): the oracle's radius, times the
+        family's exact ``distance_scale`` when O_c compared parameters (Lemma 3.5's eps)."""
+        coverage = self.settings["coverage"]
+        if coverage["oracle"] == "parameter":
+            if family.distance_scale is None:
+                raise TrainingInputError(
+                    "family: expected a family with an exact distance_scale to turn a parameter "
+                    "radius into a task distance; train with the distance oracle instead")
+            return float(coverage["radius"]) * family.distance_scale
+        return float(coverage["radius"])
+
     @property
     def n_sampled(self) -> int:
         """Tasks sampled over all rounds."""

@@ -10,13 +10,23 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 import tabular
-from theory.baselines import (
+from theory.algorithms.baselines import (
     BaselineInputError,
     Scales,
     discounted_state_visits,
     high_entropy_safe_start,
 )
-from theory.dope import DOPE, DOPEPlus, InfeasiblePlanError, bonus, extended_lp, widths
+from theory.algorithms.dope import DOPE, DOPEPlus, InfeasiblePlanError, bonus, extended_lp, widths
+from theory.algorithms.lb_sgd import LBSGD, barrier_step
+from theory.algorithms.safe_meta_rl import (
+    SafeMetaRL,
+    adaptation_step,
+    advantages,
+    exact_statistics,
+    kl_per_state,
+    linearised_cost,
+    tilted_policy,
+)
 from theory.estimators import first_visit_q
 from theory.experiment import (
     ExperimentSettings,
@@ -27,16 +37,6 @@ from theory.experiment import (
 )
 from theory.gradients import exact_gradient, softmax
 from theory.harness import run_test_phase
-from theory.lb_sgd import LBSGD, barrier_step
-from theory.safe_meta_rl import (
-    SafeMetaRL,
-    adaptation_step,
-    advantages,
-    exact_statistics,
-    kl_per_state,
-    linearised_cost,
-    tilted_policy,
-)
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +272,7 @@ def test_extended_lp_against_scipy_on_a_joint_lp():
 
 @given(st.integers(0, 10_000))
 def test_pessimistic_plan_is_safe_when_the_true_kernel_is_in_the_set(seed):
-    """The safety argument of theory.dope: if P lies in the set, the plan's exact cost under P
+    """DOPE's safety argument: if P lies in the set, the plan's exact cost under P
     meets the budget (full bonuses). The budget sits halfway between the least achievable cost
     and the uniform policy's, so it binds; without the cost bonus the same LP's plan violates in
     114 of 200 such tasks (seeds 0-199), with it in none."""
@@ -319,7 +319,7 @@ def test_widths_cover_the_true_kernel():
 def test_paper_experiment_width_scale_is_the_calibrated_one(experiment):
     """The preset's constant is what calibrate_bonus_scale finds: after 14,000 episodes of pi_s
     DOPE+'s pessimistic problem is feasible on every cover task at 2^-11 and not at 2^-10."""
-    from theory.dope import PAPER_EXPERIMENT_BONUS_SCALE, calibrate_bonus_scale
+    from theory.algorithms.dope import PAPER_EXPERIMENT_BONUS_SCALE, calibrate_bonus_scale
 
     training, _, tasks = experiment
     assert calibrate_bonus_scale(training, tasks, 600) == PAPER_EXPERIMENT_BONUS_SCALE == 2**-11

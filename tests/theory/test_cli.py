@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
+from theory.cli import PAPER_GRIDWORLD_OPTIMA, main
 
 import tabular
-from theory.cli import PAPER_GRIDWORLD_OPTIMA, main
 
 
 def test_figure1_writes_the_paper_optima(tmp_path, capsys):

@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 
 import tabular
 from tabular.distributions import GridworldNoise
-from theory.harness import run_test_phase
-from theory.oracles import DesignatedSafePolicy, ParameterCoverage
-from theory.safe_pce import (
+from theory.algorithms.safe_pce import (
     PCE,
     PresetError,
     SafePCE,
@@ -21,6 +19,8 @@ from theory.safe_pce import (
     mixture_weights_recursive,
     stage_limit,
 )
+from theory.harness import run_test_phase
+from theory.oracles import DesignatedSafePolicy, ParameterCoverage
 from theory.training import train
 
 H = 600

@@ -22,17 +22,18 @@ kept in reserve (:func:`high_entropy_safe_start`). On the experiment's cover thi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 import tabular
 from tabular import CMDP
+from tabular.errors import InputError
 
-from .harness import TestTimeAlgorithm
+from ..harness import TestTimeAlgorithm
 
 
-class BaselineInputError(ValueError):
+class BaselineInputError(InputError):
     """A baseline setting is out of range (names the field and the expected range)."""
 
 
@@ -108,17 +109,39 @@ def discounted_state_visits(batch, n_states: int) -> np.ndarray:
     return visits * (1 - batch.gamma) / batch.states.shape[0]
 
 
-class SmoothedStartLearner(TestTimeAlgorithm):
+class FamilyBaseline(TestTimeAlgorithm):
+    """A baseline that knows the family's static structure through the cover's tasks (rebuilt
+    from their parameters); its constructor takes ``(training, tasks, horizon, preset)``."""
+
+    @classmethod
+    def from_training(cls, training, family, horizon: int, preset, delta: float | None = None):
+        tasks = [family.build(p) for p in training.cover_parameters]
+        return cls(training, tasks, horizon, preset=preset)
+
+
+def with_overrides(preset, overrides: dict, error=BaselineInputError):
+    """``preset`` with some fields replaced (a variant keeps the preset's name with a ``*``)."""
+    if not overrides:
+        return preset
+    unknown = sorted(set(overrides) - {f.name for f in fields(preset)})
+    if unknown:
+        raise error(f"{unknown[0]}: not a field of {type(preset).__name__}; expected one of "
+                    f"{[f.name for f in fields(preset)]}")
+    return replace(preset, name=overrides.pop("name", preset.name + "*"), **overrides)
+
+
+class SmoothedStartLearner(FamilyBaseline):
     """What Safe Meta-RL and LB-SGD share: trajectories in, the scaled cost form of the training
     tasks, and the high-entropy safe start; ``reset`` zeroes the episode and iteration counters
     and the event log."""
 
     needs_trajectories = True
 
-    def __init__(self, training, tasks: list[CMDP], horizon: int, preset: str,
+    def __init__(self, training, tasks: list[CMDP], horizon: int, preset,
                  margin_fraction: float):
         positive("horizon", horizon, integer=True)
-        self.preset = preset
+        self.preset_object = preset
+        self.preset = preset.name
         self.scales = Scales.of(tasks)
         self.horizon = int(horizon)
         self.start_policy, self.start_eta = high_entropy_safe_start(

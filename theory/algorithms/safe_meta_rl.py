@@ -27,23 +27,42 @@ Preset ``paper-experiment``: batches of 50 episodes, lam = lam_c = 0.2, 30 dual 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import tabular
 from tabular import CMDP
 
+from ..estimators import first_visit_q
+from ..harness import Deployment
+from ..training import TrainingResult
 from .baselines import (
     BaselineInputError,
     Scales,
     SmoothedStartLearner,
     discounted_state_visits,
     positive,
+    with_overrides,
 )
-from .estimators import first_visit_q
-from .harness import Deployment
-from .training import TrainingResult
 
-SAFE_META_RL_PRESETS = ("paper-experiment",)
+
+@dataclass(frozen=True)
+class SafeMetaRLPreset:
+    """Every number of a Safe Meta-RL preset (see the module docstring)."""
+
+    name: str
+    batch: int = 50
+    lam: float = 0.2
+    lam_c: float = 0.2
+    dual_iterations: int = 30
+    dual_step: float = 100.0
+    margin_fraction: float = 0.5
+    guard: bool = False
+
+
+#: the experiment's settings (batches of 50, lam = lam_c = 0.2, 30 dual steps; step 100 is ours)
+SAFE_META_RL_EXPERIMENT = SafeMetaRLPreset("paper-experiment")
 
 
 def advantages(q: np.ndarray, policy: np.ndarray) -> np.ndarray:
@@ -119,12 +138,13 @@ class SafeMetaRL(SmoothedStartLearner):
     name = "safe-meta-rl"
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
-                 preset: str = "paper-experiment", batch: int = 50, lam: float = 0.2,
-                 lam_c: float = 0.2, dual_iterations: int = 30, dual_step: float = 100.0,
-                 margin_fraction: float = 0.5, guard: bool = False):
-        if preset not in SAFE_META_RL_PRESETS:
-            raise BaselineInputError(
-                f"preset: expected one of {SAFE_META_RL_PRESETS}; got {preset!r}")
+                 preset: SafeMetaRLPreset = SAFE_META_RL_EXPERIMENT, **overrides):
+        if not isinstance(preset, SafeMetaRLPreset):
+            raise BaselineInputError(f"preset: expected a SafeMetaRLPreset; got {preset!r}")
+        preset = with_overrides(preset, overrides)
+        batch, lam, lam_c = preset.batch, preset.lam, preset.lam_c
+        dual_iterations, dual_step = preset.dual_iterations, preset.dual_step
+        margin_fraction, guard = preset.margin_fraction, preset.guard
         for field_name, value in (("batch", batch), ("dual_iterations", dual_iterations)):
             positive(field_name, value, integer=True)
         if batch < 2:

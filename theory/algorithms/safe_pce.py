@@ -28,14 +28,13 @@ import numpy as np
 
 from tabular import UtilityForm
 from tabular.distance import simulation_lemma_constant
+from tabular.errors import InputError
 
-from .harness import Deployment, TestTimeAlgorithm
-from .training import TrainingResult
-
-PRESETS = ("theory", "scaled", "paper-experiment")
+from ..harness import Deployment, TestTimeAlgorithm
+from ..training import TrainingResult
 
 
-class PresetError(ValueError):
+class PresetError(InputError):
     """An unknown constant preset or out-of-range constant."""
 
 
@@ -106,7 +105,8 @@ def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: i
 
 @dataclass(frozen=True)
 class Constants:
-    """The numbers a preset fixes. ``units`` is "paper" (normalised utility) or "cost"."""
+    """The numbers of a preset resolved for one run. ``units`` is "paper" (normalised utility)
+    or "cost"."""
 
     preset: str
     units: str
@@ -124,8 +124,8 @@ class Constants:
 
     @property
     def theory_like(self) -> bool:
-        """True for ``theory`` and ``scaled`` (Ineq. 5 / Eq. 6 / Eq. 7 in paper units)."""
-        return self.preset in ("theory", "scaled")
+        """True for the paper-unit presets (Ineq. 5 / Eq. 6 / Eq. 7 with the paper's constants)."""
+        return self.units == "paper"
 
     def widths(self, n: np.ndarray, n_episodes: int, pooled: bool = False):
         """(reward width, constraint width) of the elimination test after n episodes."""
@@ -141,35 +141,88 @@ class Constants:
                 np.sqrt(cost_scale / n) + self.eps * self.L_cost)
 
 
+@dataclass(frozen=True)
+class SafePCEPreset:
+    """Every number of a Safe-PCE / PCE constant preset.
+
+    ``units="paper"``: the paper's constants in normalised utility units; eps is the cover radius
+    in task distance and L Lemma C.3's constant, both taken from the run (so ``eps`` and the L's
+    stay None here), and ``scale`` f in (0, 1] shrinks every worst-case term (f = 1: the paper's).
+    ``units="cost"``: the authors' tuned constants in cost units, all fixed here.
+    """
+
+    name: str
+    units: str
+    scale: float = 1.0
+    eps: float | None = None
+    L_reward: float | None = None
+    L_cost: float | None = None
+    reward_scale: float = math.nan
+    cost_scale: float = math.nan
+    pooled_reward_scale: float | None = None
+    pooled_cost_scale: float | None = None
+    min_test_episodes: int = 1
+
+    def __post_init__(self):
+        if self.units not in ("paper", "cost"):
+            raise PresetError(f"units: expected 'paper' or 'cost'; got {self.units!r}")
+        if not 0 < self.scale <= 1:
+            raise PresetError(f"scale: expected a factor in (0, 1]; got {self.scale!r}")
+
+    @property
+    def needs_cover_radius(self) -> bool:
+        """True when eps (and delta) come from the training phase (the paper-unit presets)."""
+        return self.units == "paper"
+
+    def constants(self, gamma: float, eps: float | None = None,
+                  delta: float | None = None) -> Constants:
+        """The preset resolved for one family (its gamma) and, for paper units, the cover radius
+        eps in task distance and delta of Algorithm 1."""
+        if self.units == "cost":
+            return Constants(preset=self.name, units="cost", eps=self.eps, L_reward=self.L_reward,
+                             L_cost=self.L_cost, reward_scale=self.reward_scale,
+                             cost_scale=self.cost_scale,
+                             pooled_reward_scale=self.pooled_reward_scale,
+                             pooled_cost_scale=self.pooled_cost_scale,
+                             min_test_episodes=self.min_test_episodes, gamma=gamma,
+                             delta=math.nan)
+        if eps is None or delta is None:
+            raise PresetError(f"eps, delta: the {self.name} preset needs the cover radius in task "
+                              "distance and delta")
+        if not (eps > 0 and 0 < delta < 1):
+            raise PresetError(f"eps, delta: expected eps > 0 and delta in (0, 1); got {eps}, "
+                              f"{delta}")
+        L = simulation_lemma_constant(gamma)
+        return Constants(preset=self.name, units="paper", eps=eps * self.scale, L_reward=L,
+                         L_cost=L, reward_scale=math.nan, cost_scale=math.nan,
+                         pooled_reward_scale=None, pooled_cost_scale=None,
+                         min_test_episodes=self.min_test_episodes, gamma=gamma, delta=delta,
+                         scale=self.scale)
+
+
+#: the paper's constants: Ineq. 5's width, Eq. 6's weights, Eq. 7's m(l), stage lengths
+THEORY = SafePCEPreset("theory", units="paper")
+#: the theory constants shrunk by f = 0.01 (``dataclasses.replace(SCALED, scale=f)`` for others)
+SCALED = SafePCEPreset("scaled", units="paper", scale=0.01)
+#: the authors' Safe-PCE constants (Section 6 of the paper): eps 0.01, L_r 8, L_c 1; widths
+#: sqrt(4000/n) + 0.08 and sqrt(300/n) + 0.01; pooled pi_s widths sqrt(4000/n) + 0.08 and
+#: sqrt(150/n) + 0.01; no test before n = 1000
+SAFE_PCE_EXPERIMENT = SafePCEPreset(
+    "paper-experiment", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0, reward_scale=4000.0,
+    cost_scale=300.0, pooled_reward_scale=4000.0, pooled_cost_scale=150.0,
+    min_test_episodes=1000)
+#: the authors' PCE constants: eps 0.1, widths sqrt(3000/n) + 0.8 and sqrt(600/n) + 0.1, no test
+#: before n = 100
+PCE_EXPERIMENT = SafePCEPreset(
+    "paper-experiment", units="cost", eps=0.1, L_reward=8.0, L_cost=1.0, reward_scale=3000.0,
+    cost_scale=600.0, min_test_episodes=100)
+
+
 def theory_constants(eps: float, gamma: float, delta: float, scale: float = 1.0) -> Constants:
     """Ineq. 5's width with eps = cover radius in task distance, L = Lemma C.3's constant;
     ``scale`` < 1 gives the ``scaled`` preset (eps stored already multiplied by the scale)."""
-    if not (eps > 0 and 0 < delta < 1):
-        raise PresetError(f"eps, delta: expected eps > 0 and delta in (0, 1); got {eps}, {delta}")
-    if not 0 < scale <= 1:
-        raise PresetError(f"scale: expected a factor in (0, 1]; got {scale!r}")
-    L = simulation_lemma_constant(gamma)
-    return Constants(preset="theory" if scale == 1 else "scaled", units="paper",
-                     eps=eps * scale, L_reward=L, L_cost=L, reward_scale=math.nan,
-                     cost_scale=math.nan, pooled_reward_scale=None, pooled_cost_scale=None,
-                     min_test_episodes=1, gamma=gamma, delta=delta, scale=scale)
-
-
-def safe_pce_experiment_constants(gamma: float = 0.9) -> Constants:
-    """PAPER.md sec. 8: eps 0.01, L_r 8, L_c 1; widths sqrt(4000/n) + 0.08, sqrt(300/n) + 0.01;
-    pooled pi_s widths sqrt(4000/n) + 0.08, sqrt(150/n) + 0.01; no test before n = 1000."""
-    return Constants(preset="paper-experiment", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0,
-                     reward_scale=4000.0, cost_scale=300.0, pooled_reward_scale=4000.0,
-                     pooled_cost_scale=150.0, min_test_episodes=1000, gamma=gamma,
-                     delta=math.nan)
-
-
-def pce_experiment_constants(gamma: float = 0.9) -> Constants:
-    """PAPER.md sec. 8 (PCE): eps 0.1, widths sqrt(3000/n) + 0.8 and sqrt(600/n) + 0.1, no test
-    before n = 100."""
-    return Constants(preset="paper-experiment", units="cost", eps=0.1, L_reward=8.0, L_cost=1.0,
-                     reward_scale=3000.0, cost_scale=600.0, pooled_reward_scale=None,
-                     pooled_cost_scale=None, min_test_episodes=100, gamma=gamma, delta=math.nan)
+    preset = THEORY if scale == 1 else SafePCEPreset("scaled", units="paper", scale=scale)
+    return preset.constants(gamma, eps, delta)
 
 
 # --- the candidate-elimination loop ---------------------------------------------------------------
@@ -183,27 +236,22 @@ class SafePCE(TestTimeAlgorithm):
 
     name = "safe-pce"
     mixing = True
+    default_preset = SAFE_PCE_EXPERIMENT
 
     def __init__(self, training: TrainingResult, units: UtilityForm, horizon: int,
-                 preset: str = "paper-experiment", eps: float | None = None,
-                 delta: float | None = None, scale: float = 1.0):
-        if preset not in PRESETS:
-            raise PresetError(f"preset: expected one of {PRESETS}; got {preset!r}")
-        self.preset = preset
+                 preset: SafePCEPreset | None = None, eps: float | None = None,
+                 delta: float | None = None):
+        preset = self.default_preset if preset is None else preset
+        if not isinstance(preset, SafePCEPreset):
+            raise PresetError(f"preset: expected a SafePCEPreset (e.g. THEORY, SCALED, "
+                              f"SAFE_PCE_EXPERIMENT); got {preset!r}")
+        self.preset_object = preset
+        self.preset = preset.name
         self.training = training
         self.units = units
         self.horizon = int(horizon)
         self.budget = float(units.budgets[0])
-        if preset in ("theory", "scaled"):
-            if eps is None or delta is None:
-                raise PresetError(f"eps, delta: the {preset} preset needs the cover radius in "
-                                  "task distance and delta")
-            if (preset == "scaled") == (scale == 1):
-                raise PresetError(f"scale: expected 1 for the theory preset and a factor in "
-                                  f"(0, 1) for the scaled preset; got {scale!r} with {preset!r}")
-            self.constants = theory_constants(eps, units.gamma, delta, scale)
-        else:
-            self.constants = self._experiment_constants(units.gamma)
+        self.constants = preset.constants(units.gamma, eps, delta)
         # U_hat in the preset's units: (u, v, u_s, v_s) per candidate
         if self.constants.units == "paper":
             self.u = units.reward_value_to_paper(training.reward_values)
@@ -214,9 +262,16 @@ class SafePCE(TestTimeAlgorithm):
             self.u, self.v = training.reward_values, training.cost_values
             self.u_s, self.v_s = training.safe_reward_values, training.safe_cost_values
 
-    @staticmethod
-    def _experiment_constants(gamma: float) -> Constants:
-        return safe_pce_experiment_constants(gamma)
+    @classmethod
+    def from_training(cls, training: TrainingResult, family, horizon: int,
+                      preset: SafePCEPreset, delta: float | None = None) -> SafePCE:
+        """The algorithm on a family's training result: units from any task of the family;
+        paper-unit presets take eps = the cover radius in task distance and Algorithm 1's delta."""
+        units = family.build(training.cover_parameters[0]).utility_form
+        if not preset.needs_cover_radius:
+            return cls(training, units, horizon, preset=preset)
+        return cls(training, units, horizon, preset=preset, eps=training.cover_radius(family),
+                   delta=training.settings["delta"] if delta is None else delta)
 
     # --- preset-specific schedule ---------------------------------------------------------
 
@@ -379,6 +434,4 @@ class PCE(SafePCE):
     name = "pce"
     mixing = False
 
-    @staticmethod
-    def _experiment_constants(gamma: float) -> Constants:
-        return pce_experiment_constants(gamma)
+    default_preset = PCE_EXPERIMENT

@@ -56,15 +56,34 @@ import numpy as np
 import scipy.sparse as sp
 
 from tabular import CMDP
+from tabular.solve import highs
 
-from .baselines import BaselineInputError, Scales, positive
-from .harness import Deployment, TestTimeAlgorithm
-from .training import TrainingResult
+from ..harness import Deployment
+from ..training import TrainingResult
+from .baselines import BaselineInputError, FamilyBaseline, Scales, positive, with_overrides
 
-DOPE_PRESETS = ("theory", "paper-experiment")
 #: bonus_scale of the paper-experiment preset (calibration in the module docstring)
 PAPER_EXPERIMENT_BONUS_SCALE = 2.0**-11
 PAPER_EXPERIMENT_WARMUP = 14_000
+
+
+@dataclass(frozen=True)
+class DOPEPreset:
+    """Every number of a DOPE / DOPE+ preset (see the module docstring)."""
+
+    name: str
+    delta: float = 0.05
+    bonus_scale: float = 1.0
+    warmup: int = 0
+    warmup_check: int = 1000
+    min_replan: int = 1000
+
+
+#: worst-case (simulation-lemma) widths, no warm-up: the algorithm's own guarantee
+DOPE_THEORY = DOPEPreset("theory")
+#: widths of visited pairs scaled by 2^-11 (calibrated to the reported 14,000-episode warm-up)
+DOPE_EXPERIMENT = DOPEPreset("paper-experiment", bonus_scale=PAPER_EXPERIMENT_BONUS_SCALE,
+                             warmup=PAPER_EXPERIMENT_WARMUP)
 
 
 class InfeasiblePlanError(RuntimeError):
@@ -210,8 +229,7 @@ def _solve_highs(model: ExtendedLP) -> np.ndarray:
     lp.a_matrix_.start_ = model.matrix.indptr.astype(np.int32)
     lp.a_matrix_.index_ = model.matrix.indices.astype(np.int32)
     lp.a_matrix_.value_ = model.matrix.data
-    solver = highspy.Highs()
-    solver.setOptionValue("output_flag", False)
+    solver = highs()
     solver.passModel(lp)
     solver.run()
     status = solver.getModelStatus()
@@ -250,7 +268,7 @@ def _solve_clarabel(model: ExtendedLP) -> np.ndarray:
     return np.asarray(solution.x)
 
 
-class DOPE(TestTimeAlgorithm):
+class DOPE(FamilyBaseline):
     """DOPE (``form="dope"``) and DOPE+ (``form="dope-plus"``); see the module docstring."""
 
     name = "dope"
@@ -258,25 +276,22 @@ class DOPE(TestTimeAlgorithm):
     form = "dope"
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
-                 preset: str = "paper-experiment", delta: float = 0.05,
-                 bonus_scale: float | None = None, warmup: int | None = None,
-                 warmup_check: int = 1000, min_replan: int = 1000):
-        if preset not in DOPE_PRESETS:
-            raise BaselineInputError(f"preset: expected one of {DOPE_PRESETS}; got {preset!r}")
+                 preset: DOPEPreset = DOPE_EXPERIMENT, **overrides):
+        if not isinstance(preset, DOPEPreset):
+            raise BaselineInputError(f"preset: expected a DOPEPreset; got {preset!r}")
+        preset = with_overrides(preset, overrides)
+        delta, bonus_scale, warmup = preset.delta, preset.bonus_scale, preset.warmup
+        warmup_check, min_replan = preset.warmup_check, preset.min_replan
         if not 0 < delta < 1:
             raise BaselineInputError(f"delta: expected a number in (0, 1); got {delta!r}")
-        experiment = preset == "paper-experiment"
-        if bonus_scale is None:
-            bonus_scale = PAPER_EXPERIMENT_BONUS_SCALE if experiment else 1.0
-        if warmup is None:
-            warmup = PAPER_EXPERIMENT_WARMUP if experiment else 0
         positive("bonus_scale", bonus_scale)
         for field_name, value in (("warmup_check", warmup_check), ("min_replan", min_replan),
                                   ("horizon", horizon)):
             positive(field_name, value, integer=True)
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise BaselineInputError(f"warmup: expected an integer >= 0; got {warmup!r}")
-        self.preset = preset
+        self.preset_object = preset
+        self.preset = preset.name
         self.scales = Scales.of(tasks)
         reference = tasks[0]
         # the family's static structure (same in every task of the gridworld family)
@@ -392,7 +407,7 @@ def calibrate_bonus_scale(training: TrainingResult, tasks: list[CMDP], horizon: 
     algorithms = []
     for i, task in enumerate(tasks):
         algorithm = (DOPEPlus if form == "dope-plus" else DOPE)(
-            training, tasks, horizon, preset="theory")
+            training, tasks, horizon, preset=DOPE_THEORY)
         algorithm.reset(episodes, seed)
         for first in range(0, episodes, algorithm.warmup_check):
             size = min(algorithm.warmup_check, episodes - first)

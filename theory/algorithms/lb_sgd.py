@@ -25,17 +25,35 @@ numbers are the constructor's defaults; every one is a parameter.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from tabular import CMDP
 
-from .baselines import BaselineInputError, SmoothedStartLearner, positive
-from .gradients import reinforce_gradient
-from .harness import Deployment
-from .training import TrainingResult
+from ..gradients import reinforce_gradient
+from ..harness import Deployment
+from ..training import TrainingResult
+from .baselines import BaselineInputError, SmoothedStartLearner, positive, with_overrides
 
-LB_SGD_PRESETS = ("paper-experiment",)
+
+@dataclass(frozen=True)
+class LBSGDPreset:
+    """Every number of an LB-SGD preset (see the module docstring); ``smoothness`` None is
+    the softmax bound 8/(1-gamma)^3."""
+
+    name: str
+    eta: float = 0.1
+    step: float = 4.0
+    batches: tuple[int, int] = (500, 3000)
+    switch_episode: int = 5000
+    smoothness: float | None = None
+    confidence: float = 2.0
+    margin_fraction: float = 0.5
+
+
+#: the experiment's settings (eta 0.1, step cap 4, batches 500 then 3,000)
+LB_SGD_EXPERIMENT = LBSGDPreset("paper-experiment")
 
 
 def barrier_step(grad_reward: np.ndarray, grad_cost: np.ndarray, slack: float, eta: float,
@@ -60,12 +78,13 @@ class LBSGD(SmoothedStartLearner):
     name = "lb-sgd"
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
-                 preset: str = "paper-experiment", eta: float = 0.1, step: float = 4.0,
-                 batches: tuple[int, int] = (500, 3000), switch_episode: int = 5000,
-                 smoothness: float | None = None, confidence: float = 2.0,
-                 margin_fraction: float = 0.5):
-        if preset not in LB_SGD_PRESETS:
-            raise BaselineInputError(f"preset: expected one of {LB_SGD_PRESETS}; got {preset!r}")
+                 preset: LBSGDPreset = LB_SGD_EXPERIMENT, **overrides):
+        if not isinstance(preset, LBSGDPreset):
+            raise BaselineInputError(f"preset: expected an LBSGDPreset; got {preset!r}")
+        preset = with_overrides(preset, overrides)
+        eta, step, batches = preset.eta, preset.step, preset.batches
+        switch_episode, smoothness = preset.switch_episode, preset.smoothness
+        confidence, margin_fraction = preset.confidence, preset.margin_fraction
         for field_name, value in (("eta", eta), ("step", step)):
             positive(field_name, value)
         for field_name, value in (("batches[0]", batches[0]), ("batches[1]", batches[1]),

@@ -1,0 +1,37 @@
+"""The one base class of every error safepce raises on bad input, and the checks they share.
+
+Every such error is a :class:`ValueError` subclass of :class:`InputError` whose message names the
+field and the expected range (``field: expected ...; got ...``), raised before any jitted or
+solver code runs, so ``except tabular.InputError`` catches exactly the user's mistakes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+class InputError(ValueError):
+    """Bad input to safepce: the message names the field and the expected range."""
+
+
+def positive_int(field: str, value, error: type[InputError] = InputError) -> int:
+    """``value`` as an int, or ``error`` unless it is an integer >= 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{field}: expected a positive integer; got {value!r}")
+    return int(value)
+
+
+def positive_number(field: str, value, error: type[InputError] = InputError) -> float:
+    """``value`` as a float, or ``error`` unless it is a finite number > 0 (bools refused)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or not value > 0):
+        raise error(f"{field}: expected a positive finite number; got {value!r}")
+    return float(value)
+
+
+def finite_number(field: str, value, error: type[InputError] = InputError) -> float:
+    """``value`` as a float, or ``error`` unless it is a finite real number (NaN/inf refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise error(f"{field}: expected a finite number; got {value!r}")
+    return float(value)

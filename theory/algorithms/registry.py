@@ -1,0 +1,95 @@
+"""One registry of test-time algorithms: each entry is a frozen :class:`AlgorithmSpec` (key,
+class, preset object, what the constructor needs, figure label and colour).
+
+Adding an algorithm = one module with a class on the harness interface (a ``from_training``
+classmethod and a frozen preset dataclass holding all its numbers) + one :func:`register` line
+below. :func:`make_algorithm` builds any entry from a training result and its family, with no
+branch on classes or preset names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from tabular.errors import InputError
+
+from .dope import DOPE, DOPE_EXPERIMENT, DOPE_THEORY, DOPEPlus
+from .lb_sgd import LB_SGD_EXPERIMENT, LBSGD
+from .safe_meta_rl import SAFE_META_RL_EXPERIMENT, SafeMetaRL
+from .safe_pce import (
+    PCE,
+    PCE_EXPERIMENT,
+    SAFE_PCE_EXPERIMENT,
+    SCALED,
+    THEORY,
+    SafePCE,
+)
+
+
+class UnknownAlgorithmError(InputError):
+    """An algorithm key that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A registered algorithm: ``cls.from_training(training, family, horizon, preset, delta)``
+    builds it; ``needs`` says what that constructor takes from the training phase."""
+
+    key: str
+    cls: type
+    preset: object
+    label: str
+    color: str
+    needs: str
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset.name
+
+    def describe(self) -> dict:
+        """The spec as JSON: class, preset name and every number of the preset."""
+        return {"class": self.cls.__name__, "preset": self.preset.name,
+                "preset_values": dataclasses.asdict(self.preset), "needs": self.needs}
+
+
+REGISTRY: dict[str, AlgorithmSpec] = {}
+
+_UNITS = "training (U_hat, pi_s) and the family's units; paper-unit presets also eps, delta"
+_TASKS = "training (pi_s) and the cover's tasks (the family's static structure)"
+
+
+def register(key: str, cls: type, preset, label: str, color: str, needs: str) -> AlgorithmSpec:
+    """Add an algorithm under ``key`` (refuses a key registered twice)."""
+    if key in REGISTRY:
+        raise InputError(f"key: expected a new algorithm key; {key!r} is registered already")
+    spec = REGISTRY[key] = AlgorithmSpec(key, cls, preset, label, color, needs)
+    return spec
+
+
+def spec(key: str) -> AlgorithmSpec:
+    """The spec of ``key``, or :class:`UnknownAlgorithmError` naming the known keys."""
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise UnknownAlgorithmError(
+            f"--algorithms: expected names among {tuple(REGISTRY)}; got {key!r}") from None
+
+
+def make_algorithm(key: str, training, family, horizon: int, delta: float | None = None):
+    """Instantiate the registered algorithm ``key`` on a training result of ``family``."""
+    entry = spec(key)
+    return entry.cls.from_training(training, family, horizon, entry.preset, delta)
+
+
+register("safe-pce", SafePCE, SAFE_PCE_EXPERIMENT, "Safe-PCE", "#1f77b4", _UNITS)
+register("pce", PCE, PCE_EXPERIMENT, "PCE (unsafe)", "#d62728", _UNITS)
+register("safe-pce-theory", SafePCE, THEORY, "Safe-PCE, theory constants", "#17becf", _UNITS)
+register("pce-theory", PCE, THEORY, "PCE, theory constants", "#ff7f0e", _UNITS)
+register("safe-pce-scaled", SafePCE, SCALED, "Safe-PCE, scaled constants", "#bcbd22", _UNITS)
+register("safe-meta-rl", SafeMetaRL, SAFE_META_RL_EXPERIMENT, "Safe Meta-RL", "#2ca02c", _TASKS)
+register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", "#9467bd", _TASKS)
+register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", "#8c564b", _TASKS)
+register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", "#7f7f7f", _TASKS)
+register("dope-plus-theory", DOPEPlus, DOPE_THEORY, "DOPE+, worst-case widths", "#e377c2",
+         _TASKS)

@@ -1,0 +1,209 @@
+"""The one output format of every ``safepce`` command, written and read back here.
+
+An output folder holds:
+
+* ``summary.json`` = ``{"command", "settings", "versions", "wall_seconds", "results"}``, where
+  ``results`` is a list of flat records (scalar values only), so that
+  ``pandas.DataFrame(summary["results"])`` takes it as is;
+* ``runs.csv``, one row per run (a command without runs writes its per-item table instead), with
+  the run's registry ``key`` beside ``algorithm`` and ``preset`` where algorithms run;
+* ``curves.npz`` where a command keeps per-episode curves, in long form: arrays ``row`` (the
+  run's row in runs.csv), ``episode`` (1-based) and one array per quantity;
+* the figures, each as PNG and PDF.
+
+Every file is written atomically (temporary file, ``fsync``, rename): a crash leaves the old
+file or the new one, never a torn one. :func:`load` reads any command's folder back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+
+from tabular.errors import InputError
+
+#: the top-level keys of every summary.json, in order
+SUMMARY_KEYS = ("command", "settings", "versions", "wall_seconds", "results")
+#: the distributions whose versions every summary records
+VERSIONED = ("safepce", "numpy", "numba", "scipy", "cvxpy-base", "highspy", "clarabel")
+
+
+class ResultsError(InputError):
+    """An output folder cannot be read back (missing or malformed files)."""
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of safepce and the libraries its numbers depend on."""
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def atomic_write(path: str | Path, write: Callable[[io.IOBase], None], binary: bool = False
+                 ) -> Path:
+    """Write ``path`` through ``write(handle)`` into a temporary file beside it, fsync it and
+    rename it over ``path`` (atomic on POSIX file systems)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb" if binary else "w", **({} if binary else {"newline": ""})
+                            ) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
+def jsonable(value):
+    """``value`` with numpy scalars and arrays turned into Python ones and non-finite floats
+    into None, so that the JSON written is strict (no NaN or Infinity)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def write_json(path: str | Path, payload) -> Path:
+    """Strict JSON (see :func:`jsonable`), written atomically."""
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, lambda handle: handle.write(text))
+
+
+def write_table(path: str | Path, rows: Sequence[Mapping]) -> Path:
+    """A CSV with the union of the rows' keys as columns (first-seen order), atomically."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+
+    def write(handle):
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+def write_curves(path: str | Path, curves: Sequence[Mapping[str, np.ndarray]]) -> Path:
+    """Per-episode curves in long form: ``curves[i]`` belongs to row i of runs.csv and maps
+    each quantity's name to an array over its episodes (float32 on disk)."""
+    names = list(dict.fromkeys(k for curve in curves for k in curve))
+    lengths = [len(next(iter(curve.values()))) if curve else 0 for curve in curves]
+    arrays = {
+        "row": np.repeat(np.arange(len(curves), dtype=np.int32), lengths),
+        "episode": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths])
+        if curves else np.zeros(0, np.int32),
+    }
+    for name in names:
+        arrays[name] = np.concatenate([np.asarray(curve[name], dtype=np.float32)
+                                       for curve in curves]) if curves else np.zeros(0)
+    return atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays), binary=True)
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95
+                    ) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval for a binomial proportion."""
+    if isinstance(trials, bool) or trials < 1 or not 0 <= successes <= trials:
+        raise InputError(f"successes, trials: expected 0 <= successes <= trials and trials >= 1; "
+                         f"got {successes}, {trials}")
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence: expected a number in (0, 1); got {confidence!r}")
+    interval = binomtest(int(successes), int(trials)).proportion_ci(confidence, method="exact")
+    return float(interval.low), float(interval.high)
+
+
+def summary(command: str, settings: Mapping, results: Sequence[Mapping],
+            wall_seconds: float) -> dict:
+    """The summary.json payload; every record of ``results`` must be flat."""
+    for i, record in enumerate(results):
+        nested = [k for k, v in record.items() if isinstance(v, (Mapping, list, tuple))]
+        if nested:
+            raise ResultsError(f"results[{i}]: expected a flat record; fields {nested} are not "
+                               "scalars")
+    return {"command": command, "settings": dict(settings), "versions": versions(),
+            "wall_seconds": float(wall_seconds), "results": [dict(r) for r in results]}
+
+
+def write_summary(out: str | Path, command: str, settings: Mapping,
+                  results: Sequence[Mapping], wall_seconds: float) -> Path:
+    """Write ``out/summary.json`` in the shared schema (:func:`summary`)."""
+    return write_json(Path(out) / "summary.json", summary(command, settings, results,
+                                                          wall_seconds))
+
+
+def _parse(text: str):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+@dataclass(frozen=True)
+class Results:
+    """A command's output folder, read back: ``summary`` (the summary.json dict), ``runs``
+    (runs.csv rows with numbers parsed; empty if the command wrote none) and ``curves`` (the
+    long-form arrays, or None)."""
+
+    folder: Path
+    summary: dict
+    runs: list[dict]
+    curves: dict[str, np.ndarray] | None
+
+    @property
+    def command(self) -> str:
+        return self.summary["command"]
+
+    def curve(self, row: int, name: str) -> np.ndarray:
+        """The per-episode array ``name`` of run ``row`` of runs.csv."""
+        if self.curves is None:
+            raise ResultsError(f"{self.folder}: holds no curves.npz")
+        return self.curves[name][self.curves["row"] == row]
+
+
+def load(out_dir: str | Path) -> Results:
+    """Read any command's output folder (summary.json, runs.csv, curves.npz)."""
+    folder = Path(out_dir)
+    path = folder / "summary.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: expected a safepce summary.json ({exc})") from None
+    if not isinstance(data, dict) or tuple(data) != SUMMARY_KEYS:
+        raise ResultsError(f"{path}: expected the keys {SUMMARY_KEYS}")
+    runs = []
+    if (folder / "runs.csv").exists():
+        with (folder / "runs.csv").open(newline="") as handle:
+            runs = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    curves = None
+    if (folder / "curves.npz").exists():
+        with np.load(folder / "curves.npz", allow_pickle=False) as arrays:
+            curves = {k: arrays[k] for k in arrays.files}
+    return Results(folder, data, runs, curves)
