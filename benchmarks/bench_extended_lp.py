@@ -16,7 +16,7 @@ import numpy as np
 
 import tabular
 from theory.algorithms.dope import DOPEPlus, extended_lp, extended_lp_model
-from theory.experiment import ExperimentSettings, experiment_training, training_tasks
+from theory.experiment import ExperimentSettings, experiment_training
 
 
 def main():
@@ -24,7 +24,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     training, distribution = experiment_training(ExperimentSettings())
-    algorithm = DOPEPlus(training, training_tasks(training, distribution), 600)
+    algorithm = DOPEPlus(training, training.cover_tasks(distribution), 600)
     task = tabular.gridworld(0.3)
     algorithm.reset(40_000, 0)
     for first in range(0, 14_000, 1000):

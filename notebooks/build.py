@@ -60,18 +60,17 @@ EXPERIMENT = [
                   "training.cover_parameters[:, 0].round(4)"),
     new_code_cell("import numpy as np, tabular\n"
                   "for key, runs in records.items():\n"
-                  "    print(key, summarise(runs)['final_regret_mean'], "
-                  "summarise(runs)['violations'])\n"
+                  "    print(key, summarise(key, runs)['final_regret_mean'], "
+                  "summarise(key, runs)['violations'])\n"
                   "# the harness's exact values: every episode of PCE deploys a cover policy\n"
                   "pce = records['pce'][0]\n"
                   "task = tabular.gridworld(0.33994760)\n"
                   "values = {round(tabular.evaluate(task, p).cost_value, 9) for p in "
                   "training.policies}\n"
                   "assert set(np.round(np.unique(pce.cost_value), 9)) <= values"),
-    new_code_cell("from pathlib import Path\nimport tempfile\n"
-                  "path = Path(tempfile.mkdtemp()) / 'figure2.png'\n"
-                  "plot_figure2(records, 1.5, path)\n"
-                  "from IPython.display import Image\nImage(str(path))"),
+    new_code_cell("# every plotting function returns a matplotlib Figure (shown inline here; "
+                  "theory.figures.save_figure writes PNG + PDF)\n"
+                  "plot_figure2(records, 1.5)"),
 ]
 
 THEOREMS = [
@@ -94,7 +93,7 @@ THEOREMS = [
     new_code_cell("from tabular.distributions import runnable_family\n"
                   "from theory.training import train\n"
                   "from theory.oracles import DistanceCoverage, WorstCaseSafePolicy\n"
-                  "from theory.algorithms.safe_pce import SafePCE, mixture_weights\n"
+                  "from theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights\n"
                   "from theory.harness import run_test_phase\n"
                   "from bounds.upper import theorem_4_2_terms\n"
                   "family = runnable_family(0)\n"
@@ -102,7 +101,7 @@ THEOREMS = [
                   "safe_oracle=WorstCaseSafePolicy(xi=0.5), progress=False)\n"
                   "units = family.build([0.5]).utility_form\n"
                   "K = 20_000\n"
-                  "algorithm = SafePCE(training, units, 40, preset='theory', eps=0.01, "
+                  "algorithm = SafePCE(training, units, 40, preset=THEORY, eps=0.01, "
                   "delta=0.1)\n"
                   "record = run_test_phase(algorithm, family.build([0.4]), K, 40, seed=0)\n"
                   "tried = record.log['candidate_order']\n"

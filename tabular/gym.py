@@ -1,10 +1,13 @@
 """A Gymnasium view of any :class:`tabular.CMDP`, and an importer from Gymnasium's toy_text.
 
-Gymnasium is optional (``pip install 'safepce[gym]'``). The environment returns the reward of
-each step and puts the step's cost (task units; a float, or an array for several constraints) in
-``info["cost"]``; the budget, discount and constraint form are attributes of the environment
-(``env.unwrapped.budget``, ``.gamma``, ``.cmdp``), so an agent can check feasibility itself:
-a policy is feasible iff ``E[sum_t gamma^t cost_t] <= budget``.
+Gymnasium is optional (``pip install 'safepce[gym]'``). Importing this module registers
+``safepce/Gridworld-v0`` (the paper's gridworld; kwarg ``noise``, default 0.1) and
+``safepce/CMDP-v0`` (any CMDP: ``gymnasium.make("safepce/CMDP-v0", cmdp=task, horizon=H)``).
+The environment returns the reward of each step and puts the step's cost (task units; a float,
+or an array for several constraints) in ``info["cost"]``; the budget, discount and constraint
+form are attributes of the environment (``env.unwrapped.budget``, ``.gamma``, ``.cmdp``), so an
+agent can check feasibility itself: a policy is feasible iff ``E[sum_t gamma^t cost_t] <=
+budget``, a discounted limit (not an undiscounted per-episode cost limit).
 """
 
 from __future__ import annotations
@@ -13,56 +16,97 @@ import numpy as np
 
 from .cmdp import CMDP, InvalidCMDPError
 
+try:
+    import gymnasium
+except ImportError:          # optional: pip install 'safepce[gym]'
+    gymnasium = None
 
-def _gymnasium():
-    try:
-        import gymnasium
-    except ImportError:
-        raise ImportError("tabular.gym needs Gymnasium: pip install 'safepce[gym]'") from None
-    return gymnasium
+#: Gymnasium ids registered by this module
+GRIDWORLD_ID = "safepce/Gridworld-v0"
+CMDP_ID = "safepce/CMDP-v0"
 
 
-def as_gym_env(cmdp: CMDP, horizon: int | None = None):
-    """A ``gymnasium.Env`` that simulates ``cmdp``: Discrete(S) observations, Discrete(A)
-    actions, start state from rho, episodes truncated after ``horizon`` steps (None: never)."""
-    gymnasium = _gymnasium()
-    if not isinstance(cmdp, CMDP):
-        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
-    if horizon is not None and (int(horizon) != horizon or horizon < 1):
-        raise InvalidCMDPError("horizon", "a positive integer or None", detail=f"got {horizon!r}")
+def _require_gymnasium() -> None:
+    if gymnasium is None:
+        raise ImportError("tabular.gym needs Gymnasium: pip install 'safepce[gym]'")
 
-    class CMDPEnv(gymnasium.Env):
-        metadata = {"render_modes": []}
 
-        def __init__(self):
-            self.cmdp = cmdp
-            self.budget = cmdp.budget
-            self.gamma = cmdp.gamma
-            self.horizon = horizon
-            self.observation_space = gymnasium.spaces.Discrete(cmdp.n_states)
-            self.action_space = gymnasium.spaces.Discrete(cmdp.n_actions)
-            self.state = 0
-            self.t = 0
+_Env = gymnasium.Env if gymnasium is not None else object
 
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.state = int(self.np_random.choice(cmdp.n_states, p=cmdp.rho))
-            self.t = 0
-            return self.state, {}
 
-        def step(self, action):
-            if not self.action_space.contains(action):
-                raise ValueError(f"action: expected an integer in [0, {cmdp.n_actions}); "
-                                 f"got {action!r}")
-            s, a = self.state, int(action)
-            cost = cmdp.cost[s, a]
-            self.state = int(self.np_random.choice(cmdp.n_states, p=cmdp.P[s, a]))
-            self.t += 1
-            truncated = self.horizon is not None and self.t >= self.horizon
-            info = {"cost": float(cost) if np.ndim(cost) == 0 else np.array(cost)}
-            return self.state, float(cmdp.r[s, a]), False, truncated, info
+class CMDPEnv(_Env):
+    """A Gymnasium environment simulating a :class:`tabular.CMDP`.
 
-    return CMDPEnv()
+    Discrete(S) observations, Discrete(A) actions, the start state drawn from rho, episodes
+    truncated after ``horizon`` steps (None: never; the CMDP itself never terminates). ``step``
+    returns the step's reward and puts its cost (task units) in ``info["cost"]``. ``budget`` is
+    a limit on the *discounted* expected cost ``E[sum_t gamma^t cost_t]`` with ``gamma`` the
+    CMDP's discount, not an undiscounted per-episode cost limit such as OmniSafe's
+    ``cost_limit``. The environment pickles (it holds only arrays and numbers).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, cmdp: CMDP | None = None, horizon: int | None = None,
+                 noise: float | None = None):
+        _require_gymnasium()
+        if cmdp is None:
+            from .families import gridworld
+
+            cmdp = gridworld(0.1 if noise is None else noise)
+        if not isinstance(cmdp, CMDP):
+            raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
+        if horizon is not None and (isinstance(horizon, bool) or int(horizon) != horizon
+                                    or horizon < 1):
+            raise InvalidCMDPError("horizon", "a positive integer or None",
+                                   detail=f"got {horizon!r}")
+        self.cmdp = cmdp
+        self.budget = cmdp.budget
+        self.gamma = cmdp.gamma
+        self.horizon = None if horizon is None else int(horizon)
+        self.observation_space = gymnasium.spaces.Discrete(cmdp.n_states)
+        self.action_space = gymnasium.spaces.Discrete(cmdp.n_actions)
+        self.state = 0
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = int(self.np_random.choice(self.cmdp.n_states, p=self.cmdp.rho))
+        self.t = 0
+        return self.state, {}
+
+    def step(self, action):
+        cmdp = self.cmdp
+        if not self.action_space.contains(action):
+            raise ValueError(f"action: expected an integer in [0, {cmdp.n_actions}); "
+                             f"got {action!r}")
+        s, a = self.state, int(action)
+        cost = cmdp.cost[s, a]
+        self.state = int(self.np_random.choice(cmdp.n_states, p=cmdp.P[s, a]))
+        self.t += 1
+        truncated = self.horizon is not None and self.t >= self.horizon
+        info = {"cost": float(cost) if np.ndim(cost) == 0 else np.array(cost)}
+        return self.state, float(cmdp.r[s, a]), False, truncated, info
+
+
+def as_gym_env(cmdp: CMDP, horizon: int | None = None) -> CMDPEnv:
+    """A :class:`CMDPEnv` that simulates ``cmdp`` (``gymnasium.make(CMDP_ID, cmdp=cmdp,
+    horizon=...)`` gives the same environment through the registry)."""
+    return CMDPEnv(cmdp, horizon)
+
+
+def _register() -> None:
+    if gymnasium is None:
+        return
+    registered = gymnasium.envs.registry
+    if GRIDWORLD_ID not in registered:
+        # the paper's gridworld at noise 0.1 (kwarg ``noise``), 600-step episodes
+        gymnasium.register(GRIDWORLD_ID, entry_point=CMDPEnv, kwargs={"horizon": 600})
+    if CMDP_ID not in registered:
+        gymnasium.register(CMDP_ID, entry_point=CMDPEnv)
+
+
+_register()
 
 
 def from_toy_text(env, cost=None, budget=0.0, gamma: float = 0.99, rho=None) -> CMDP:

@@ -79,6 +79,11 @@ class TrainingResult:
     def cover_size(self) -> int:
         return int(self.cover_parameters.shape[0])
 
+    def cover_tasks(self, family) -> list:
+        """The cover's tasks, rebuilt from their parameters (what a baseline knows of the
+        family's static structure)."""
+        return [family.build(p) for p in self.cover_parameters]
+
     def cover_radius(self, family) -> float:
         """The cover radius eps in task distance (paper units): the oracle's radius, times the
         family's exact ``distance_scale`` when O_c compared parameters (Lemma 3.5's eps)."""

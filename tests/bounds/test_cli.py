@@ -18,18 +18,46 @@ def test_train_writes_result_table_summary_and_figure(tmp_path):
     assert main(["train", "--out", str(out), "--heldout", "300", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["radius"] == 0.005 and summary["settings"]["delta"] == 0.05
-    assert 8 <= summary["cover_size"] <= 12
-    assert summary["n_sampled"] == sum(r["n"] for r in summary["rounds"])
-    assert summary["covering_number"] == math.ceil(2 * norm.ppf(0.975) * 0.03 / 0.01)
-    assert summary["heldout_coverage"] >= 1 - 6 * 0.05
+    (record,) = summary["results"]
+    assert 8 <= record["cover_size"] <= 12
+    assert record["n_sampled"] == sum(r["n"] for r in summary["settings"]["rounds"])
+    assert record["covering_number"] == math.ceil(2 * norm.ppf(0.975) * 0.03 / 0.01)
+    assert record["heldout_coverage"] >= 1 - 6 * 0.05
     result = TrainingResult.load(out / "training.npz")
     heldout = result.build_distribution().sample(300, np.random.SeedSequence(1))
     slack = [1.5 - tabular.evaluate(tabular.gridworld(float(p)), result.safe_policy).cost_value
              for p in heldout[:, 0]]
-    assert summary["safe_policy_min_slack"] == pytest.approx(min(slack), abs=1e-9)
+    assert record["safe_policy_min_slack_cost_units"] == pytest.approx(min(slack), abs=1e-9)
     rows = list(csv.DictReader((out / "cover.csv").open()))
-    assert len(rows) == summary["cover_size"]
+    assert len(rows) == record["cover_size"]
     assert (out / "training.png").stat().st_size > 10_000
+    assert (out / "training.pdf").stat().st_size > 1_000
+
+
+def test_train_on_the_runnable_family(tmp_path):
+    """A second registered family through the same command: its cover is the distance oracle's
+    (every held-out task within the radius of a cover task counts), its pi_s the worst-case
+    O_s's, and the summary says which family it was."""
+    out = tmp_path / "runnable"
+    assert main(["train", "--family", "runnable", "--out", str(out), "--heldout", "200",
+                 "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["distribution"] == {"family": "runnable"}
+    assert summary["settings"]["oracle"] == "distance"
+    (record,) = summary["results"]
+    assert record["heldout_coverage"] >= 1 - 6 * 0.05
+    result = TrainingResult.load(out / "training.npz")
+    family = tabular.families.make("runnable")
+    # pi_s is feasible on every cover task by exact evaluation
+    for theta in result.cover_parameters:
+        assert tabular.evaluate(family.build(theta), result.safe_policy).slack >= 0
+
+
+def test_train_refuses_unknown_family_parameters(tmp_path, capsys):
+    assert main(["train", "--family", "runnable", "--mean", "0.2", "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--family runnable" in err and "\n" not in err
 
 
 @pytest.mark.parametrize(
@@ -59,6 +87,7 @@ def test_sweep_delta_small(tmp_path):
     for row in rows:
         assert float(row["fraction"]) == int(row["violating_runs"]) / int(row["runs"])
         assert float(row["low"]) <= float(row["fraction"]) <= float(row["high"])
+        assert row["key"] == row["algorithm"] and row["preset"] == "paper-experiment"
     # a larger delta gives a smaller cover (Algorithm 1 stops at 3 delta N uncovered)
     assert int(rows[0]["cover_size"]) > int(rows[2]["cover_size"])
     assert (out / "violation_vs_delta.png").stat().st_size > 10_000

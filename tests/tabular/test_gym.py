@@ -70,3 +70,22 @@ def test_importer_with_costs_and_bad_input():
         from_toy_text(env, cost=np.zeros((3, 4)))
     with pytest.raises(tabular.InvalidCMDPError, match="^env"):
         from_toy_text(object())
+
+
+def test_registered_ids_make_picklable_checked_envs():
+    import pickle
+
+    from gymnasium.utils.env_checker import check_env
+
+    env = gymnasium.make("safepce/Gridworld-v0", noise=0.3)
+    assert env.unwrapped.cmdp.P.shape == (49, 4, 49) and env.unwrapped.horizon == 600
+    # noise 0.3's kernel, not the default 0.1's
+    assert np.array_equal(env.unwrapped.cmdp.P, tabular.gridworld(0.3).P)
+    check_env(env.unwrapped, skip_render_check=True)
+    clone = pickle.loads(pickle.dumps(env.unwrapped))
+    clone.reset(seed=3)
+    env.unwrapped.reset(seed=3)
+    assert [clone.step(1)[0] for _ in range(20)] == [env.unwrapped.step(1)[0] for _ in range(20)]
+    task = tabular.random_cmdp(3, 2, seed=0)
+    other = gymnasium.make("safepce/CMDP-v0", cmdp=task, horizon=5)
+    assert other.unwrapped.cmdp is task and other.unwrapped.budget == task.budget

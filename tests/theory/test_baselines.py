@@ -10,13 +10,22 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 import tabular
+from theory.algorithms import make_algorithm
 from theory.algorithms.baselines import (
     BaselineInputError,
     Scales,
     discounted_state_visits,
     high_entropy_safe_start,
 )
-from theory.algorithms.dope import DOPE, DOPEPlus, InfeasiblePlanError, bonus, extended_lp, widths
+from theory.algorithms.dope import (
+    DOPE,
+    DOPE_THEORY,
+    DOPEPlus,
+    InfeasiblePlanError,
+    bonus,
+    extended_lp,
+    widths,
+)
 from theory.algorithms.lb_sgd import LBSGD, barrier_step
 from theory.algorithms.safe_meta_rl import (
     SafeMetaRL,
@@ -31,9 +40,7 @@ from theory.estimators import first_visit_q
 from theory.experiment import (
     ExperimentSettings,
     experiment_training,
-    make_algorithm,
     run_seed,
-    training_tasks,
 )
 from theory.gradients import exact_gradient, softmax
 from theory.harness import run_test_phase
@@ -42,7 +49,7 @@ from theory.harness import run_test_phase
 @pytest.fixture(scope="module")
 def experiment():
     training, distribution = experiment_training(ExperimentSettings())
-    return training, distribution, training_tasks(training, distribution)
+    return training, distribution, training.cover_tasks(distribution)
 
 
 # --- shared pieces ---------------------------------------------------------------------------
@@ -333,7 +340,7 @@ def test_dope_theory_preset_plays_pi_s_throughout(experiment):
     deployed policy is pi_s, so the exact regret is pi_s's gap times K."""
     training, distribution, tasks = experiment
     task = tabular.gridworld(0.3)
-    record = run_test_phase(DOPEPlus(training, tasks, 600, preset="theory", warmup_check=500),
+    record = run_test_phase(DOPEPlus(training, tasks, 600, preset=DOPE_THEORY, warmup_check=500),
                             task, 2000, 600, seed=1)
     gap = (tabular.solve(task, backend="highspy").reward_value
            - tabular.evaluate(task, training.safe_policy).reward_value)
@@ -362,7 +369,7 @@ def test_baselines_refuse_bad_settings(experiment):
     for make in (lambda: SafeMetaRL(training, tasks, 600, lam=0),
                  lambda: SafeMetaRL(training, tasks, 600, batch=1),
                  lambda: LBSGD(training, tasks, 600, step=-1),
-                 lambda: LBSGD(training, tasks, 600, preset="theory"),
+                 lambda: LBSGD(training, tasks, 600, preset=DOPE_THEORY),
                  lambda: DOPE(training, tasks, 600, delta=1.5),
                  lambda: DOPE(training, tasks, 600, warmup=-1)):
         with pytest.raises(BaselineInputError):

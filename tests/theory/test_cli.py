@@ -5,9 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from theory.cli import PAPER_GRIDWORLD_OPTIMA, main
 
 import tabular
+from bounds.cli import main
+from tabular.families import PAPER_GRIDWORLD_OPTIMA
 
 
 def test_figure1_writes_the_paper_optima(tmp_path, capsys):

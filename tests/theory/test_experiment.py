@@ -12,10 +12,12 @@ from theory.experiment import (
     PAPER_TEST_TASKS,
     ExperimentInputError,
     ExperimentSettings,
+    ViolationSettings,
     experiment_training,
     reproduce,
     violation_rates,
 )
+from theory.results import load
 
 
 def test_reproduce_small(tmp_path):
@@ -27,26 +29,36 @@ def test_reproduce_small(tmp_path):
     rows = list(csv.DictReader((out / "runs.csv").open()))
     assert len(rows) == 9
     assert summary["settings"]["algorithms"]["safe-pce"]["preset"] == "paper-experiment"
-    assert summary["safe-pce-theory"]["preset"] == "theory"
+    by_key = {r["key"]: r for r in summary["results"]}
+    assert by_key["safe-pce-theory"]["preset"] == "theory"
+    assert by_key["safe-pce-theory"]["algorithm"] == "safe-pce"
     for key in ("safe-pce", "pce", "safe-pce-theory"):
-        mine = [r for r in rows if r["algorithm"] == key]
+        mine = [r for r in rows if r["key"] == key]
         finals = np.array([float(r["final_regret"]) for r in mine])
-        assert summary[key]["final_regret_mean"] == pytest.approx(finals.mean())
-        assert summary[key]["violations"] == sum(int(r["violations"]) for r in mine)
-        assert summary[key]["runs"] == 3
+        assert by_key[key]["final_regret_mean"] == pytest.approx(finals.mean())
+        assert by_key[key]["violations"] == sum(int(r["violations"]) for r in mine)
+        assert by_key[key]["runs"] == 3
     # The theory preset never leaves pi_s at this scale: its regret is exactly K (V* - V(pi_s)).
     training, _ = experiment_training(ExperimentSettings())
-    for row in (r for r in rows if r["algorithm"] == "safe-pce-theory"):
+    for row in (r for r in rows if r["key"] == "safe-pce-theory"):
         task = tabular.gridworld(float(row["task_noise"]))
         gap = tabular.solve(task).reward_value - tabular.evaluate(
             task, training.safe_policy).reward_value
         assert float(row["final_regret"]) == pytest.approx(2500 * gap, rel=1e-9)
         assert int(row["safe_only_episodes"]) == 2500
     # Safe-PCE spends its first 1000 episodes on pi_s (no test before n = 1000)
-    assert all(int(r["safe_only_episodes"]) >= 1000 for r in rows if r["algorithm"] == "safe-pce")
+    assert all(int(r["safe_only_episodes"]) >= 1000 for r in rows if r["key"] == "safe-pce")
     assert [float(r["task_noise"]) for r in rows[:3]] == list(PAPER_TEST_TASKS[:3])
-    for name in ("figure1.png", "figure2.png", "curves.npz", "training.npz"):
+    for name in ("figure1.png", "figure1.pdf", "figure2.png", "figure2.pdf", "curves.npz",
+                 "training.npz"):
         assert (out / name).stat().st_size > 1000
+    # the folder reads back: curves in long form keyed by runs.csv's row
+    loaded = load(out)
+    assert loaded.command == "reproduce" and len(loaded.runs) == 9
+    for row, run in enumerate(loaded.runs):
+        cost = loaded.curve(row, "cost_value")
+        assert cost.size == 2500
+        assert float(cost.max()) == pytest.approx(run["max_cost_value"], rel=1e-6)
 
 
 def test_reproduce_with_baselines_does_not_depend_on_workers(tmp_path):
@@ -67,11 +79,14 @@ def test_reproduce_with_baselines_does_not_depend_on_workers(tmp_path):
     assert main(["reproduce", "--out", str(out), "--episodes", "1200", "--tasks", "2",
                  "--quiet", "--workers", "1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
+    by_key = {r["key"]: r for r in summary["results"]}
     for key in ("safe-meta-rl", "dope-plus", "dope", "lb-sgd"):
-        assert summary[key]["runs"] == 2
-        assert summary[key]["preset"] == "paper-experiment"
-        assert summary[key]["parameters"]["preset"] == "paper-experiment"
-    assert summary["lb-sgd"]["parameters"]["start_eta"] == pytest.approx(0.04)
+        assert by_key[key]["runs"] == 2
+        assert by_key[key]["preset"] == "paper-experiment"
+        assert summary["settings"]["algorithms"][key]["parameters"]["preset"] == \
+            "paper-experiment"
+    assert summary["settings"]["algorithms"]["lb-sgd"]["parameters"]["start_eta"] == \
+        pytest.approx(0.04)
     # 1,200 episodes: DOPE and DOPE+ are still in their 14,000-episode warm-up on pi_s
     training, _ = experiment_training(ExperimentSettings())
     for key in ("dope", "dope-plus"):
@@ -86,14 +101,26 @@ def test_reproduce_with_baselines_does_not_depend_on_workers(tmp_path):
 def test_violation_rates_do_not_depend_on_workers(tmp_path):
     training, _ = experiment_training(ExperimentSettings())
     path = training.save(tmp_path / "training.npz")
-    one = violation_rates(path, ("safe-pce", "pce"), 6, 1500, 600, 0.05, seed=5, workers=1,
-                          progress=False)
-    two = violation_rates(path, ("safe-pce", "pce"), 6, 1500, 600, 0.05, seed=5, workers=2,
-                          progress=False)
+    settings = ViolationSettings(runs=6, episodes=1500, seed=4, algorithms=("safe-pce", "pce"))
+    one = violation_rates(path, settings, workers=1, progress=False)
+    two = violation_rates(path, settings, workers=2, progress=False)
     assert one == two
-    pce = one["per_algorithm"]["pce"]
-    low, high = pce["clopper_pearson_95"]
-    assert low <= pce["fraction"] <= high
+    pce = next(r for r in one["per_algorithm"] if r["key"] == "pce")
+    assert pce["clopper_pearson_low"] <= pce["fraction"] <= pce["clopper_pearson_high"]
+
+
+def test_violations_runs_the_scaled_preset(tmp_path):
+    """The registry's scaled preset carries its factor: the command that used to fail after
+    training (issue 11) runs, and its rows name key, algorithm and preset."""
+    out = tmp_path / "v"
+    assert main(["violations", "--out", str(out), "--algorithms", "safe-pce-scaled", "--runs",
+                 "4", "--episodes", "2000", "--workers", "1", "--quiet"]) == 0
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert {(r["key"], r["algorithm"], r["preset"]) for r in rows} == {
+        ("safe-pce-scaled", "safe-pce", "scaled")}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"][0]["runs"] == 4
+    assert (out / "violations.png").exists() and (out / "violations.pdf").exists()
 
 
 @pytest.mark.parametrize(("field", "value"), [("episodes", 0), ("tasks", 11), ("radius", 0.0),

@@ -12,6 +12,7 @@ import tabular
 from tabular.distributions import GridworldNoise
 from theory.algorithms.safe_pce import (
     PCE,
+    THEORY,
     PresetError,
     SafePCE,
     experiment_mixture_weights,
@@ -166,7 +167,7 @@ def test_block_implementation_equals_the_literal_one(setting, algorithm, noise, 
     training, units = setting
     task = tabular.gridworld(noise)
     theory = algorithm.endswith("theory")
-    kwargs = dict(preset="theory", eps=0.00375, delta=0.05) if theory else {}
+    kwargs = dict(preset=THEORY, eps=0.00375, delta=0.05) if theory else {}
     cls = PCE if algorithm.startswith("pce") else SafePCE
     record = run_test_phase(cls(training, units, H, **kwargs), task, episodes, H, seed=7)
     deployed, eliminated = reference_run(training, task, units, episodes, 7,
@@ -186,7 +187,7 @@ def test_block_implementation_equals_the_literal_one(setting, algorithm, noise, 
 def test_theory_preset_stays_on_the_safe_policy(setting):
     training, units = setting
     task = tabular.gridworld(0.31)
-    record = run_test_phase(SafePCE(training, units, H, preset="theory", eps=0.00375,
+    record = run_test_phase(SafePCE(training, units, H, preset=THEORY, eps=0.00375,
                                     delta=0.05), task, 5000, H, seed=1)
     assert record.safe_only.all()
     assert np.allclose(record.cost_value, tabular.evaluate(task, training.safe_policy).cost_value)
@@ -198,4 +199,4 @@ def test_presets_are_validated(setting):
     with pytest.raises(PresetError, match="^preset"):
         SafePCE(training, units, H, preset="tuned")
     with pytest.raises(PresetError, match="eps, delta"):
-        SafePCE(training, units, H, preset="theory")
+        SafePCE(training, units, H, preset=THEORY)

@@ -115,8 +115,7 @@ class FamilyBaseline(TestTimeAlgorithm):
 
     @classmethod
     def from_training(cls, training, family, horizon: int, preset, delta: float | None = None):
-        tasks = [family.build(p) for p in training.cover_parameters]
-        return cls(training, tasks, horizon, preset=preset)
+        return cls(training, training.cover_tasks(family), horizon, preset=preset)
 
 
 def with_overrides(preset, overrides: dict, error=BaselineInputError):
