@@ -1,4 +1,4 @@
-"""Covering numbers C_eps(D, delta) (PAPER.md Def. 4.1).
+"""Covering numbers C_eps(D, delta) (Def. 4.1 of the paper).
 
 C_eps(D, delta) is the least m such that m balls B(M_i, eps) hold probability >= 1 - delta under D.
 For a 1-D family where the ball is an interval of the parameter (the parameter oracle, or a family

@@ -1,4 +1,4 @@
-"""The lower-bound hard family of App. G (PAPER.md section 5) and an explicit sample lower bound.
+"""The lower-bound hard family of App. G (Section 5) and an explicit sample lower bound.
 
 Construction (2^m tasks, ``3 * 2^(m+1) - 1`` states each):
 
@@ -9,7 +9,7 @@ Construction (2^m tasks, ``3 * 2^(m+1) - 1`` states each):
   else falls into the sink z_k, which costs utility ``c_z`` per step forever. z'_k pays utility
   ``c_safe = xi (1-gamma) / gamma^(m+2)`` per step, so always choosing a1 has utility exactly xi
   (Slater margin, Assumption 2.1) and no policy does better.
-* Why it is hard (our design; PAPER.md leaves the gadget open). The risky branch's utility from
+* Why it is hard (our design; the paper leaves the gadget open). The risky branch's utility from
   s~ is ``U(p) = V(p) (1 - c_z gamma (1-p)/(1-gamma))`` with ``V(p) = 1/(1 - gamma p)``: gross
   utilities of order 1/(1-gamma) that nearly cancel. ``c_z`` is set so that ``U(q0) = -S``,
   ``S = c_safe/(1-gamma)`` (of order xi): the optimal gate policy mixes a0 and a1 about evenly
@@ -23,7 +23,7 @@ Construction (2^m tasks, ``3 * 2^(m+1) - 1`` states each):
 * Null task M_0: p_0 = q1 and p_k = q0 (k >= 1). Task M_i (i >= 1): as M_0 but p_i = q2. With
   ``q0 = 1 - c1 (1-gamma)/gamma``, ``q1 = q0 + a1``, ``q2 = q0 + a2``, ``a1 = c2 (1 - gamma q0)^2
   eps' / gamma``, ``a2 = c3 (1 - gamma q0)^2 eps' / gamma``, ``eps' = (1-gamma) xi eps``
-  (PAPER.md section 5). Tasks differ only in one loop probability, so d(M_i, M_j) = a2.
+  (Section 5 of the paper). Tasks differ only in one loop probability, so d(M_i, M_j) = a2.
 
 :func:`check_hard_family` verifies every claimed property exactly with ``tabular``;
 :func:`sample_lower_bound` is the explicit Bretagnolle-Huber bound: an algorithm that returns, with

@@ -1,6 +1,6 @@
 """Empirical sample complexity and violation rates, measured exactly from harness records.
 
-Definitions (PAPER.md sections 3 and 4):
+Definitions (Section 4 of the paper):
 
 * The output after k episodes is ``pi_out(k) = (1/k) sum_{j<=k} pi_j`` (an episode-level mixture),
   so its exact values are the running means of the deployed policies' exact values.
@@ -17,9 +17,10 @@ Definitions (PAPER.md sections 3 and 4):
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 
+from tabular.errors import InputError
 from theory.harness import VIOLATION_TOLERANCE, RunRecord
+from theory.results import clopper_pearson
 
 
 def output_values(record: RunRecord) -> tuple[np.ndarray, np.ndarray]:
@@ -52,12 +53,12 @@ def regret_rate_episodes(record: RunRecord, eps: float) -> int | None:
 
 def violation_rate(violating_runs: int, runs: int, confidence: float = 0.95) -> dict:
     """Fraction of runs with a violation and its exact (Clopper-Pearson) interval."""
-    if runs < 1 or not 0 <= violating_runs <= runs:
-        raise ValueError(f"runs: expected 0 <= violating_runs <= runs, runs >= 1; got "
+    if isinstance(runs, bool) or runs < 1 or not 0 <= violating_runs <= runs:
+        raise InputError(f"runs: expected 0 <= violating_runs <= runs, runs >= 1; got "
                          f"{violating_runs}, {runs}")
-    interval = binomtest(violating_runs, runs).proportion_ci(confidence, method="exact")
+    low, high = clopper_pearson(violating_runs, runs, confidence)
     return {"runs": runs, "violating_runs": violating_runs, "fraction": violating_runs / runs,
-            "low": float(interval.low), "high": float(interval.high)}
+            "low": low, "high": high}
 
 
 def fitted_slope(x, y) -> float:
@@ -65,5 +66,5 @@ def fitted_slope(x, y) -> float:
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     if keep.sum() < 2:
-        raise ValueError("fitted_slope: expected at least two positive points")
+        raise InputError("x, y: expected at least two positive points to fit a slope")
     return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])

@@ -1,4 +1,4 @@
-"""The paper's upper bounds as functions with explicit constants (PAPER.md sections 2-4, App. E, F).
+"""The paper's upper bounds as functions with explicit constants (Sections 3-4, App. E, F).
 
 Units: every bound is in the paper's normalised units (reward in [0, 1], utility in [-1, 1]);
 regrets are sums over episodes of normalised value gaps. Divide a task-unit regret by the task's

@@ -1,6 +1,6 @@
 """Finite discounted CMDPs: the data model, its validation, and the one place where units change.
 
-Conventions (PAPER.md section 1):
+Conventions (Section 2 of the paper):
 
 * A task is stored in the experiment's *cost form*: reward ``r(s, a)``, non-negative per-step costs
   ``cost(s, a, j)`` and budgets ``b_j``; a policy is feasible iff ``V_cost_j <= b_j`` for every j.
@@ -94,7 +94,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class CMDP:
-    """A finite discounted constrained MDP in cost form (PAPER.md section 1).
+    """A finite discounted constrained MDP in cost form (Section 2 of the paper).
 
     Args:
         P: transition kernel, shape (S, A, S); ``P[s, a, s']`` is Pr(s' | s, a).
@@ -200,7 +200,7 @@ class CMDP:
         """Budgets as a (K,) array whatever the stored shape."""
         return _frozen(np.atleast_1d(np.asarray(self.budget, dtype=np.float64)).copy())
 
-    # --- the paper's units (PAPER.md section 1) --------------------------------------------------
+    # --- the paper's units (its Section 2) -------------------------------------------------------
 
     @cached_property
     def utility_form(self) -> UtilityForm:
@@ -214,7 +214,7 @@ class CMDP:
 
 @dataclass(frozen=True, eq=False)
 class UtilityForm:
-    """A cost-form CMDP restated in the paper's normalised utility form (PAPER.md section 1).
+    """A cost-form CMDP restated in the paper's normalised utility form (Section 2 of the paper).
 
     ``reward = r / reward_scale`` lies in [0, 1] and ``utility[..., j] = (b_j (1 - gamma) -
     cost[..., j]) / utility_scale[j]`` in [-1, 1]; a policy is feasible iff every normalised

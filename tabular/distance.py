@@ -1,4 +1,4 @@
-"""Task distance of Feng et al. as used by the paper (PAPER.md section 1, Lemma C.3)."""
+"""Task distance of Feng et al. as used by the paper (Section 2 of the paper, Lemma C.3)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def distance(m1: CMDP, m2: CMDP, units: str = "paper") -> float:
 
 
 def simulation_lemma_constant(gamma: float) -> float:
-    """``L = 1/(1-gamma) + 2 gamma/(1-gamma)^2`` of Lemma C.3 (PAPER.md section 1)."""
+    """``L = 1/(1-gamma) + 2 gamma/(1-gamma)^2`` of Lemma C.3 (Section 2 of the paper)."""
     if not 0.0 < gamma < 1.0:
         raise InvalidCMDPError("gamma", "a number in (0, 1)", detail=f"got {gamma!r}")
     return 1.0 / (1.0 - gamma) + 2.0 * gamma / (1.0 - gamma) ** 2

@@ -1,4 +1,4 @@
-"""Task distributions D over a family of CMDPs indexed by parameters (PAPER.md section 1).
+"""Task distributions D over a family of CMDPs indexed by parameters (Section 2 of the paper).
 
 A distribution samples parameter vectors theta (shape (n, d)) from a seed and builds the CMDP of a
 parameter. Where the task distance of the family is exactly ``d(M_theta, M_theta') =
@@ -92,7 +92,7 @@ def _count(n) -> int:
 
 
 class GridworldNoise(TaskDistribution):
-    """The paper's D: gridworld noise ~ Normal(mean, std) clipped to [low, high] (PAPER.md sec. 7).
+    """The paper's D: gridworld noise ~ Normal(mean, std) clipped to [low, high] (Section 6).
 
     Clipping puts atoms of mass Phi((low - mean)/std) and 1 - Phi((high - mean)/std) on the ends.
     The kernel is affine in the noise and only the kernel changes, so the task distance is exactly

@@ -3,7 +3,7 @@
 For a policy pi with ``P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` the value of a per-step signal x is
 ``V_x = (I - gamma P_pi)^{-1} x_pi`` and the normalised state-action occupancy is
 ``d(s, a) = (1 - gamma) [rho^T (I - gamma P_pi)^{-1}](s) pi(a|s)``, so that
-``V_x(rho) = <d, x> / (1 - gamma)``. Mixtures (PAPER.md Def. 2.3) are evaluated by linearity.
+``V_x(rho) = <d, x> / (1 - gamma)``. Mixtures (Def. 2.3 of the paper) are evaluated by linearity.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def gridworld_kernel(noise) -> np.ndarray:
 
 
 def gridworld(noise: float, gamma: float = 0.9, budget: float = 1.5) -> CMDP:
-    """The paper's 7x7 gridworld (PAPER.md section 7), cost form.
+    """The paper's 7x7 gridworld (Section 6 and App. H.1 of the paper), cost form.
 
     Goal 45 (x=3, y=6) is absorbing with reward 10 per step; hazards x in {2, 4}, y in 1..4 cost 10
     per step; rho is uniform over the 41 non-hazard states; feasible iff discounted cost <= budget.

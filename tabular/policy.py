@@ -1,4 +1,4 @@
-"""Stationary Markov policies and episode-level mixtures (PAPER.md Def. 2.3).
+"""Stationary Markov policies and episode-level mixtures (Def. 2.3 of the paper).
 
 A policy is an (S, A) row-stochastic array ``pi[s, a] = pi(a | s)``. A :class:`Mixture`
 ``sum_j w_j pi_j`` is run by drawing ONE index j ~ w per episode and following ``pi_j`` for the
@@ -45,7 +45,7 @@ def validate_policies(policies, n_states: int, n_actions: int,
 
 @dataclass(frozen=True, eq=False)
 class Mixture:
-    """Episode-level mixture ``sum_j weights[j] * policies[j]`` (PAPER.md Def. 2.3).
+    """Episode-level mixture ``sum_j weights[j] * policies[j]`` (Def. 2.3 of the paper).
 
     Args:
         policies: (J, S, A) stack, or a sequence of (S, A) policies.

@@ -2,7 +2,7 @@
 
 Each episode starts from ``s_0 ~ rho``, runs ``horizon`` steps and returns
 ``R = sum_{t<H} gamma^t r(s_t, a_t)`` and ``C_j = sum_{t<H} gamma^t cost_j(s_t, a_t)`` in task
-units. A :class:`tabular.Mixture` draws one component per episode (PAPER.md Def. 2.3).
+units. A :class:`tabular.Mixture` draws one component per episode (Def. 2.3 of the paper).
 
 Randomness: episode ``e`` of a call with seed ``seed`` uses its own SplitMix64 stream, keyed by
 ``(seed, first_episode + e)``. The numbers of an episode therefore do not depend on how episodes

@@ -1,7 +1,7 @@
 """The test-phase harness: run a test-time algorithm online on a test CMDP, record exact values.
 
 The algorithm only ever sees the discounted returns of the episodes it ran (online access,
-PAPER.md section 1); the harness, which knows the model, records for every episode k the exact
+Section 2 of the paper); the harness, which knows the model, records for every episode k the exact
 values of the deployed (mixture) policy pi_k on the test task, the per-episode reward regret
 ``[V*_r - V_r(pi_k)]_+`` (Eq. 1) and whether ``V_cost(pi_k) > budget`` (a violation of Def. 2.2).
 All values are in task units (reward; discounted cost).
@@ -26,6 +26,7 @@ import numpy as np
 
 import tabular
 from tabular import CMDP, Mixture
+from tabular.errors import InputError, positive_int
 
 #: a deployed policy counts as violating when its exact cost exceeds the budget by more than this
 VIOLATION_TOLERANCE = 1e-9
@@ -133,10 +134,9 @@ def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, ho
     if not isinstance(task, CMDP) or not task.single_constraint:
         raise tabular.InvalidCMDPError("task", "a tabular.CMDP with one constraint")
     for name, value in (("n_episodes", n_episodes), ("horizon", horizon), ("block", block)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer; got {value!r}")
+        positive_int(name, value)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer; got {seed!r}")
+        raise InputError(f"seed: expected a non-negative integer; got {seed!r}")
     start = time.perf_counter()
     if optimal_value is None:
         optimal_value = tabular.solve(task, backend="highspy").reward_value

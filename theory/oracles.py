@@ -1,4 +1,4 @@
-"""The three oracles of the training phase (PAPER.md section 2) and the greedy cover (Subroutine 3).
+"""The three oracles of the training phase (Section 3) and the greedy cover (Subroutine 3).
 
 Units: O_l returns values in task units (reward, discounted cost); O_s's margin ``xi`` is in the
 paper's normalised utility units (Assumption 3.3), i.e. a cost slack of ``xi * utility_scale``.
@@ -6,7 +6,7 @@ paper's normalised utility units (Assumption 3.3), i.e. a cost slack of ``xi * u
 Coverage oracles answer O_c(M_i, M_j) = 1 iff the tasks are within ``radius``:
 
 * :class:`ParameterCoverage`: ``max_k |theta_i,k - theta_j,k| <= radius`` (the authors' experiment).
-* :class:`DistanceCoverage`: the exact task distance ``d(M_i, M_j) <= radius`` (PAPER.md sec. 1).
+* :class:`DistanceCoverage`: the exact task distance ``d(M_i, M_j) <= radius`` (Section 2).
 
 For 1-D families in which the criterion is ``scale * |theta_i - theta_j| <= radius`` the
 neighbourhoods are intervals of the sorted parameters, and the greedy cover runs on prefix sums
@@ -132,7 +132,7 @@ def _symmetric_adjacency(n: int, left: list, right: list) -> sparse.csr_array:
 
 
 class ParameterCoverage:
-    """O_c by parameters: ``max_k |theta_i,k - theta_j,k| <= radius`` (PAPER.md App. H.1)."""
+    """O_c by parameters: ``max_k |theta_i,k - theta_j,k| <= radius`` (App. H.1 of the paper)."""
 
     name = "parameter"
 
@@ -162,7 +162,7 @@ class ParameterCoverage:
 
 
 class DistanceCoverage:
-    """O_c by the exact task distance ``d(M_i, M_j) <= radius`` (paper units, PAPER.md sec. 1)."""
+    """O_c by the exact task distance ``d(M_i, M_j) <= radius`` (paper units, Section 2)."""
 
     name = "distance"
 
@@ -281,7 +281,8 @@ def _safe_policy_on(policy: np.ndarray, tasks: list[CMDP], xi: float, source: st
 
 class DesignatedSafePolicy:
     """O_s of the experiment: the LP-optimal policy of one designated task (noise 0.4 in the
-    published figure, PAPER.md sec. 7), checked exactly for margin ``xi`` on every task."""
+    published figure, Section 6 / App. H.1), checked exactly for margin ``xi`` on every
+    task."""
 
     name = "designated"
 

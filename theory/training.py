@@ -1,4 +1,4 @@
-"""The training phase: Algorithm 1 with Subroutine 3 (PAPER.md section 2), and Lemma 3.5 checks.
+"""The training phase: Algorithm 1 with Subroutine 3 (Section 3 of the paper), and Lemma 3.5 checks.
 
 Algorithm 1 samples N = ln^2(delta)/delta^2 tasks, builds a greedy cover U (Subroutine 3, stopping
 once at most 3 delta N samples are uncovered) and accepts it when
@@ -33,6 +33,7 @@ from .oracles import (
     TrainingInputError,
     WorstCaseSafePolicy,
 )
+from .results import atomic_write
 
 FORMAT_VERSION = 1
 MAX_ROUNDS = 30
@@ -109,14 +110,12 @@ class TrainingResult:
             "distribution": self.distribution, "seed": self.seed,
             "wall_seconds": self.wall_seconds, "extra": self.extra,
         }
-        temporary = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            temporary, header=np.array(json.dumps(header)),
+        atomic_write(path, lambda handle: np.savez_compressed(
+            handle, header=np.array(json.dumps(header)),
             cover_parameters=self.cover_parameters, policies=self.policies,
             reward_values=self.reward_values, cost_values=self.cost_values,
             safe_policy=self.safe_policy, safe_reward_values=self.safe_reward_values,
-            safe_cost_values=self.safe_cost_values, safe_margin=self.safe_margin)
-        temporary.replace(path)
+            safe_cost_values=self.safe_cost_values, safe_margin=self.safe_margin), binary=True)
         return path
 
     @classmethod
@@ -162,7 +161,7 @@ def make_coverage_oracle(kind: str, radius: float):
 def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
           lp_oracle: ExactLPOracle | None = None, safe_oracle=None,
           progress: bool = True, max_rounds: int = MAX_ROUNDS) -> TrainingResult:
-    """Algorithm 1 (PAPER.md section 2) on ``distribution``.
+    """Algorithm 1 (Section 3 of the paper) on ``distribution``.
 
     Args:
         distribution: the task distribution D.

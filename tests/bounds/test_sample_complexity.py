@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas
 import pytest
 
 from bounds.cli import main
@@ -13,6 +14,7 @@ from bounds.sample_complexity import (
     violation_rate,
 )
 from theory.harness import RunRecord
+from theory.results import load
 
 
 def _record(rewards, costs, optimum=1.0, budget=1.0):
@@ -49,6 +51,24 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
     assert all(set(c) >= {"claim", "passed", "runs", "worst_margin"} for c in claims)
     slopes = [c for c in claims if c["claim"].startswith("slope")]
     assert len(slopes) == 7 and all(c["passed"] for c in slopes)
-    for name in ("regret_envelope.png", "lower_bound_slopes.png", "scaled_sweep.png"):
-        assert (tmp_path / name).stat().st_size > 10_000
+    for name in ("regret_envelope", "lower_bound_slopes", "scaled_sweep"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 1_000
     assert "passed" in capsys.readouterr().out
+    # the shared summary schema: one flat record per claim
+    loaded = load(tmp_path)
+    assert loaded.command == "verify"
+    assert pandas.DataFrame(loaded.summary["results"])["claim"].tolist() == [
+        c["claim"] for c in claims]
+
+
+def test_verify_runs_the_claim_table_in_order(tmp_path):
+    """verify iterates the table it is given: a new claim is one row."""
+    from bounds.verify import CLAIMS, ClaimCheck, claim_eq_6, claim_lemma_c3, run_verify
+
+    assert [c.name for c in CLAIMS][:2] == ["lemma-c3", "eq-6"]
+    table = (ClaimCheck("eq-6", "Eq. 6", claim_eq_6),
+             ClaimCheck("lemma-c3", "Lemma C.3", claim_lemma_c3))
+    claims, figures = run_verify(tmp_path, quick=True, workers=1, progress=False, claims=table)
+    assert [c.claim.split(":")[0] for c in claims] == ["Eq. 6", "Lemma C.3"]
+    assert figures == {}

@@ -1,10 +1,11 @@
 """What the test-time baselines (Safe Meta-RL, LB-SGD, DOPE, DOPE+) share.
 
-Units. The baselines' step sizes and regularisers (PAPER.md section 8) are stated for signals of
+Units. The baselines' step sizes and regularisers (the authors' settings, App. H.1) are stated
+for signals of
 order one, so every baseline works in *scaled cost form*: reward ``r / r_max`` in [0, 1], cost
 ``k / k_max`` in [0, 1], budget ``b / k_max``, where r_max and k_max are the largest reward and
 cost of the family (read off the training tasks). Scaling keeps feasibility (``V_k <= b``) and
-the ranking of policies unchanged; it is not the utility conversion of PAPER.md section 1, which
+the ranking of policies unchanged; it is not the utility conversion of Section 2 of the paper, which
 stays in :class:`tabular.UtilityForm`. The harness records exact values in task units.
 
 What a baseline may know. Like Safe-PCE, a baseline sees the test task only through trajectories.
@@ -28,7 +29,7 @@ import numpy as np
 
 import tabular
 from tabular import CMDP
-from tabular.errors import InputError
+from tabular.errors import InputError, positive_int, positive_number
 
 from ..harness import TestTimeAlgorithm
 
@@ -39,11 +40,7 @@ class BaselineInputError(InputError):
 
 def positive(name: str, value, integer: bool = False) -> None:
     """Raise :class:`BaselineInputError` unless ``value`` is a positive (integer) number."""
-    ok = (not isinstance(value, bool) and isinstance(value, (int, np.integer))) if integer else (
-        not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)))
-    if not ok or not value > 0 or not np.isfinite(value):
-        kind = "a positive integer" if integer else "a positive number"
-        raise BaselineInputError(f"{name}: expected {kind}; got {value!r}")
+    (positive_int if integer else positive_number)(name, value, BaselineInputError)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ because then ``gamma_t |<grad V_k, g_t>| <= s_t / 2`` and ``M gamma_t^2 ||g_t||^
 the iterate does not move. M defaults to ``8 / (1 - gamma)^3``, the smoothness of a value with
 per-step signal in [0, 1] under the softmax parametrisation (Mei et al., 2020, Lemma 7).
 
-Presets. ``paper-experiment`` (PAPER.md section 8): eta = 0.1, step 4, batches of 500 episodes for
-the first 5,000 episodes then 3,000 (the switch point is not given in PAPER.md; ours), started
+Presets. ``paper-experiment`` (the authors' settings, App. H.1): eta = 0.1, step 4, batches of
+500 episodes for
+the first 5,000 episodes then 3,000 (the switch point is not given in the paper; ours), started
 from the high-entropy safe policy of :func:`theory.baselines.high_entropy_safe_start`. The same
 numbers are the constructor's defaults; every one is a parameter.
 """

@@ -1,4 +1,4 @@
-"""Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), PAPER.md section 8.
+"""Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), with the settings of App. H.1.
 
 Each iteration runs the current policy pi for a batch of episodes, estimates first-visit
 Monte-Carlo advantages A_r and A_k (scaled cost form, :mod:`theory.baselines`), the empirical
@@ -15,7 +15,7 @@ lam_c))``. The dual variable follows ``dual_iterations`` projected-gradient step
 derivative is ``b - g(pi_u)``). Pairs never visited in the batch get advantage 0 (pi is kept
 there), and the state baseline is ``sum_a pi(a|s) Q(s, a)`` over the visited actions of s.
 
-Our choices where PAPER.md is silent (all parameters): the dual step is 100 per unit of scaled
+Our choices where the paper is silent (all parameters): the dual step is 100 per unit of scaled
 cost; the start is the high-entropy safe policy of :func:`theory.baselines.high_entropy_safe_start`
 (a deterministic pi_s cannot be tilted); every step is taken, as the method prescribes
 (``guard=True`` instead keeps pi whenever the linearised constraint fails at the final u).

@@ -1,17 +1,17 @@
-"""Safe-PCE (Algorithm 2) and PCE (Algorithm 4), PAPER.md section 3, with two constant presets.
+"""Safe-PCE (Algorithm 2) and PCE (Algorithm 4), Section 4 of the paper, with two constant presets.
 
-* ``theory``: the paper's constants in its normalised utility units (PAPER.md section 1): the
+* ``theory``: the paper's constants in its normalised utility units (Section 2 of the paper): the
   elimination width of Ineq. 5 ``sqrt(2 ln(4K/delta) / (n (1-gamma)^2)) + eps (L + 1)``, stage
   lengths ``32 ln(4K/delta) / ((1-gamma)^2 v_{l,m}^2)``, the weights of Eq. 6 and
   ``m(l) = log_{C_l} eps`` (Eq. 7). Here eps is the cover radius in task distance and L the
-  simulation-lemma constant. At experiment scale these constants are vacuous (PAPER.md sec. 6):
+  simulation-lemma constant. At experiment scale these constants are vacuous (README):
   alpha_1 <= 0 or stages longer than K, so the run stays on pi_s.
 * ``scaled``: the theory preset with every worst-case constant shrunk by a factor f in (0, 1]:
   the statistical width term is multiplied by f and eps by f wherever it enters (the widths'
   eps (L+1), kappa, alpha_1, m(l)); stage lengths, which make the statistical width v/4, shrink by
   f^2. f = 1 is ``theory``; decreasing f shows how far the constants can shrink before safety
   breaks.
-* ``paper-experiment``: the authors' tuned constants in cost units (PAPER.md section 8).
+* ``paper-experiment``: the authors' tuned constants in cost units (App. H.1 and their code).
 
 Both presets share one implementation of the candidate loop: optimistic candidate selection
 (argmax u over the surviving tuples), the mixture ``alpha pi_l + (1 - alpha) pi_s`` with predicted
@@ -87,7 +87,7 @@ def stage_limit(v_s: float, eps: float, L: float) -> float:
 
 
 def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: int) -> np.ndarray:
-    """The authors' weights in cost units (PAPER.md sec. 8), ``slack = D_s = b - v_{l,s}``:
+    """The authors' weights in cost units (App. H.1 and their code), ``slack = D_s = b - v_{l,s}``:
     ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``, ``alpha_m = 3 D_s alpha_{m-1} /
     ((alpha_{m-1} + 2) D_s + (2 L_c + 1) eps)``, each clipped to [0, 1]; alpha_0 = 0."""
     alpha = np.zeros(n_stages + 1)

@@ -1,0 +1,41 @@
+"""The family registry and family files."""
+
+import numpy as np
+import pytest
+
+import bounds  # noqa: F401  (registers the hard family)
+import tabular
+from tabular import families
+from tabular.distributions import distribution_from_dict
+
+
+def test_registered_families_describe_themselves():
+    assert {"gridworld", "runnable", "hard", "file"} <= set(families.FAMILIES)
+    runnable = families.make("runnable", gamma=0.6)
+    again = distribution_from_dict(runnable.to_dict())
+    theta = runnable.sample(3, 0)
+    for t in theta:
+        assert np.array_equal(runnable.build(t).P, again.build(t).P)
+        assert again.build(t).gamma == 0.6
+    with pytest.raises(families.UnknownFamilyError, match="--family: expected one of"):
+        families.make("atari")
+    with pytest.raises(families.UnknownFamilyError, match="--family runnable"):
+        families.make("runnable", mean=0.3)
+
+
+def test_family_files_round_trip(tmp_path):
+    tasks = [tabular.random_cmdp(3, 2, seed=s) for s in range(4)]
+    path = families.save_family(tmp_path / "f.npz", tasks, weights=[0.1, 0.2, 0.3, 0.4])
+    family = families.make("file", path=str(path))
+    assert family.to_dict() == {"family": "file", "path": str(path)}
+    for i, task in enumerate(tasks):
+        loaded = family.build([i])
+        for field in ("P", "r", "cost", "rho"):
+            assert np.array_equal(getattr(loaded, field), getattr(task, field))
+        assert loaded.budget == task.budget and loaded.gamma == task.gamma
+    draws = family.sample(20_000, 0)[:, 0]
+    assert np.bincount(draws.astype(int), minlength=4) / 20_000 == pytest.approx(
+        [0.1, 0.2, 0.3, 0.4], abs=0.015)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(families.UnknownFamilyError, match="bad.npz"):
+        families.make("file", path=str(tmp_path / "bad.npz"))
