@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from theory.experiment import (
     ViolationSettings,
-    _algorithm_keys,
+    algorithm_keys,
     experiment_training,
     violation_rates,
 )
@@ -36,7 +36,7 @@ class SweepDeltaSettings(ViolationSettings):
                                         algorithm_delta, "numbers in (0, 1/3)")
     runs: int = setting(200, "runs per delta and algorithm", positive, "a positive integer")
     algorithms: tuple[str, ...] = setting(("safe-pce", "pce"), "test-time algorithms (registry "
-                                          "keys)", choices=_algorithm_keys)
+                                          "keys)", choices=algorithm_keys)
 
     def validate(self) -> SweepDeltaSettings:
         return validate(self)

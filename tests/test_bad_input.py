@@ -26,6 +26,14 @@ CASES = [
     (["sweep-delta", "--deltas", "0.4"], "--deltas"),
     (["verify", "--workers", "0"], "--workers"),
     (["frobnicate"], "invalid choice"),
+    (["train", "--family", "atari"], "invalid choice"),
+    (["train", "--family", "runnable", "--std", "0.1"], "--family runnable"),
+    (["train", "--xi", "nan"], "--xi: expected a finite number"),
+    (["reproduce", "--radius", "inf"], "--radius: expected a finite number"),
+    (["reproduce", "--family-file", "/nonexistent/family.npz"], "--family-file"),
+    (["violations", "--delta", "nan"], "--delta: expected a finite number"),
+    (["figure1", "--budget", "nan"], "--budget: expected a finite number"),
+    (["sweep-delta", "--deltas", "0.1", "nan"], "--deltas: expected a finite number"),
 ]
 
 
@@ -50,3 +58,17 @@ def test_unwritable_output_folder(command, capsys):
     assert main([command, "--out", "/proc/safepce-cannot-write-here"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--out: expected a writable folder" in err and "\n" not in err
+    assert main([command, "--out", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out: expected a folder name" in err and "\n" not in err
+
+
+def test_help_shows_defaults_and_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["violations", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "runs per algorithm (default: 1000)" in text and "95% Clopper-Pearson" in text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("safepce ")

@@ -42,14 +42,11 @@ FIGURE_2_APPENDIX = ("safe-pce", "pce", "lb-sgd", "dope", "dope-plus")
 __all__ = ["PAPER_TEST_TASKS", "ExperimentSettings", "ViolationSettings", "reproduce",
            "violation_rates", "experiment_training", "experiment_family"]
 
-ExperimentInputError = SettingsError
-
-
-def _algorithm_keys() -> tuple[str, ...]:
+def algorithm_keys() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
-def _family_names() -> tuple[str, ...]:
+def family_names() -> tuple[str, ...]:
     return tuple(name for name in families.FAMILIES if name != "file")
 
 
@@ -57,7 +54,7 @@ def _family_names() -> tuple[str, ...]:
 class FamilySettings:
     """Which task family a command runs on, and its training phase (defaults: the family's)."""
 
-    family: str = setting("gridworld", "registered task family", choices=_family_names)
+    family: str = setting("gridworld", "registered task family", choices=family_names)
     family_file: str | None = setting(
         None, "a finite family saved by tabular.families.save_family (replaces --family)")
     radius: float | None = setting(
@@ -66,9 +63,6 @@ class FamilySettings:
         "a positive number")
     delta: float = setting(0.05, "delta of Algorithm 1", algorithm_delta, "a number in (0, 1/3)")
     seed: int = setting(0, "root seed", non_negative, "a non-negative integer")
-
-    def family_distribution(self) -> tuple[TaskDistribution, families.FamilySpec]:
-        return experiment_family(self)
 
 
 @dataclass(frozen=True)
@@ -81,7 +75,7 @@ class ExperimentSettings(FamilySettings):
     horizon: int | None = setting(None, "steps per episode H; default: the family's (gridworld "
                                         "600)", positive, "a positive integer")
     algorithms: tuple[str, ...] = setting(PAPER_ALGORITHMS, "test-time algorithms (registry "
-                                          "keys)", choices=_algorithm_keys)
+                                          "keys)", choices=algorithm_keys)
 
     def validate(self) -> ExperimentSettings:
         validate(self)
@@ -105,7 +99,7 @@ class ViolationSettings(FamilySettings):
                                         "600)", positive, "a positive integer")
     algorithms: tuple[str, ...] = setting(("safe-pce", "safe-pce-theory", "pce"),
                                           "test-time algorithms (registry keys)",
-                                          choices=_algorithm_keys)
+                                          choices=algorithm_keys)
 
     def validate(self) -> ViolationSettings:
         return validate(self)

@@ -74,7 +74,7 @@ def build_parser() -> OneLineParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help,
-                                    description=command.description.replace("%", "%%"))
+                                    description=command.description)
         add_settings(sub, command.settings)
         add_run_flags(sub, command.name, command.run_flags)
         sub.set_defaults(command_spec=command)

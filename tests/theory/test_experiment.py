@@ -10,7 +10,6 @@ import tabular
 from bounds.cli import main
 from theory.experiment import (
     PAPER_TEST_TASKS,
-    ExperimentInputError,
     ExperimentSettings,
     ViolationSettings,
     experiment_training,
@@ -18,6 +17,7 @@ from theory.experiment import (
     violation_rates,
 )
 from theory.results import load
+from theory.settings import SettingsError
 
 
 def test_reproduce_small(tmp_path):
@@ -126,7 +126,7 @@ def test_violations_runs_the_scaled_preset(tmp_path):
 @pytest.mark.parametrize(("field", "value"), [("episodes", 0), ("tasks", 11), ("radius", 0.0),
                                               ("delta", 0.5), ("algorithms", ("ppo",))])
 def test_settings_are_validated(field, value):
-    with pytest.raises(ExperimentInputError, match=f"^--{field}"):
+    with pytest.raises(SettingsError, match=f"^--{field}"):
         ExperimentSettings(**{field: value}).validate()
 
 

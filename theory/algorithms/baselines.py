@@ -115,8 +115,11 @@ class FamilyBaseline(TestTimeAlgorithm):
         return cls(training, training.cover_tasks(family), horizon, preset=preset)
 
 
-def with_overrides(preset, overrides: dict, error=BaselineInputError):
-    """``preset`` with some fields replaced (a variant keeps the preset's name with a ``*``)."""
+def resolve_preset(preset, preset_type: type, overrides: dict, error=BaselineInputError):
+    """``preset`` (checked to be a ``preset_type``) with the constructor's keyword overrides
+    applied: a variant keeps the preset's name with a ``*`` unless ``name`` is given."""
+    if not isinstance(preset, preset_type):
+        raise error(f"preset: expected a {preset_type.__name__}; got {preset!r}")
     if not overrides:
         return preset
     unknown = sorted(set(overrides) - {f.name for f in fields(preset)})

@@ -60,7 +60,7 @@ from tabular.solve import highs
 
 from ..harness import Deployment
 from ..training import TrainingResult
-from .baselines import BaselineInputError, FamilyBaseline, Scales, positive, with_overrides
+from .baselines import BaselineInputError, FamilyBaseline, Scales, positive, resolve_preset
 
 #: bonus_scale of the paper-experiment preset (calibration in the module docstring)
 PAPER_EXPERIMENT_BONUS_SCALE = 2.0**-11
@@ -277,9 +277,7 @@ class DOPE(FamilyBaseline):
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
                  preset: DOPEPreset = DOPE_EXPERIMENT, **overrides):
-        if not isinstance(preset, DOPEPreset):
-            raise BaselineInputError(f"preset: expected a DOPEPreset; got {preset!r}")
-        preset = with_overrides(preset, overrides)
+        preset = resolve_preset(preset, DOPEPreset, overrides)
         delta, bonus_scale, warmup = preset.delta, preset.bonus_scale, preset.warmup
         warmup_check, min_replan = preset.warmup_check, preset.min_replan
         if not 0 < delta < 1:

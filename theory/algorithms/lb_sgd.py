@@ -35,7 +35,7 @@ from tabular import CMDP
 from ..gradients import reinforce_gradient
 from ..harness import Deployment
 from ..training import TrainingResult
-from .baselines import BaselineInputError, SmoothedStartLearner, positive, with_overrides
+from .baselines import BaselineInputError, SmoothedStartLearner, positive, resolve_preset
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ class LBSGD(SmoothedStartLearner):
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
                  preset: LBSGDPreset = LB_SGD_EXPERIMENT, **overrides):
-        if not isinstance(preset, LBSGDPreset):
-            raise BaselineInputError(f"preset: expected an LBSGDPreset; got {preset!r}")
-        preset = with_overrides(preset, overrides)
+        preset = resolve_preset(preset, LBSGDPreset, overrides)
         eta, step, batches = preset.eta, preset.step, preset.batches
         switch_episode, smoothness = preset.switch_episode, preset.smoothness
         confidence, margin_fraction = preset.confidence, preset.margin_fraction

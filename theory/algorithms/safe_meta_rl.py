@@ -43,7 +43,7 @@ from .baselines import (
     SmoothedStartLearner,
     discounted_state_visits,
     positive,
-    with_overrides,
+    resolve_preset,
 )
 
 
@@ -139,9 +139,7 @@ class SafeMetaRL(SmoothedStartLearner):
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
                  preset: SafeMetaRLPreset = SAFE_META_RL_EXPERIMENT, **overrides):
-        if not isinstance(preset, SafeMetaRLPreset):
-            raise BaselineInputError(f"preset: expected a SafeMetaRLPreset; got {preset!r}")
-        preset = with_overrides(preset, overrides)
+        preset = resolve_preset(preset, SafeMetaRLPreset, overrides)
         batch, lam, lam_c = preset.batch, preset.lam, preset.lam_c
         dual_iterations, dual_step = preset.dual_iterations, preset.dual_step
         margin_fraction, guard = preset.margin_fraction, preset.guard
