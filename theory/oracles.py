@@ -83,17 +83,19 @@ class _IntervalCover:
         return Cover(indices=np.asarray(picks, dtype=np.int64), n_uncovered=remaining)
 
 
-def greedy_cover_sparse(adjacency: sparse.csr_array, max_uncovered: float) -> Cover:
+def greedy_cover_sparse(adjacency: sparse.csr_array, max_uncovered: float,
+                        weights: np.ndarray | None = None) -> Cover:
     """Subroutine 3 on a symmetric boolean coverage matrix (A[i, j] = O_c(M_i, M_j)).
 
     Repeatedly add the j not yet chosen that covers most still-uncovered tasks (ties: smallest
-    sample index); stop as soon as at most ``max_uncovered`` (= 3 delta N) remain.
+    sample index); stop as soon as at most ``max_uncovered`` (= 3 delta N) remain. ``weights``
+    counts how many sampled tasks each row stands for (default one each).
     """
     n = adjacency.shape[0]
-    uncovered = np.ones(n)
+    uncovered = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64).copy()
     chosen = np.zeros(n, dtype=bool)
     picks = []
-    remaining = n
+    remaining = int(uncovered.sum())
     while remaining > max_uncovered:
         gain = adjacency @ uncovered
         gain[chosen] = -1
@@ -177,6 +179,16 @@ class DistanceCoverage:
             # d = scale * |dtheta| exactly for this family (tested against tabular.distance).
             return _IntervalCover.greedy(theta[:, 0], self.radius / distribution.distance_scale,
                                          max_uncovered)
+        unique, first, counts = np.unique(theta, axis=0, return_index=True, return_counts=True)
+        if unique.shape[0] < theta.shape[0]:
+            # a finite family: the same task sampled many times. The greedy on distinct tasks
+            # weighted by their multiplicity picks the same tasks (a duplicate's gain is its
+            # twin's; ties go to the first occurrence) without N^2 pairs of equal samples.
+            order = np.argsort(first, kind="stable")        # distinct tasks by first occurrence
+            cover = greedy_cover_sparse(
+                self.coverage_matrix(unique[order], distribution), max_uncovered,
+                weights=counts[order].astype(np.float64))
+            return Cover(indices=first[order][cover.indices], n_uncovered=cover.n_uncovered)
         return greedy_cover_sparse(self.coverage_matrix(theta, distribution), max_uncovered)
 
     def coverage_matrix(self, theta: np.ndarray, distribution: TaskDistribution

@@ -39,3 +39,30 @@ def test_family_files_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(families.UnknownFamilyError, match="bad.npz"):
         families.make("file", path=str(tmp_path / "bad.npz"))
+
+
+def test_arms_family_promises():
+    """Every task's optimum plays its good arm with probability budget_rate (the constraint
+    binds) and has the same V*; the all-safe policy has the same margin everywhere; a task's
+    optimum deployed on another task is infeasible (costly arm) or loses reward (poor arm),
+    alternating with the parity of the two indices."""
+    family = tabular.families.make("arms", n_tasks=4, gamma=0.5, budget_rate=0.6)
+    solutions = [tabular.solve(t) for t in family.tasks]
+    safe = np.zeros((1, 5))
+    safe[0, 0] = 1.0
+    for j, (task, solution) in enumerate(zip(family.tasks, solutions, strict=True)):
+        assert solution.policy[0, j + 1] == pytest.approx(0.6, abs=1e-9)
+        assert solution.reward_value == pytest.approx(0.6 / 0.5, abs=1e-9)
+        assert tabular.evaluate(task, safe).slack == pytest.approx(0.6 / 0.5)
+        for i, other in enumerate(solutions):
+            if i == j:
+                continue
+            value = tabular.evaluate(task, other.policy)
+            if (i + 1 + j) % 2 == 1:        # costly: cost doubles, reward kept
+                assert value.cost_value == pytest.approx(2 * 1.2) and value.reward_value == \
+                    pytest.approx(1.2)
+            else:                           # poor: reward halves, feasible
+                assert value.reward_value == pytest.approx(0.6) and value.slack >= -1e-12
+    distances = [tabular.distance(a, b) for i, a in enumerate(family.tasks)
+                 for b in family.tasks[i + 1:]]
+    assert min(distances) >= 0.5

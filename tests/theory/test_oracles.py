@@ -151,3 +151,23 @@ def test_worst_case_safe_policy_improves_on_the_designated_one():
     assert np.allclose(worst_case.cost_values, exact)
     with pytest.raises(SafePolicyError, match="^xi"):
         WorstCaseSafePolicy(xi=0.5, iterations=20)(tasks, D)
+
+
+def test_finite_family_cover_equals_the_greedy_on_every_sample():
+    """The deduplicated greedy (distinct tasks weighted by multiplicity) picks the same sample
+    indices as Subroutine 3 on the full N x N coverage matrix of the sample."""
+    from tabular.distributions import runnable_family
+    from theory.oracles import greedy_cover_sparse
+
+    base = runnable_family(0)
+    tasks = [base.build([t]) for t in (0.0, 0.001, 0.3, 0.302, 0.9)]
+    family = FiniteUniform(tasks, weights=[0.3, 0.1, 0.25, 0.05, 0.3])
+    for seed in range(5):
+        theta = family.sample(400, seed)
+        oracle = DistanceCoverage(0.0015)
+        full = oracle.coverage_matrix(theta, family)        # N x N, duplicates included
+        for max_uncovered in (0.0, 30.0, 120.0):
+            expected = greedy_cover_sparse(full, max_uncovered)
+            got = oracle.greedy_cover(theta, family, max_uncovered)
+            assert got.indices.tolist() == expected.indices.tolist()
+            assert got.n_uncovered == expected.n_uncovered
