@@ -263,17 +263,18 @@ def runnable_family(seed: int = 0, n_states: int = 4, gamma: float = 0.5,
 
 def arms_family(n_tasks: int = 4, gamma: float = 0.5, budget_rate: float = 0.6) -> FiniteUniform:
     """A finite family on which Safe-PCE's ``theory`` constants must *eliminate*: one state,
-    action 0 safe (reward 0, cost 0) and one arm per task. In task j, arm j+1 is good (reward 1,
-    cost 1); every other arm k is costly (reward 1, cost 2) when j + k is odd and poor (reward
-    0.5, cost 1) when it is even. Per-step budget ``budget_rate = b (1-gamma)`` < 1, so each
-    task's optimum plays its good arm with probability ``budget_rate`` (the constraint binds)
-    and every task has the same V*, so optimism tries candidates in index order.
+    action 0 safe (reward 0, cost 0) and one arm per task. In task j, arm j+1 is good (reward
+    0.8, cost 1); every other arm k is costly (reward 1, cost 2) when j + k is odd and poor
+    (reward 0.4, cost 1) when it is even. Per-step budget ``budget_rate = b (1-gamma)`` < 1, so
+    each task's optimum plays its good arm with probability ``budget_rate`` (the constraint
+    binds), and every task has the same V*, so optimism tries candidates in index order.
 
-    On task j the candidate of task i != j mispredicts: on a costly arm its constraint value (by
-    ``budget_rate`` per step, infeasible if deployed alone), on a poor arm its reward (by half);
-    both sides of the elimination test (Ineq. 5) are exercised. Every task has the same
-    normalising scales, pairwise distances of at least 0.5 (paper units), and the all-safe policy
-    has the same Slater margin on every task (Assumption 3.3).
+    On task j the candidate of task i != j mispredicts: on a costly arm its cost doubles (it is
+    infeasible if deployed alone) while its reward *exceeds* V*; on a poor arm its reward
+    halves. Both sides of the elimination test (Ineq. 5) are exercised, and PCE's regret meets
+    V_r(pi) > V* (where Eq. 1's positive part matters). Every task has the same normalising
+    scales, pairwise distances of at least 0.7 (paper units), and the all-safe policy has the
+    same Slater margin on every task (Assumption 3.3).
     """
     n_tasks = int(n_tasks)
     if n_tasks < 1 or not 0 < budget_rate < 1:
@@ -284,14 +285,15 @@ def arms_family(n_tasks: int = 4, gamma: float = 0.5, budget_rate: float = 0.6) 
     P = np.ones((1, arms, 1))
     tasks = []
     for j in range(n_tasks):
-        r = np.full((1, arms), 0.5)
-        cost = np.ones((1, arms))
-        r[0, 0] = cost[0, 0] = 0.0
+        r = np.zeros((1, arms))
+        cost = np.zeros((1, arms))
         for k in range(1, arms):
-            if k == j + 1 or (j + k) % 2 == 1:
-                r[0, k] = 1.0
-            if k != j + 1 and (j + k) % 2 == 1:
-                cost[0, k] = 2.0
+            if k == j + 1:
+                r[0, k], cost[0, k] = 0.8, 1.0
+            elif (j + k) % 2 == 1:
+                r[0, k], cost[0, k] = 1.0, 2.0
+            else:
+                r[0, k], cost[0, k] = 0.4, 1.0
         tasks.append(CMDP(P, r, cost, budget_rate / (1 - gamma), np.ones(1), gamma))
     return FiniteUniform(tasks)
 
