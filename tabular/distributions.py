@@ -298,6 +298,20 @@ def arms_family(n_tasks: int = 4, gamma: float = 0.5, budget_rate: float = 0.6) 
     return FiniteUniform(tasks)
 
 
+def slack_pair_family(gamma: float = 0.5, budget_rate: float = 0.6) -> FiniteUniform:
+    """Two one-state tasks where Theorem 4.2's explicit bound is not vacuous at simulable K:
+    action 0 safe (reward 0, cost 0), arms 1 and 2 both cost 0.5 per step (< ``budget_rate``,
+    so every optimum has slack and Safe-PCE's stages stay short); arm 1 pays 0.8 and arm 2 0.4
+    in task 0, the reverse in task 1. pi_s's normalised margin is 1/(1-gamma) (the largest a
+    task allows), which shrinks App. E's square-root terms by the same factor; the candidate
+    of the other task is eliminated by the reward side of Ineq. 5."""
+    P = np.ones((1, 3, 1))
+    cost = np.array([[0.0, 0.5, 0.5]])
+    tasks = [CMDP(P, np.array([[0.0, a, b]]), cost, budget_rate / (1 - gamma), np.ones(1), gamma)
+             for a, b in ((0.8, 0.4), (0.4, 0.8))]
+    return FiniteUniform(tasks)
+
+
 families.register(
     "gridworld", GridworldNoise,
     "the paper's 7x7 gridworld, noise ~ Normal(mean, std) clipped to [low, high] (its D)",
@@ -311,6 +325,10 @@ families.register(
     "arms", arms_family,
     "a finite family with one good arm per task, where wrong candidates must be eliminated",
     oracle="distance", radius=1e-3, safe_oracle="worst-case", horizon=40)
+families.register(
+    "pair", slack_pair_family,
+    "two one-state tasks with slack optima, where Theorem 4.2's bound binds at K ~ 1e6",
+    oracle="distance", radius=1e-3, safe_oracle="worst-case", horizon=20)
 families.register(
     "file", families.load_family,
     "a finite family saved by tabular.families.save_family (--family-file PATH)",

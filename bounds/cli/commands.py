@@ -332,13 +332,16 @@ def run_verify(settings, run: RunSettings) -> int:
     results.write_summary(out, "verify", asdict(settings), records,
                           time.perf_counter() - start)
     print(claims_table(claims))
-    failed = [c for c in claims if not c.passed]
-    for claim in failed:
-        print(f"FAIL {claim.claim}: {claim.note}")
-    print(f"{len(claims) - len(failed)} passed, {len(failed)} failed in "
-          f"{time.perf_counter() - start:.1f} s")
+    for claim in claims:
+        if claim.status != "passed":
+            print(f"{claim.status.upper()} {claim.claim}: {claim.note}")
+    counts = {status: sum(c.status == status for c in claims)
+              for status in ("passed", "failed", "inconclusive", "refuted")}
+    print(", ".join(f"{n} {status}" for status, n in counts.items())
+          + f" in {time.perf_counter() - start:.1f} s")
     _wrote(out, ["verify.json", "claims.csv", *written, "summary.json"])
-    return 0
+    # a failed check of the toolkit is an error; a refuted paper statement is a finding
+    return 1 if counts["failed"] else 0
 
 
 __all__ = ["Figure1Settings", "TrainSettings", "run_figure1", "run_train", "run_reproduce",
