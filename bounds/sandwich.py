@@ -181,6 +181,7 @@ def cell_row(cell: Cell, runs: list[dict], n_episodes: int) -> dict:
     """One row of sandwich.csv (every sample count in transitions = episodes x H)."""
     episodes = np.array([r["episodes_to_accuracy"] for r in runs], dtype=np.float64)
     transitions = episodes * HORIZON
+    null = transitions[np.array([r["task"] == 0 for r in runs], dtype=bool)]
     family = cell.family()
     return {
         "parameter": cell.parameter, "value": cell.value, "m": cell.m, "xi": cell.xi,
@@ -190,6 +191,9 @@ def cell_row(cell: Cell, runs: list[dict], n_episodes: int) -> dict:
         "empirical_q10": _quantile(transitions, 0.1),
         "empirical_q90": _quantile(transitions, 0.9),
         "upper_bound": upper_bound_episodes(cell) * HORIZON,
+        # Theorem 5.1's bound is stated for the null task M_0: its runs alone, for comparison
+        "null_task_median": _quantile(null, 0.5) if null.size else math.nan,
+        "null_task_runs": int(null.size),
         "runs": len(runs), "settled_runs": int(np.isfinite(episodes).sum()),
         "budget_transitions": n_episodes * HORIZON,
         "violating_runs": sum(r["violated"] for r in runs),
@@ -259,6 +263,10 @@ def plot_sandwich(rows: list[dict]) -> Figure:
         if (~finite).any():
             ax.loglog(x[~finite], budget[~finite], "^", color="#1f77b4", mfc="none",
                       label="median beyond the budget")
+        null = np.array([r.get("null_task_median", math.nan) for r in mine], dtype=np.float64)
+        if np.isfinite(null).any():
+            ax.loglog(x[np.isfinite(null)], null[np.isfinite(null)], "x", color="#1f77b4",
+                      label="median on the null task M_0")
         ax.loglog(x, [r["lower_bound"] for r in mine], "o-", color="#2ca02c",
                   label=f"lower (Thm 5.1): slope {s['lower'][0]:.2f}")
         ax.set_xlabel(name)

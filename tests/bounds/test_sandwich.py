@@ -62,15 +62,16 @@ def test_slope_and_standard_error():
 def test_cell_row_recomputes_the_lower_bound_and_counts():
     cell = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
     family = cell.family()
-    runs = [{"episodes_to_accuracy": e, "violated": False, "eliminations": n,
+    runs = [{"task": t, "episodes_to_accuracy": e, "violated": False, "eliminations": n,
              "reward_eliminations": 0, "constraint_eliminations": n, "stage_advances": 10,
-             "final_alpha": 0.5} for e, n in ((1000, 1), (3000, 2), (math.inf, 3))]
+             "final_alpha": 0.5} for t, e, n in ((0, 1000, 1), (1, 3000, 2), (0, math.inf, 3))]
     row = cell_row(cell, runs, 10_000)
     kl = family.q0 * math.log(family.q0 / family.q2) + (1 - family.q0) * math.log(
         (1 - family.q0) / (1 - family.q2))
     assert row["lower_bound"] == pytest.approx(3 * math.log(1 / (4 * DELTA)) / kl)
     assert row["empirical_median"] == 3000 * 40 and row["empirical_q90"] == math.inf
     assert row["settled_runs"] == 2 and row["mean_eliminations"] == 2.0
+    assert row["null_task_runs"] == 2 and row["null_task_median"] == math.inf
     assert row["value"] == 4.0 and row["budget_transitions"] == 400_000
 
 
