@@ -40,6 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
@@ -237,18 +238,20 @@ def slopes(rows: list[dict]) -> dict[str, dict]:
 
 @styled
 def plot_sandwich(rows: list[dict]) -> Figure:
-    """One log-log panel per parameter: the explicit lower bound, Safe-PCE's median with its
-    10-90% band (censored cells drawn as triangles at the budget), and the explicit upper bound,
-    with fitted slopes and standard errors in the legends."""
+    """One log-log panel per parameter: the explicit lower bound, Safe-PCE's median over D with
+    its 10-90% band (cells whose median lies beyond the budget drawn as open triangles at the
+    budget), the median on the null task M_0, and the explicit upper bound; each panel's title
+    gives the theorem's exponent and the fitted slopes (with standard errors)."""
     fitted = slopes(rows)
-    fig = new_figure(TEXT_WIDTH, 2.9)
+    fig = new_figure(TEXT_WIDTH, 3.3)
     axes = fig.subplots(1, 3)
-    for ax, name in zip(axes, EXPONENTS, strict=True):
+    for panel, (ax, name) in enumerate(zip(axes, EXPONENTS, strict=True)):
+        first = panel == 0
         mine = [r for r in rows if r["parameter"] == name]
         x = np.array([r["value"] for r in mine])
         s = fitted[name]
         ax.loglog(x, [r["upper_bound"] for r in mine], "s--", color="#c0392b",
-                  label=f"upper (App. E): slope {s['upper'][0]:.2f}")
+                  label="upper bound (App. E)" if first else None)
         median = np.array([r["empirical_median"] for r in mine])
         finite = np.isfinite(median)
         q10 = np.array([r["empirical_q10"] for r in mine])
@@ -256,24 +259,27 @@ def plot_sandwich(rows: list[dict]) -> Figure:
         budget = np.array([r["budget_transitions"] for r in mine], dtype=np.float64)
         ax.fill_between(x, np.where(np.isfinite(q10), q10, budget),
                         np.where(np.isfinite(q90), q90, budget), color="#1f77b4", alpha=0.2,
-                        linewidth=0)
-        slope, error = s["empirical"]
+                        linewidth=0, label="Safe-PCE 10-90% over D" if first else None)
         ax.loglog(x[finite], median[finite], "o-", color="#1f77b4",
-                  label=f"Safe-PCE median: slope {slope:.2f} +- {error:.2f}")
-        if (~finite).any():
-            ax.loglog(x[~finite], budget[~finite], "^", color="#1f77b4", mfc="none",
-                      label="median beyond the budget")
+                  label="Safe-PCE median over D" if first else None)
+        ax.loglog(x[~finite], budget[~finite], "^", color="#1f77b4", mfc="none",
+                  label="median beyond the budget" if first else None)
         null = np.array([r.get("null_task_median", math.nan) for r in mine], dtype=np.float64)
-        if np.isfinite(null).any():
-            ax.loglog(x[np.isfinite(null)], null[np.isfinite(null)], "x", color="#1f77b4",
-                      label="median on the null task M_0")
+        ax.loglog(x[np.isfinite(null)], null[np.isfinite(null)], "x", color="#1f77b4",
+                  label="median on the null task M_0" if first else None)
         ax.loglog(x, [r["lower_bound"] for r in mine], "o-", color="#2ca02c",
-                  label=f"lower (Thm 5.1): slope {s['lower'][0]:.2f}")
+                  label="lower bound (Theorem 5.1)" if first else None)
+        slope, error = s["empirical"]
+        empirical = (f"{slope:.2f}+-{error:.2f}" if math.isfinite(error) else
+                     f"{slope:.2f}" if math.isfinite(slope) else "n/a")
+        ax.set_title(f"theorem exponent {EXPONENTS[name]:g}; fitted slopes:\n"
+                     f"lower {s['lower'][0]:.2f}, upper {s['upper'][0]:.2f}, median {empirical}")
+        ax.set_xticks(x, [f"{v:.3g}" for v in x])
+        ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
         ax.set_xlabel(name)
         ax.set_ylabel("transitions")
-        ax.set_title(f"theorem exponent {EXPONENTS[name]:g}")
-        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.22), fontsize=6)
     fig.suptitle("Safe-PCE [theory] on App. G's hard family, between Theorem 5.1 and App. E")
+    fig.legend(loc="outside lower center", ncols=3)
     return fig
 
 
