@@ -272,8 +272,8 @@ def plot_sandwich(rows: list[dict]) -> Figure:
         slope, error = s["empirical"]
         empirical = (f"{slope:.2f}+-{error:.2f}" if math.isfinite(error) else
                      f"{slope:.2f}" if math.isfinite(slope) else "n/a")
-        ax.set_title(f"theorem exponent {EXPONENTS[name]:g}; fitted slopes:\n"
-                     f"lower {s['lower'][0]:.2f}, upper {s['upper'][0]:.2f}, median {empirical}")
+        ax.set_title(f"exponent {EXPONENTS[name]:g}; fitted slopes:\n"
+                     f"lower {s['lower'][0]:.2f}, upper {s['upper'][0]:.2f}, data {empirical}")
         ax.set_xticks(x, [f"{v:.3g}" for v in x])
         ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
         ax.set_xlabel(name)
