@@ -36,7 +36,6 @@ task's share).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights
 from theory.figures import TEXT_WIDTH, new_figure, styled
 from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
+from theory.sweep import process_pool
 from theory.training import TrainingResult, train
 
 from .hard_instance import hard_family, sample_lower_bound
@@ -164,7 +164,7 @@ def run_cell(cell: Cell, out: Path, n_runs: int, n_episodes: int, seed: int,
     chunk = max(1, math.ceil(n_runs / (2 * workers)))
     jobs = [(cell, str(path), tasks[i:i + chunk], seeds[i:i + chunk], n_episodes)
             for i in range(0, n_runs, chunk)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return [run for part in pool.map(_cell_runs, jobs) for run in part]
 
 
@@ -286,7 +286,7 @@ def plot_sandwich(rows: list[dict]) -> Figure:
 def sandwich(out: Path, quick: bool, workers: int = 2, progress: bool = False,
              seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Every cell of :func:`grids`: (rows of sandwich.csv, per-run records)."""
-    n_runs, n_episodes = (30, 5_000_000) if quick else (100, 20_000_000)
+    n_runs, n_episodes = (30, 5_000_000) if quick else (100, 10_000_000)
     rows, records = [], []
     for cell in tqdm(grids(quick), desc="sandwich cells", disable=not progress):
         runs = run_cell(cell, out, n_runs, n_episodes, seed, workers)

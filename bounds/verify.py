@@ -12,7 +12,6 @@ one row of :data:`CLAIMS`. ``quick`` sizes finish in well under 3 minutes on 2 c
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
 from theory.results import write_table
 from theory.settings import setting
+from theory.sweep import process_pool
 from theory.training import TrainingResult, check_lemma_3_5, train
 
 from .covering import covering_number
@@ -235,7 +235,7 @@ def runnable_runs(training_path, n_runs: int, n_episodes: int, seed: int, scale:
     jobs = [(str(training_path), thetas[i:i + chunk], seeds[i:i + chunk], n_episodes, scale)
             for i in range(0, n_runs, chunk)]
     results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         for part in tqdm(pool.map(_runnable_runs, jobs), total=len(jobs), disable=not progress,
                          desc=f"Safe-PCE [theory x {scale:g}] runs"):
             results.extend(part)
@@ -434,7 +434,7 @@ def claim_theorem_4_2(context: VerifyContext) -> list[Claim]:
     chunk = max(1, math.ceil(n_runs / (2 * context.workers)))
     jobs = [(str(path), tasks[i:i + chunk], seeds[i:i + chunk], n_episodes)
             for i in range(0, n_runs, chunk)]
-    with ProcessPoolExecutor(max_workers=context.workers) as pool:
+    with process_pool(context.workers) as pool:
         runs = [r for part in pool.map(_pair_runs, jobs) for r in part]
     xi = float(training.safe_margin.min())
     context.figures["regret_envelope"] = plot_regret_envelope(

@@ -194,7 +194,13 @@ def run_row(key: str, parameter_name: str, parameter: float, record: RunRecord) 
         "max_cost_value": float(record.cost_value.max()),
         "constraint_regret": record.constraint_regret,
         "safe_only_episodes": int(np.count_nonzero(record.safe_only)),
+        "candidates_tried": len(record.log.get("candidate_order", [])),
         "eliminations": sum(e.get("event") == "eliminate" for e in events),
+        "reward_eliminations": sum(e.get("event") == "eliminate" and "reward" in e["test"]
+                                   for e in events),
+        "constraint_eliminations": sum(e.get("event") == "eliminate"
+                                       and "constraint" in e["test"] for e in events),
+        "stage_advances": sum(e.get("event") == "stage" for e in events),
         "final_alpha": record.log.get("final_alpha", ""),
         "optimal_value": record.optimal_value,
         "wall_seconds": record.wall_seconds,

@@ -18,10 +18,12 @@ file or the new one, never a torn one. :func:`load` reads any command's folder b
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -153,6 +155,72 @@ def write_summary(out: str | Path, command: str, settings: Mapping,
     """Write ``out/summary.json`` in the shared schema (:func:`summary`)."""
     return write_json(Path(out) / "summary.json", summary(command, settings, results,
                                                           wall_seconds))
+
+
+# --- the output folder's manifest -----------------------------------------------------------------
+
+#: the file that names the command and settings whose results a folder holds
+MANIFEST = ".safepce-manifest.json"
+
+
+class OutputFolderError(ResultsError):
+    """The output folder holds another command's, other settings' or foreign results."""
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def claim_output(out: str | Path, command: str, settings: Mapping,
+                 keep: tuple[str, ...] = (), overwrite: bool = False) -> bool:
+    """Take the folder ``out`` for one run of ``command`` with ``settings``.
+
+    A folder whose manifest names another command or other settings, or that holds files but no
+    manifest, is refused with an error naming the difference, unless ``overwrite`` (which clears
+    it first). Otherwise every entry except the manifest and those matching ``keep`` (glob
+    patterns: a sweep's store, its training) is removed, so nothing stale survives the run.
+    Returns True when the folder already held this command's results (a resumable command
+    continues from its kept entries).
+    """
+    folder = Path(out)
+    identity = {"command": command, "settings": jsonable(dict(settings))}
+    manifest = folder / MANIFEST
+    resuming = False
+    if overwrite:
+        for entry in folder.iterdir():
+            _remove(entry)
+    elif manifest.exists():
+        try:
+            found = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OutputFolderError(f"--out: {manifest} is corrupt ({exc}); remove it, choose "
+                                    "another folder or pass --overwrite") from None
+        if found.get("command") != command:
+            raise OutputFolderError(
+                f"--out: {folder} holds results of `safepce {found.get('command')}`; choose "
+                "another folder or pass --overwrite")
+        if found.get("settings") != identity["settings"]:
+            theirs, ours = found.get("settings", {}), identity["settings"]
+            differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise OutputFolderError(
+                f"--out: {folder} holds `safepce {command}` results with other settings "
+                f"(differing: {', '.join(differ)}); rerun with the same settings to resume, "
+                "choose another folder or pass --overwrite")
+        resuming = True
+    else:
+        foreign = sorted(p.name for p in folder.iterdir())
+        if foreign:
+            raise OutputFolderError(
+                f"--out: {folder} is not empty and holds no safepce results (found "
+                f"{', '.join(foreign[:5])}); choose an empty folder or pass --overwrite")
+    for entry in folder.iterdir():
+        if entry.name != MANIFEST and not any(fnmatch.fnmatch(entry.name, k) for k in keep):
+            _remove(entry)
+    write_json(manifest, identity | {"versions": versions()})
+    return resuming
 
 
 def _parse(text: str):

@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -27,11 +29,13 @@ from tqdm.auto import tqdm
 
 from tabular.errors import InputError, positive_int
 
-from .results import atomic_write, jsonable, versions
+from .results import MANIFEST, atomic_write, jsonable, versions
 
 STORE_FORMAT = 1
 MIN_TASK_SECONDS = 0.05
 ENGINES = ("local", "dask")
+#: seconds to wait for a Dask scheduler given by --scheduler before refusing it
+SCHEDULER_TIMEOUT = 5
 
 
 class StoreError(InputError):
@@ -62,8 +66,11 @@ class ResultStore:
                 raise StoreError(f"--out: {self.folder} holds a sweep with other settings "
                                  f"(differing: {', '.join(differ)}); choose another folder")
         else:
-            foreign = sorted(p.name for p in self.folder.iterdir()) if self.folder.exists() \
-                else []
+            # the output folder's manifest (theory.results) and the sweep's training may be
+            # there already; anything else is foreign
+            foreign = sorted(p.name for p in self.folder.iterdir()
+                             if p.name not in (MANIFEST, "training.npz")) \
+                if self.folder.exists() else []
             if foreign:
                 raise StoreError(f"--out: {self.folder} is not empty and holds no sweep store "
                                  f"(found {', '.join(foreign[:5])}); choose an empty folder")
@@ -104,6 +111,35 @@ class ResultStore:
         return out
 
 
+def _worker_init() -> None:
+    """In each worker process: leave Ctrl-C to the main process (the terminal sends it to the
+    whole process group), and die with the main process even on kill -9 (Linux's
+    PR_SET_PDEATHSIG; elsewhere the pool's own broken-pipe detection ends them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+@contextmanager
+def process_pool(workers: int):
+    """A process pool whose workers ignore Ctrl-C and die with this process; on an interrupt or
+    any error in the block the queued work is cancelled and the workers are ended at once
+    (finished results already handed out are kept by the caller)."""
+    pool = ProcessPoolExecutor(max_workers=positive_int("--workers", workers),
+                               initializer=_worker_init)
+    try:
+        yield pool
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+        raise
+    pool.shutdown(wait=True)
+
+
 @contextmanager
 def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None = None):
     """A ``concurrent.futures.Executor``: a process pool, or Dask's executor on the scheduler at
@@ -112,7 +148,7 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
         raise InputError(f"--engine: expected one of {ENGINES}; got {engine!r}")
     positive_int("--workers", workers)
     if engine == "local":
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             yield pool
         return
     try:
@@ -121,7 +157,11 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
         raise InputError("--engine: dask needs the optional extra: pip install "
                          "'safepce[dask]'") from None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler: cannot reach a Dask scheduler at {scheduler} within "
+                             f"{SCHEDULER_TIMEOUT} s ({type(exc).__name__})") from None
         cluster = None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

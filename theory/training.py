@@ -12,6 +12,7 @@ Values are stored in task units (reward; discounted cost); ``utility_form`` conv
 from __future__ import annotations
 
 import json
+import zipfile
 import math
 import time
 from dataclasses import dataclass, field
@@ -124,8 +125,9 @@ class TrainingResult:
             with np.load(Path(path), allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
                 arrays = {k: data[k] for k in data.files if k != "header"}
-        except (OSError, ValueError, KeyError) as exc:
-            raise TrainingInputError(f"path: {path} is not a safepce training result ({exc})"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise TrainingInputError(f"{path}: not a readable safepce training result "
+                                     f"({type(exc).__name__}: {exc}); remove it to retrain"
                                      ) from None
         if header.get("format_version") != FORMAT_VERSION:
             raise TrainingInputError(f"path: {path} has format version "

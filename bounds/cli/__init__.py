@@ -7,9 +7,11 @@ Bad input ends in one line on stderr (``safepce COMMAND: error: ...``) and exit 
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from theory.experiment import ExperimentSettings, ViolationSettings
 
@@ -94,6 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:   # every InputError, and the library's validation errors
         print(f"safepce {command.name}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # the pools have been ended on the way out; a second Ctrl-C must not break the exit
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"safepce {command.name}: {interrupted_message(Path(args.out))}", file=sys.stderr)
+        return 130
+
+
+def interrupted_message(out: Path) -> str:
+    """What an interrupted command kept: the runs in its store (the same command resumes)."""
+    stores = [out / "store" / "runs", *sorted(out.glob("delta_*/store/runs"))]
+    stored = sum(len(list(folder.glob("*.json"))) for folder in stores if folder.is_dir())
+    if stored:
+        return (f"interrupted: {stored} runs stored in {out}; run the same command to "
+                "resume")
+    return "interrupted: nothing stored (this command does not resume); run it again"
 
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]

@@ -5,6 +5,7 @@ returns the exit code."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -39,7 +40,7 @@ from theory.settings import (
 from theory.training import TrainingResult, check_lemma_3_5, make_safe_oracle, train
 
 from ..covering import covering_number
-from .flags import RunSettings, UsageError, prepare_output
+from .flags import RunSettings, UsageError, take_output
 
 #: log entries that describe one run rather than the algorithm's settings
 RUN_SPECIFIC_LOG = ("events", "candidate_order", "final_alpha", "final_candidate", "iterations",
@@ -72,7 +73,7 @@ class Figure1Settings:
 def run_figure1(settings: Figure1Settings, run: RunSettings) -> int:
     """Solve the gridworld at each noise exactly and draw the paper's Figure 1."""
     validate(settings)
-    out = prepare_output(run.out)
+    out = take_output(run, "figure1", settings)
     start = time.perf_counter()
     rows, policies = [], {}
     published = settings.gamma == 0.9 and settings.budget == 1.5
@@ -152,7 +153,7 @@ def run_train(settings: TrainSettings, run: RunSettings) -> int:
     safe_kind = settings.safe_oracle or spec.safe_oracle
     safe_parameter = spec.safe_parameter if settings.safe_parameter is None else \
         settings.safe_parameter
-    out = prepare_output(run.out)
+    out = take_output(run, "train", settings)
     coverage = make_coverage(oracle, radius)
     safe_oracle = make_safe_oracle(safe_kind, xi=settings.xi, parameter=safe_parameter)
     result = train(distribution, coverage, settings.delta, seed=settings.seed,
@@ -208,7 +209,7 @@ def make_coverage(oracle: str, radius: float):
 def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
     """The paper's experiment end to end: Figures 1 and 2, per-run table, curves, summary."""
     settings.validate()
-    out = prepare_output(run.out)
+    out = take_output(run, "reproduce", settings)
     start = time.perf_counter()
     training, distribution, records, rows = reproduce(settings, progress=not run.quiet,
                                                       workers=run.workers)
@@ -262,16 +263,18 @@ def run_violations(settings: ViolationSettings, run: RunSettings) -> int:
     from ..sweeps import plot_violation_rates
 
     settings.validate()
-    out = prepare_output(run.out)
+    out = take_output(run, "violations", settings, keep=("store", "training.npz"))
     start = time.perf_counter()
-    # the store refuses a folder that holds anything but this same sweep (resume = same command)
-    store = ResultStore(out, {"command": "violations"} | {
-        f.name: (list(v) if isinstance(v := getattr(settings, f.name), tuple) else v)
-        for f in fields(settings)})
     path = out / "training.npz"
     if not path.exists():
         experiment_training(settings, progress=not run.quiet)[0].save(path)
     TrainingResult.load(path)
+    # the store refuses a folder that holds anything but this same sweep (resume = same command
+    # with the same training file)
+    store = ResultStore(out, {"command": "violations",
+                              "training_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                        | {f.name: (list(v) if isinstance(v := getattr(settings, f.name), tuple)
+                                    else v) for f in fields(settings)})
     result = violation_rates(path, settings, workers=run.workers, progress=not run.quiet,
                              engine=run.engine, scheduler=run.scheduler, store=store)
     results.write_table(out / "runs.csv", result["runs"])
@@ -296,7 +299,7 @@ def run_sweep_delta(settings, run: RunSettings) -> int:
     from ..sweeps import plot_violation_vs_delta, violation_rate_vs_delta
 
     settings.validate()
-    out = prepare_output(run.out)
+    out = take_output(run, "sweep-delta", settings, keep=("delta_*",))
     start = time.perf_counter()
     rows = violation_rate_vs_delta(settings, out, workers=run.workers,
                                    progress=not run.quiet, engine=run.engine,
@@ -321,7 +324,7 @@ def run_verify(settings, run: RunSettings) -> int:
     from ..verify import claims_json, claims_table
     from ..verify import run_verify as verify
 
-    out = prepare_output(run.out)
+    out = take_output(run, "verify", settings)
     start = time.perf_counter()
     claims, figures = verify(out, quick=settings.quick, workers=run.workers,
                              progress=not run.quiet)

@@ -78,12 +78,15 @@ class RunSettings:
                           choices=("local", "dask"))
     scheduler: str | None = setting(None, "Dask scheduler address (default: a LocalCluster)")
     quiet: bool = setting(False, "no progress bars")
+    overwrite: bool = setting(False, "clear the output folder first (it may hold another "
+                                     "command's or other settings' results)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser, command: str, names: tuple[str, ...]) -> None:
     """``--out`` (default results/COMMAND) and the named fields of :class:`RunSettings`."""
     parser.add_argument("--out", default=f"results/{command}",
                         help=f"output folder (default: results/{command})")
+    names = (*names, "overwrite")
     keep = tuple(f.name for f in fields(RunSettings) if f.name not in names or f.name == "out")
     add_settings(parser, RunSettings, skip=keep)
 
@@ -92,6 +95,17 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     from theory.settings import validate
 
     return validate(dataclasses.replace(settings_from(RunSettings, args), out=args.out))
+
+
+def take_output(run: RunSettings, command: str, settings, keep: tuple[str, ...] = ()) -> Path:
+    """Create and check the output folder, then claim it for this command and settings
+    (:func:`theory.results.claim_output`: refuses another command's or settings' results unless
+    --overwrite, and removes stale outputs)."""
+    from theory.results import claim_output
+
+    out = prepare_output(run.out)
+    claim_output(out, command, dataclasses.asdict(settings), keep=keep, overwrite=run.overwrite)
+    return out
 
 
 def prepare_output(path: str | Path) -> Path:
