@@ -12,9 +12,9 @@ Values are stored in task units (reward; discounted cost); ``utility_form`` conv
 from __future__ import annotations
 
 import json
-import zipfile
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
