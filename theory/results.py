@@ -157,7 +157,29 @@ def write_summary(out: str | Path, command: str, settings: Mapping,
                                                           wall_seconds))
 
 
-# --- the output folder's manifest -----------------------------------------------------------------
+# --- sizes that cannot fit ----------------------------------------------------------------------
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable on Linux; else physical)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(fields: str, estimate: float, what: str) -> None:
+    """Refuse, before any work, a size whose estimated memory exceeds what is available."""
+    available = available_memory()
+    if estimate > available:
+        raise InputError(f"{fields}: {what} need about {estimate / 1e9:.3g} GB of memory, more "
+                         f"than the {available / 1e9:.3g} GB available; lower {fields}")
+
+
+# --- the output folder's manifest --------------------------------------------------------------
 
 #: the file that names the command and settings whose results a folder holds
 MANIFEST = ".safepce-manifest.json"

@@ -40,6 +40,44 @@ FORMAT_VERSION = 1
 MAX_ROUNDS = 30
 
 
+#: Algorithm 1 is stopped as hopeless when its statistic rose this many rounds in a row while
+#: the cover held at least this fraction of the sample (every sample needing its own ball)
+RISING_ROUNDS = 2
+TRACKING_FRACTION = 0.5
+
+
+def _cannot_stop(rounds: list[dict]) -> bool:
+    """The cover grows with the sample, so the statistic rises with ln N and never falls."""
+    if len(rounds) <= RISING_ROUNDS:
+        return False
+    recent = [r["statistic"] for r in rounds[-RISING_ROUNDS - 1:]]
+    last = rounds[-1]
+    return (all(b >= a for a, b in zip(recent, recent[1:], strict=False))
+            and last["cover_size"] >= TRACKING_FRACTION * last["n"])
+
+
+def _cannot_stop_message(rounds, coverage, theta, distribution, delta) -> str:
+    """The refusal, with the smallest radius 2^j r (j <= 60) whose cover of the last sample
+    meets the stopping rule (searched downwards from the widest, where covers are small and
+    cheap, to the first that fails)."""
+    last = rounds[-1]
+    suggestion = None
+    for j in range(60, 0, -1):
+        wider = type(coverage)(coverage.radius * 2**j)
+        size = wider.greedy_cover(theta, distribution, 3 * delta * last["n"]).indices.size
+        if stopping_statistic(size, last["n"], delta) > delta:
+            break
+        suggestion = wider.radius
+    hint = (f"a radius of at least {suggestion:.3g} stops on this sample"
+            if suggestion is not None else "no radius up to 2^60 times this one stops")
+    risen = ", ".join(f"{r['statistic']:.3g}" for r in rounds[-RISING_ROUNDS - 1:])
+    return (f"radius: Algorithm 1 cannot stop at radius {coverage.radius:g}: the cover grows "
+            f"with the sample (|U| = {last['cover_size']} of N = {last['n']}) and the stopping "
+            f"statistic rose for {RISING_ROUNDS} rounds "
+            f"({risen}); "
+            f"{hint}")
+
+
 def initial_sample_size(delta: float) -> int:
     """N = ln^2(delta) / delta^2, rounded up (Algorithm 1, line 1)."""
     return math.ceil(math.log(delta) ** 2 / delta**2)
@@ -204,6 +242,10 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
         bar.set_postfix(N=n, cover=cover.indices.size, stat=f"{statistic:.3g}")
         if statistic <= delta:
             break
+        if _cannot_stop(rounds):
+            bar.close()
+            raise TrainingInputError(_cannot_stop_message(rounds, coverage, theta, distribution,
+                                                          delta))
         n *= 2
     else:
         bar.close()

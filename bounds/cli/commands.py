@@ -206,9 +206,19 @@ def make_coverage(oracle: str, radius: float):
 # --- reproduce --------------------------------------------------------------------------------
 
 
+#: bytes per episode of a run record held in memory (exact values, flags) and of its curves
+RECORD_BYTES, CURVE_BYTES = 40, 16
+#: bytes per pending sweep item (its settings dict) and per stored run record
+ITEM_BYTES = 1_000
+
+
 def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
     """The paper's experiment end to end: Figures 1 and 2, per-run table, curves, summary."""
     settings.validate()
+    n_runs = len(settings.algorithms) * settings.tasks
+    results.check_memory("--episodes, --tasks", n_runs * settings.episodes
+                         * (RECORD_BYTES + CURVE_BYTES), f"{n_runs} runs of {settings.episodes} "
+                         "episodes kept for the figures and curves")
     out = take_output(run, "reproduce", settings)
     start = time.perf_counter()
     training, distribution, records, rows = reproduce(settings, progress=not run.quiet,
@@ -263,6 +273,11 @@ def run_violations(settings: ViolationSettings, run: RunSettings) -> int:
     from ..sweeps import plot_violation_rates
 
     settings.validate()
+    n_runs = settings.runs * len(settings.algorithms)
+    results.check_memory("--runs, --episodes", n_runs * ITEM_BYTES
+                         + run.workers * settings.episodes * RECORD_BYTES,
+                         f"{n_runs} runs (their records) and {run.workers} runs of "
+                         f"{settings.episodes} episodes at a time")
     out = take_output(run, "violations", settings, keep=("store", "training.npz"))
     start = time.perf_counter()
     path = out / "training.npz"
