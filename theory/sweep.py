@@ -19,6 +19,7 @@ import ctypes
 import json
 import math
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -138,6 +139,22 @@ def process_pool(workers: int):
             process.kill()
         raise
     pool.shutdown(wait=True)
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Refuse, before any work, a Dask scheduler address nothing answers at (a TCP connect with
+    a :data:`SCHEDULER_TIMEOUT`-second limit)."""
+    address = scheduler.split("://", 1)[-1]
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "localhost", int(port)),
+                                 timeout=SCHEDULER_TIMEOUT).close()
+    except ValueError:
+        raise InputError(f"--scheduler: expected an address like tcp://HOST:PORT; got "
+                         f"{scheduler!r}") from None
+    except OSError as exc:
+        raise InputError(f"--scheduler: nothing answers at {scheduler} ({exc.strerror or exc})"
+                         ) from None
 
 
 @contextmanager

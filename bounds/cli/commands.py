@@ -37,6 +37,7 @@ from theory.settings import (
     setting,
     validate,
 )
+from theory.sweep import check_scheduler
 from theory.training import TrainingResult, check_lemma_3_5, make_safe_oracle, train
 
 from ..covering import covering_number
@@ -273,6 +274,8 @@ def run_violations(settings: ViolationSettings, run: RunSettings) -> int:
     from ..sweeps import plot_violation_rates
 
     settings.validate()
+    if run.engine == "dask" and run.scheduler:
+        check_scheduler(run.scheduler)
     n_runs = settings.runs * len(settings.algorithms)
     results.check_memory("--runs, --episodes", n_runs * ITEM_BYTES
                          + run.workers * settings.episodes * RECORD_BYTES,
@@ -314,6 +317,8 @@ def run_sweep_delta(settings, run: RunSettings) -> int:
     from ..sweeps import plot_violation_vs_delta, violation_rate_vs_delta
 
     settings.validate()
+    if run.engine == "dask" and run.scheduler:
+        check_scheduler(run.scheduler)
     out = take_output(run, "sweep-delta", settings, keep=("delta_*",))
     start = time.perf_counter()
     rows = violation_rate_vs_delta(settings, out, workers=run.workers,
