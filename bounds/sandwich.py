@@ -35,6 +35,7 @@ task's share).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,10 +45,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from tabular.errors import InputError
 from theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights
 from theory.figures import TEXT_WIDTH, new_figure, styled
 from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
+from theory.results import write_json
 from theory.sweep import process_pool
 from theory.training import TrainingResult, train
 
@@ -139,7 +142,7 @@ def _cell_runs(args) -> list[dict]:
         settled = episodes_to_accuracy(record, cell.eps * units.reward_scale)
         out.append({
             "task": int(index), "seed": int(seed),
-            "episodes_to_accuracy": math.inf if settled is None else settled,
+            "episodes_to_accuracy": settled,           # None: never settled within K
             "violated": bool(record.violated.any()),
             "eliminations": len(eliminations),
             "reward_eliminations": sum("reward" in e["test"] for e in eliminations),
@@ -180,7 +183,8 @@ def _quantile(values: np.ndarray, q: float) -> float:
 
 def cell_row(cell: Cell, runs: list[dict], n_episodes: int) -> dict:
     """One row of sandwich.csv (every sample count in transitions = episodes x H)."""
-    episodes = np.array([r["episodes_to_accuracy"] for r in runs], dtype=np.float64)
+    episodes = np.array([math.inf if r["episodes_to_accuracy"] is None
+                         else r["episodes_to_accuracy"] for r in runs], dtype=np.float64)
     transitions = episodes * HORIZON
     null = transitions[np.array([r["task"] == 0 for r in runs], dtype=bool)]
     family = cell.family()
@@ -284,12 +288,27 @@ def plot_sandwich(rows: list[dict]) -> Figure:
 
 
 def sandwich(out: Path, quick: bool, workers: int = 2, progress: bool = False,
-             seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Every cell of :func:`grids`: (rows of sandwich.csv, per-run records)."""
+             seed: int = 0, store: Path | None = None) -> tuple[list[dict], list[dict]]:
+    """Every cell of :func:`grids`: (rows of sandwich.csv, per-run records). With a ``store``
+    folder each cell's runs are kept as soon as the cell is done, and kept cells are read back
+    instead of rerun (an interrupted sandwich resumes)."""
     n_runs, n_episodes = (30, 5_000_000) if quick else (100, 10_000_000)
     rows, records = [], []
+    if store is not None:
+        Path(store).mkdir(parents=True, exist_ok=True)
     for cell in tqdm(grids(quick), desc="sandwich cells", disable=not progress):
-        runs = run_cell(cell, out, n_runs, n_episodes, seed, workers)
+        path = None if store is None else Path(store) / (
+            f"{cell.parameter.replace('/', '')}_{cell.value:g}_{n_runs}_{n_episodes}.json")
+        if path is not None and path.exists():
+            try:
+                runs = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InputError(f"{path}: not a readable cell record ({exc}); remove it to "
+                                 "rerun that cell") from None
+        else:
+            runs = run_cell(cell, out, n_runs, n_episodes, seed, workers)
+            if path is not None:
+                write_json(path, runs)
         rows.append(cell_row(cell, runs, n_episodes))
         records += [asdict(cell) | run for run in runs]
     return rows, records

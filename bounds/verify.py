@@ -12,6 +12,7 @@ one row of :data:`CLAIMS`. ``quick`` sizes finish in well under 3 minutes on 2 c
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 import tabular
 from tabular.distance import simulation_lemma_constant
 from tabular.distributions import runnable_family
+from tabular.errors import InputError
 from theory.algorithms.registry import make_algorithm
 from theory.algorithms.safe_pce import (
     THEORY,
@@ -37,7 +39,7 @@ from theory.experiment import (
 )
 from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
-from theory.results import write_table
+from theory.results import atomic_write, write_table
 from theory.settings import setting
 from theory.sweep import process_pool
 from theory.training import TrainingResult, check_lemma_3_5, train
@@ -506,7 +508,8 @@ def claim_published_safety(context: VerifyContext) -> list[Claim]:
 def claim_sandwich(context: VerifyContext) -> list[Claim]:
     """Safe-PCE [theory]'s sample complexity between Theorem 5.1 and App. E on the hard family
     (bounds.sandwich): one claim per parameter; writes sandwich.csv and sandwich_runs.csv."""
-    rows, records = sandwich(context.out, context.quick, context.workers, context.progress)
+    rows, records = sandwich(context.out, context.quick, context.workers, context.progress,
+                             store=context.out / "store" / "sandwich")
     write_table(context.out / "sandwich.csv", rows)
     write_table(context.out / "sandwich_runs.csv", records)
     context.figures["sandwich"] = plot_sandwich(rows)
@@ -569,10 +572,27 @@ def run_verify(out: Path, quick: bool = True, workers: int = 2, progress: bool =
     """Run every claim function of ``claims`` (default :data:`CLAIMS`); returns (claims,
     figures by name)."""
     context = VerifyContext(Path(out), quick=quick, workers=workers, progress=progress)
+    store = Path(out) / "store"
+    store.mkdir(parents=True, exist_ok=True)
     results: list[Claim] = []
     for check in tqdm(CLAIMS if claims is None else claims, desc="verify", unit="claim",
                       disable=not progress):
-        results.extend(check.check(context))
+        # resumable: each claim's records and figures are kept as soon as it is done
+        path = store / f"{check.name}.pkl"
+        if path.exists():
+            try:
+                claims_done, figures = pickle.loads(path.read_bytes())
+            except Exception as exc:   # noqa: BLE001 (any unpickling failure: a damaged file)
+                raise InputError(f"{path}: not a readable claim record ({type(exc).__name__}); "
+                                 "remove it to rerun that claim") from None
+        else:
+            before = set(context.figures)
+            claims_done = check.check(context)
+            figures = {k: v for k, v in context.figures.items() if k not in before}
+            payload = pickle.dumps((claims_done, figures))
+            atomic_write(path, lambda handle, data=payload: handle.write(data), binary=True)
+        context.figures.update(figures)
+        results.extend(claims_done)
     return results, context.figures
 
 

@@ -219,35 +219,53 @@ def reproduce_run(key: str, index: int, settings: ExperimentSettings, training: 
                           optimal_value=0.0 if math.isnan(optimum) else optimum)
 
 
-def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int = 1):
-    """Train, then run every requested algorithm on the test tasks, on ``workers`` processes
-    (1: in this process); the records do not depend on ``workers``.
+def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int = 1,
+              store: Path | None = None, training: TrainingResult | None = None):
+    """Train (unless ``training`` is given), then run every requested algorithm on the test
+    tasks, on ``workers`` processes (1: in this process); the records do not depend on
+    ``workers``. With a ``store`` folder every finished run is saved there as it completes and
+    runs already there are read back instead of rerun, so an interrupted call resumes.
 
     Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table).
     """
     settings.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SettingsError(f"--workers: expected a positive integer; got {workers!r}")
-    training, distribution = experiment_training(settings, progress=progress)
+    if training is None:
+        training, distribution = experiment_training(settings, progress=progress)
+    else:
+        distribution, _ = experiment_family(settings)
     thetas = test_parameters(settings)
     optima = [optimal_value(distribution.build(theta)) for theta in thetas]
     jobs = [(key, i) for key in settings.algorithms for i in range(len(thetas))]
     done: dict[tuple[str, int], RunRecord] = {}
-    bar = tqdm(total=len(jobs), desc="test phase", unit="run", disable=not progress)
-    if workers == 1:
+    if store is not None:
+        Path(store).mkdir(parents=True, exist_ok=True)
         for key, i in jobs:
-            done[key, i] = reproduce_run(key, i, settings, training, thetas[i], optima[i])
-            bar.update(1)
-            bar.set_postfix(algorithm=key)
-    else:
+            path = Path(store) / f"{key}-{i:04d}.npz"
+            if path.exists():
+                done[key, i] = RunRecord.load(path)
+
+    def finish(job, record):
+        done[job] = record
+        if store is not None:
+            record.save(Path(store) / f"{job[0]}-{job[1]:04d}.npz")
+        bar.update(1)
+        bar.set_postfix(algorithm=job[0])
+
+    pending = [job for job in jobs if job not in done]
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="test phase", unit="run",
+               disable=not progress)
+    if workers == 1:
+        for key, i in pending:
+            finish((key, i), reproduce_run(key, i, settings, training, thetas[i], optima[i]))
+    elif pending:
         with make_executor("local", workers) as executor:
             # the slowest algorithms go first so the pool drains evenly
             futures = {executor.submit(reproduce_run, key, i, settings, training, thetas[i],
-                                       optima[i]): (key, i) for key, i in reversed(jobs)}
+                                       optima[i]): (key, i) for key, i in reversed(pending)}
             for future in as_completed(futures):
-                done[futures[future]] = future.result()
-                bar.update(1)
-                bar.set_postfix(algorithm=futures[future][0])
+                finish(futures[future], future.result())
     bar.close()
     records = {key: [done[key, i] for i in range(len(thetas))] for key in settings.algorithms}
     name = distribution.parameter_names[0]

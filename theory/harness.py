@@ -17,7 +17,9 @@ ones are discarded unseen.
 
 from __future__ import annotations
 
+import json
 import time
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -105,6 +107,31 @@ class RunRecord:
     def constraint_regret(self) -> float:
         """sum_k [V_cost(pi_k) - b]_+ (App. F, cost form)."""
         return float(np.sum(np.clip(self.cost_value - self.budget, 0.0, None)))
+
+    def save(self, path) -> None:
+        """Write the record as one .npz (arrays, and the rest as a JSON header), atomically."""
+        from .results import atomic_write, jsonable
+
+        header = json.dumps(jsonable({
+            "algorithm": self.algorithm, "preset": self.preset,
+            "optimal_value": self.optimal_value, "budget": self.budget,
+            "horizon": self.horizon, "seed": self.seed, "wall_seconds": self.wall_seconds,
+            "log": self.log}))
+        atomic_write(path, lambda handle: np.savez(
+            handle, header=np.array(header), reward_value=self.reward_value,
+            cost_value=self.cost_value, safe_only=self.safe_only), binary=True)
+
+    @classmethod
+    def load(cls, path) -> RunRecord:
+        """Read a record written by :meth:`save` (a damaged file is named in the error)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                arrays = {k: data[k] for k in ("reward_value", "cost_value", "safe_only")}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path}: not a readable run record ({type(exc).__name__}); remove "
+                             "it to rerun that run") from None
+        return cls(**header, **arrays)
 
     def summary(self) -> dict:
         return {

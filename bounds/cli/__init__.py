@@ -105,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def interrupted_message(out: Path) -> str:
     """What an interrupted command kept: the runs in its store (the same command resumes)."""
-    stores = [out / "store" / "runs", *sorted(out.glob("delta_*/store/runs"))]
-    stored = sum(len(list(folder.glob("*.json"))) for folder in stores if folder.is_dir())
+    stores = [out / "store", out / "store" / "runs", *sorted(out.glob("delta_*/store/runs")),
+              *sorted(out.glob("store/*/"))]
+    stored = sum(len(list(folder.glob("*.json"))) + len(list(folder.glob("*.npz")))
+                 for folder in dict.fromkeys(stores) if folder.is_dir())
     if stored:
         return (f"interrupted: {stored} runs stored in {out}; run the same command to "
                 "resume")

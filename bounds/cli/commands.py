@@ -220,11 +220,15 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
     results.check_memory("--episodes, --tasks", n_runs * settings.episodes
                          * (RECORD_BYTES + CURVE_BYTES), f"{n_runs} runs of {settings.episodes} "
                          "episodes kept for the figures and curves")
-    out = take_output(run, "reproduce", settings)
+    out = take_output(run, "reproduce", settings, keep=("store", "training.npz"))
     start = time.perf_counter()
-    training, distribution, records, rows = reproduce(settings, progress=not run.quiet,
-                                                      workers=run.workers)
-    training.save(out / "training.npz")
+    # resumable: the training and every finished run are kept in the folder as they complete
+    path = out / "training.npz"
+    if not path.exists():
+        experiment_training(settings, progress=not run.quiet)[0].save(path)
+    training, distribution, records, rows = reproduce(
+        settings, progress=not run.quiet, workers=run.workers, store=out / "store",
+        training=TrainingResult.load(path))
     results.write_table(out / "runs.csv", rows)
     order = [(row["key"], i) for key in records for i, row in enumerate(
         r for r in rows if r["key"] == key)]
@@ -344,7 +348,7 @@ def run_verify(settings, run: RunSettings) -> int:
     from ..verify import claims_json, claims_table
     from ..verify import run_verify as verify
 
-    out = take_output(run, "verify", settings)
+    out = take_output(run, "verify", settings, keep=("store",))
     start = time.perf_counter()
     claims, figures = verify(out, quick=settings.quick, workers=run.workers,
                              progress=not run.quiet)

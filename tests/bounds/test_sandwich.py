@@ -62,7 +62,8 @@ def test_slope_and_standard_error():
 def test_cell_row_recomputes_the_lower_bound_and_counts():
     cell = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
     family = cell.family()
-    runs = [{"task": t, "episodes_to_accuracy": e, "violated": False, "eliminations": n,
+    runs = [{"task": t, "episodes_to_accuracy": None if e == math.inf else e, "violated": False,
+             "eliminations": n,
              "reward_eliminations": 0, "constraint_eliminations": n, "stage_advances": 10,
              "final_alpha": 0.5} for t, e, n in ((0, 1000, 1), (1, 3000, 2), (0, math.inf, 3))]
     row = cell_row(cell, runs, 10_000)
@@ -100,3 +101,33 @@ def test_a_failed_check_makes_verify_exit_1(tmp_path, monkeypatch):
 
     monkeypatch.setattr(verify, "CLAIMS", (verify.ClaimCheck("s6", "Section 6", refuted),))
     assert main(["verify", "--quick", "--quiet", "--out", str(tmp_path / "refuted")]) == 0
+
+
+def test_verify_and_the_sandwich_resume_from_their_store(tmp_path, monkeypatch):
+    """A claim (and a sandwich cell) already in the store is read back, not run again."""
+    import bounds.sandwich as sandwich_module
+
+    calls = []
+
+    def claim(context):
+        calls.append("claim")
+        return [verify.Claim("X: a check", True, 1, 0.0)]
+
+    table = (verify.ClaimCheck("x", "X", claim),)
+    first, _ = verify.run_verify(tmp_path, claims=table, progress=False)
+    second, _ = verify.run_verify(tmp_path, claims=table, progress=False)
+    assert calls == ["claim"] and [c.status for c in second] == [c.status for c in first]
+
+    cell = Cell("C", 1, 0.4, 0.2, 2.0, 20.0)
+    monkeypatch.setattr(sandwich_module, "grids", lambda quick: [cell])
+
+    def fake_runs(*args, **kwargs):
+        calls.append("cell")
+        return [{"task": 0, "episodes_to_accuracy": None, "violated": False, "eliminations": 1,
+                 "reward_eliminations": 0, "constraint_eliminations": 1, "stage_advances": 3,
+                 "final_alpha": 0.1}]
+
+    monkeypatch.setattr(sandwich_module, "run_cell", fake_runs)
+    rows_one, _ = sandwich_module.sandwich(tmp_path, True, store=tmp_path / "cells")
+    rows_two, _ = sandwich_module.sandwich(tmp_path, True, store=tmp_path / "cells")
+    assert calls.count("cell") == 1 and rows_one == rows_two

@@ -12,11 +12,13 @@ from pathlib import Path
 
 COMMAND = [sys.executable, "-m", "bounds.cli", "violations", "--runs", "400", "--episodes",
            "6000", "--algorithms", "safe-pce", "--workers", "2", "--quiet"]
+REPRODUCE = [sys.executable, "-m", "bounds.cli", "reproduce", "--episodes", "3000", "--tasks",
+             "10", "--algorithms", "safe-meta-rl", "lb-sgd", "--workers", "2", "--quiet"]
 
 
-def _start(out: Path) -> subprocess.Popen:
+def _start(out: Path, command=COMMAND) -> subprocess.Popen:
     # a shell's background jobs ignore SIGINT; a terminal's foreground job does not
-    return subprocess.Popen([*COMMAND, "--out", str(out)], stdout=subprocess.PIPE,
+    return subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -86,3 +88,25 @@ def test_kill_9_of_the_main_process_ends_its_workers(tmp_path):
     while _alive(out) and time.time() < deadline:
         time.sleep(0.1)
     assert _alive(out) == []
+
+
+def test_an_interrupted_reproduce_resumes_to_the_same_table(tmp_path):
+    reference = tmp_path / "reference"
+    subprocess.run([*REPRODUCE, "--out", str(reference)], check=True, capture_output=True)
+    out = tmp_path / "interrupted"
+    process = _start(out, REPRODUCE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "store").glob("*.npz"))) < 3:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "runs stored" in err and "\n" not in err.strip()
+    stored = len(list((out / "store").glob("*.npz")))
+    assert 3 <= stored < 20
+    finished = subprocess.run([*REPRODUCE, "--out", str(out)], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+
+    def strip(rows):
+        return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in rows]
+
+    assert strip(_table(out)) == strip(_table(reference))
