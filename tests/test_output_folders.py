@@ -42,7 +42,7 @@ def test_another_command_is_refused_unless_overwrite(tmp_path, capsys, first, se
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["command"] == second
     if first == "violations":
-        assert not (out / "store").exists()                           # cleared first
+        assert not (out / "store" / "runs").exists()                  # the sweep is gone
 
 
 def test_other_settings_are_refused_naming_them(tmp_path, capsys):

@@ -196,6 +196,22 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def read_manifest(path: Path, error: type[InputError], advice: str) -> dict:
+    """A manifest's JSON, or ``error`` naming the file when it cannot be read."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise error(f"--out: {path} is corrupt ({exc}); {advice}") from None
+    if not isinstance(found, dict):
+        raise error(f"--out: {path} is corrupt (not a JSON object); {advice}")
+    return found
+
+
+def differing_keys(theirs: Mapping, ours: Mapping) -> list[str]:
+    """The keys whose values differ between two settings dictionaries (sorted)."""
+    return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+
+
 def claim_output(out: str | Path, command: str, settings: Mapping,
                  keep: tuple[str, ...] = (), overwrite: bool = False) -> bool:
     """Take the folder ``out`` for one run of ``command`` with ``settings``.
@@ -215,18 +231,14 @@ def claim_output(out: str | Path, command: str, settings: Mapping,
         for entry in folder.iterdir():
             _remove(entry)
     elif manifest.exists():
-        try:
-            found = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise OutputFolderError(f"--out: {manifest} is corrupt ({exc}); remove it, choose "
-                                    "another folder or pass --overwrite") from None
+        found = read_manifest(manifest, OutputFolderError,
+                              "remove it, choose another folder or pass --overwrite")
         if found.get("command") != command:
             raise OutputFolderError(
                 f"--out: {folder} holds results of `safepce {found.get('command')}`; choose "
                 "another folder or pass --overwrite")
         if found.get("settings") != identity["settings"]:
-            theirs, ours = found.get("settings", {}), identity["settings"]
-            differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            differ = differing_keys(found.get("settings", {}), identity["settings"])
             raise OutputFolderError(
                 f"--out: {folder} holds `safepce {command}` results with other settings "
                 f"(differing: {', '.join(differ)}); rerun with the same settings to resume, "

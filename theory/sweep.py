@@ -30,7 +30,14 @@ from tqdm.auto import tqdm
 
 from tabular.errors import InputError, positive_int
 
-from .results import MANIFEST, atomic_write, jsonable, versions
+from .results import (
+    MANIFEST,
+    atomic_write,
+    differing_keys,
+    jsonable,
+    read_manifest,
+    versions,
+)
 
 STORE_FORMAT = 1
 MIN_TASK_SECONDS = 0.05
@@ -53,17 +60,12 @@ class ResultStore:
         self.sweep = json.loads(json.dumps(sweep))          # JSON-normalised for comparison
         manifest = self.root / "manifest.json"
         if manifest.exists():
-            try:
-                found = json.loads(manifest.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise StoreError(f"--out: {manifest} is corrupt ({exc}); remove it or choose "
-                                 "another folder") from None
+            found = read_manifest(manifest, StoreError, "remove it or choose another folder")
             if found.get("kind") != "safepce-sweep" or found.get("format") != STORE_FORMAT:
                 raise StoreError(f"--out: {manifest} is not a safepce sweep store of format "
                                  f"{STORE_FORMAT}; choose another folder")
             if found.get("sweep") != self.sweep:
-                differ = sorted(k for k in set(found.get("sweep", {})) | set(self.sweep)
-                                if found.get("sweep", {}).get(k) != self.sweep.get(k))
+                differ = differing_keys(found.get("sweep", {}), self.sweep)
                 raise StoreError(f"--out: {self.folder} holds a sweep with other settings "
                                  f"(differing: {', '.join(differ)}); choose another folder")
         else:
