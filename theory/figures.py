@@ -177,7 +177,7 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600) 
                 peaks = np.maximum.reduceat(run.cost_value, edges[:-1])
                 right.plot(edges[1:], peaks, color=colour, linewidth=0.4, alpha=0.6)
     right.axhline(budget, color="black", linestyle="--", linewidth=1, label=f"budget {budget:g}")
-    left.set_yscale("log")
+    left.set_yscale("symlog", linthresh=1.0)      # log above 1, linear through 0
     left.set_xlabel("episode")
     left.set_ylabel("cumulative reward regret")
     left.set_title("regret (exact); line: mean, band: 10-90% of runs")
