@@ -38,7 +38,13 @@ from theory.settings import (
     validate,
 )
 from theory.sweep import check_scheduler
-from theory.training import TrainingResult, check_lemma_3_5, make_safe_oracle, train
+from theory.training import (
+    TrainingResult,
+    check_lemma_3_5,
+    make_coverage_oracle,
+    make_safe_oracle,
+    train,
+)
 
 from ..covering import covering_number
 from .flags import RunSettings, UsageError, take_output
@@ -155,7 +161,7 @@ def run_train(settings: TrainSettings, run: RunSettings) -> int:
     safe_parameter = spec.safe_parameter if settings.safe_parameter is None else \
         settings.safe_parameter
     out = take_output(run, "train", settings)
-    coverage = make_coverage(oracle, radius)
+    coverage = make_coverage_oracle(oracle, radius)
     safe_oracle = make_safe_oracle(safe_kind, xi=settings.xi, parameter=safe_parameter)
     result = train(distribution, coverage, settings.delta, seed=settings.seed,
                    safe_oracle=safe_oracle, progress=not run.quiet)
@@ -196,12 +202,6 @@ def run_train(settings: TrainSettings, run: RunSettings) -> int:
           f"pi_s min cost slack {report['safe_policy_min_slack_cost_units']:.4f}")
     _wrote(out, ["training.npz", "cover.csv", *written, "summary.json"])
     return 0
-
-
-def make_coverage(oracle: str, radius: float):
-    from theory.training import make_coverage_oracle
-
-    return make_coverage_oracle(oracle, radius)
 
 
 # --- reproduce --------------------------------------------------------------------------------
