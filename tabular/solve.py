@@ -192,7 +192,9 @@ class _CvxpyOccupancyLP:
         self.costs.value = cmdp.costs.reshape(n_pairs, cmdp.n_constraints).T
         self.budgets.value = cmdp.budgets
         self.rho.value = cmdp.rho
-        options = {} if self.compiled else {"canon_backend": "COO"}
+        # cold solves: a warm start from the previous task would make the last bits depend on
+        # what this process solved before
+        options = {"warm_start": False} | ({} if self.compiled else {"canon_backend": "COO"})
         with warnings.catch_warnings():
             # cvxpy reads its own sparse parameter through `.value` while stuffing the matrices.
             warnings.filterwarnings("ignore", message="Reading from a sparse CVXPY expression")

@@ -112,7 +112,7 @@ def test_save_and_load_round_trip(paper_training, tmp_path):
     assert again.rounds == result.rounds and again.settings == result.settings
     assert again.build_distribution().to_dict() == GridworldNoise().to_dict()
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(TrainingInputError, match="^path"):
+    with pytest.raises(TrainingInputError, match="not a readable safepce training result"):
         TrainingResult.load(tmp_path / "junk.npz")
 
 
