@@ -315,6 +315,24 @@ class DesignatedSafePolicy:
         return {"oracle": self.name, "parameter": self.parameter.tolist(), "xi": self.xi}
 
 
+class GivenSafePolicy:
+    """O_s for a family that comes with a simultaneous Slater policy (e.g. the property-test
+    families of :mod:`tabular.strategies`): that policy, checked exactly for margin ``xi`` on
+    every cover task (Assumption 3.3)."""
+
+    name = "given"
+
+    def __init__(self, policy: np.ndarray, xi: float = 0.0):
+        self.policy = np.asarray(policy, dtype=np.float64)
+        self.xi = float(xi)
+
+    def __call__(self, tasks: list[CMDP], distribution: TaskDistribution) -> SafePolicy:
+        return _safe_policy_on(self.policy, tasks, self.xi, "the given safe policy")
+
+    def describe(self) -> dict:
+        return {"oracle": self.name, "xi": self.xi}
+
+
 class WorstCaseSafePolicy:
     """O_s for any finite task set: maximise the worst-case normalised slack over the tasks.
 
