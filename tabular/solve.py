@@ -42,7 +42,8 @@ from .evaluate import evaluate
 #: an occupancy below this fraction of its state's total is a round-off of a non-basic zero
 _SUPPORT_TOLERANCE = 1e-9
 _BACKENDS = ("cvxpy", "highspy")
-_POLISH_ATTEMPTS = 5
+_POLISH_ATTEMPTS = 15
+_LINEAR_ATTEMPTS = 5
 _CACHE_SIZE = 8
 #: set SAFEPCE_HIGHS_BANNER=1 to let HiGHS print its licence banner (quiet by default)
 _BANNER_VARIABLE = "SAFEPCE_HIGHS_BANNER"
@@ -315,18 +316,21 @@ def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS",
 
     The returned policy is feasible by exact evaluation: simplex residuals on ill-conditioned
     tasks can leave its exact cost ~1e-8 above the budget, and then the LP is solved again with
-    the budget lowered by twice the excess (a vertex again; reward lost ~ lambda times that).
+    the budget lowered by twice the excess (a vertex again; reward lost ~ lambda times that),
+    doubling the tightening while the excess persists.
     States the optimal occupancy never visits get the action that maximises the Lagrangian
     Q-value ``r - lambda . cost + gamma P V_lambda`` (so the policy stays sensible on tasks
     whose dynamics do reach them); their choice does not change the values on ``cmdp``.
     """
     solution = _solve_once(cmdp, backend, solver, warm_start)
     tightening = np.zeros(cmdp.n_constraints)
-    for _ in range(_POLISH_ATTEMPTS):
+    for attempt in range(_POLISH_ATTEMPTS):
         excess = -np.minimum(np.atleast_1d(cmdp.budgets - np.atleast_1d(solution.cost_value)), 0)
         if not np.any(excess > 0):
             break
-        tightening = tightening + 2 * excess
+        # twice the excess; after _LINEAR_ATTEMPTS also double what did not suffice: a budget
+        # moved by a few ulps can leave the LP's vertex (and so the exact cost) unchanged
+        tightening = (tightening if attempt < _LINEAR_ATTEMPTS else 2 * tightening) + 2 * excess
         try:
             solution = _solve_once(cmdp.with_budget(
                 cmdp.budgets - tightening if not cmdp.single_constraint

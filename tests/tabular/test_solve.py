@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 import tabular
+import tabular.strategies as cst
 from tabular import InfeasibleCMDPError
 
 PAPER_OPTIMA = {0.1: 59.73693, 0.2: 56.43349, 0.3: 51.96282, 0.4: 44.91545}  # PAPER.md sec. 7
@@ -44,14 +45,18 @@ def _scipy_lp(task):
     return -result.fun
 
 
-random_tasks = st.builds(
-    tabular.random_cmdp,
-    n_states=st.integers(2, 6),
-    n_actions=st.integers(2, 3),
-    seed=st.integers(0, 2**32 - 1),
-    n_constraints=st.sampled_from([None, 1, 2]),
-    gamma=st.floats(0.5, 0.95),
-    concentration=st.sampled_from([0.3, 1.0, 3.0]),
+random_tasks = st.one_of(
+    st.builds(
+        tabular.random_cmdp,
+        n_states=st.integers(2, 6),
+        n_actions=st.integers(2, 3),
+        seed=st.integers(0, 2**32 - 1),
+        n_constraints=st.sampled_from([None, 1, 2]),
+        gamma=st.floats(0.5, 0.95),
+        concentration=st.sampled_from([0.3, 1.0, 3.0]),
+    ),
+    # the kit's round-number tasks: zero transitions, ties, a single state, budgets at the edge
+    cst.cmdps(n_states=(1, 5), n_actions=(2, 3)),
 )
 
 
@@ -195,3 +200,13 @@ def test_solutions_do_not_depend_on_what_was_solved_before(backend):
     tabular.solve(tabular.gridworld(0.45, budget=2.0), backend=backend)
     again = tabular.solve(tabular.gridworld(0.2), backend=backend).policy
     assert np.array_equal(first, again)
+
+
+@pytest.mark.parametrize("backend", ["cvxpy", "highspy"])
+def test_polish_reaches_exact_feasibility_when_a_few_ulps_do_not_move_the_vertex(backend):
+    """Found by hypothesis: here the first LP solution is 2.2e-16 over the budget and lowering
+    the budget by a few ulps returns the same vertex; the tightening must keep growing."""
+    task = tabular.random_cmdp(6, 2, seed=2, gamma=0.5998971903603598, concentration=0.3)
+    solution = tabular.solve(task, backend=backend)
+    assert tabular.evaluate(task, solution.policy).slack >= 0
+    assert 0 < solution.budget_tightening < 1e-12
