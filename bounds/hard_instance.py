@@ -283,3 +283,13 @@ tabular.families.register(
     "hard", hard_distribution,
     "App. G's 2^m tasks (Theorem 5.1's lower-bound family), uniform",
     oracle="distance", radius=0.1 * 0.1 * 0.1**3, safe_oracle="worst-case", horizon=200)
+
+
+def hard_families():
+    """A hypothesis strategy of App. G hard families (``safepce[testing]``): (m, gamma, xi, eps)
+    among settings where :func:`check_hard_family` holds, as task distributions (uniform D);
+    the bounds-side companion of :mod:`tabular.strategies` (tabular cannot import bounds)."""
+    from hypothesis import strategies as st
+
+    settings = [(1, 0.9, 0.1, 0.1), (2, 0.9, 0.1, 0.1), (1, 0.8, 0.2, 0.1)]
+    return st.sampled_from(settings).map(lambda s: hard_distribution(*s))

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import tabular
 from bounds.covering import covering_number_sample
@@ -11,6 +12,7 @@ from bounds.hard_instance import (
     HardFamilyError,
     bernoulli_kl,
     check_hard_family,
+    hard_families,
     hard_family,
     sample_lower_bound,
 )
@@ -91,3 +93,15 @@ def test_sequential_identification_respects_the_lower_bound():
     found = [sequential_identification(family, 1, 0.05, seed) for seed in range(10)]
     assert sum(r.identified == 1 for r in found) >= 8
     assert all(r.eps_optimal_and_feasible == r.correct for r in found)
+
+
+@settings(max_examples=4, deadline=None)
+@given(hard_families())
+def test_hard_family_strategy_keeps_app_g_promises(distribution):
+    """Each drawn family is uniform over 2^m tasks whose pairwise distances equal a2 exactly."""
+    import itertools
+
+    tasks = distribution.tasks
+    assert len(tasks) in (2, 4)
+    distances = {round(tabular.distance(a, b), 15) for a, b in itertools.combinations(tasks, 2)}
+    assert len(distances) == 1
