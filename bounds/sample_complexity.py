@@ -16,6 +16,8 @@ Definitions (Section 4 of the paper):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tabular.errors import InputError
@@ -62,9 +64,22 @@ def violation_rate(violating_runs: int, runs: int, confidence: float = 0.95) -> 
 
 
 def fitted_slope(x, y) -> float:
-    """Least-squares slope of log y against log x (the exponent of a power law)."""
+    """Least-squares slope of log y against log x (the exponent of a power law), over the
+    positive finite points."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     if keep.sum() < 2:
         raise InputError("x, y: expected at least two positive points to fit a slope")
-    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
+    return fitted_slope_with_error(x[keep], y[keep])[0]
+
+
+def fitted_slope_with_error(x, y) -> tuple[float, float]:
+    """Least-squares slope of log y on log x and its standard error (slope nan with fewer than
+    2 points, error nan with fewer than 3)."""
+    x, y = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
+    if x.size < 2:
+        return math.nan, math.nan
+    if x.size == 2:
+        return float((y[1] - y[0]) / (x[1] - x[0])), math.nan
+    coefficients, covariance = np.polyfit(x, y, 1, cov=True)
+    return float(coefficients[0]), float(math.sqrt(covariance[0, 0]))

@@ -45,17 +45,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from tabular.distance import simulation_lemma_constant
 from tabular.errors import InputError
 from theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights
 from theory.figures import TEXT_WIDTH, new_figure, styled
 from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
 from theory.results import write_json
-from theory.sweep import process_pool
+from theory.sweep import map_runs
 from theory.training import TrainingResult, train
 
 from .hard_instance import hard_family, sample_lower_bound
-from .sample_complexity import episodes_to_accuracy
+from .sample_complexity import episodes_to_accuracy, fitted_slope_with_error
 from .upper import theorem_4_2_terms
 
 GAMMA = 0.8
@@ -107,8 +108,6 @@ def upper_bound_episodes(cell: Cell) -> float:
     """Smallest K with App. E's bound on Reg(K) / K <= eps (E = 2^m, v_s = xi); inf if the
     bound's per-episode terms alone exceed eps."""
     n = 2**cell.m
-    from tabular.distance import simulation_lemma_constant
-
     L = simulation_lemma_constant(GAMMA)
     alpha_1 = mixture_weights(cell.xi, RADIUS, L, GAMMA, 1)[1]
 
@@ -167,8 +166,7 @@ def run_cell(cell: Cell, out: Path, n_runs: int, n_episodes: int, seed: int,
     chunk = max(1, math.ceil(n_runs / (2 * workers)))
     jobs = [(cell, str(path), tasks[i:i + chunk], seeds[i:i + chunk], n_episodes)
             for i in range(0, n_runs, chunk)]
-    with process_pool(workers) as pool:
-        return [run for part in pool.map(_cell_runs, jobs) for run in part]
+    return map_runs(_cell_runs, jobs, workers)
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -208,17 +206,6 @@ def cell_row(cell: Cell, runs: list[dict], n_episodes: int) -> dict:
         "mean_stage_advances": float(np.mean([r["stage_advances"] for r in runs])),
         "mean_final_alpha": float(np.mean([r["final_alpha"] for r in runs])),
     }
-
-
-def fitted_slope_with_error(x, y) -> tuple[float, float]:
-    """Least-squares slope of log y on log x and its standard error (nan with < 3 points)."""
-    x, y = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
-    if x.size < 2:
-        return math.nan, math.nan
-    if x.size == 2:
-        return float((y[1] - y[0]) / (x[1] - x[0])), math.nan
-    coefficients, covariance = np.polyfit(x, y, 1, cov=True)
-    return float(coefficients[0]), float(math.sqrt(covariance[0, 0]))
 
 
 def slopes(rows: list[dict]) -> dict[str, dict]:

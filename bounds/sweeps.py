@@ -23,7 +23,7 @@ from theory.experiment import (
     violation_rates,
 )
 from theory.figures import TEXT_WIDTH, new_figure, styled
-from theory.settings import algorithm_delta, positive, setting, validate
+from theory.settings import algorithm_delta, positive, setting
 from theory.sweep import ResultStore
 from theory.training import TrainingResult
 
@@ -37,9 +37,6 @@ class SweepDeltaSettings(ViolationSettings):
     runs: int = setting(200, "runs per delta and algorithm", positive, "a positive integer")
     algorithms: tuple[str, ...] = setting(("safe-pce", "pce"), "test-time algorithms (registry "
                                           "keys)", choices=algorithm_keys)
-
-    def validate(self) -> SweepDeltaSettings:
-        return validate(self)
 
 
 def violation_rate_vs_delta(settings: SweepDeltaSettings, out: Path, workers: int = 2,

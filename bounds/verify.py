@@ -41,7 +41,7 @@ from theory.harness import run_test_phase
 from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
 from theory.results import atomic_write, write_table
 from theory.settings import setting
-from theory.sweep import process_pool
+from theory.sweep import map_runs
 from theory.training import TrainingResult, check_lemma_3_5, train
 
 from .covering import covering_number
@@ -236,12 +236,7 @@ def runnable_runs(training_path, n_runs: int, n_episodes: int, seed: int, scale:
     chunk = max(1, math.ceil(n_runs / (4 * workers)))
     jobs = [(str(training_path), thetas[i:i + chunk], seeds[i:i + chunk], n_episodes, scale)
             for i in range(0, n_runs, chunk)]
-    results = []
-    with process_pool(workers) as pool:
-        for part in tqdm(pool.map(_runnable_runs, jobs), total=len(jobs), disable=not progress,
-                         desc=f"Safe-PCE [theory x {scale:g}] runs"):
-            results.extend(part)
-    return results
+    return map_runs(_runnable_runs, jobs, workers, progress, f"Safe-PCE [theory x {scale:g}] runs")
 
 
 # --- the hard family and its lower bound ---------------------------------------------------------
@@ -436,8 +431,7 @@ def claim_theorem_4_2(context: VerifyContext) -> list[Claim]:
     chunk = max(1, math.ceil(n_runs / (2 * context.workers)))
     jobs = [(str(path), tasks[i:i + chunk], seeds[i:i + chunk], n_episodes)
             for i in range(0, n_runs, chunk)]
-    with process_pool(context.workers) as pool:
-        runs = [r for part in pool.map(_pair_runs, jobs) for r in part]
+    runs = map_runs(_pair_runs, jobs, context.workers)
     xi = float(training.safe_margin.min())
     context.figures["regret_envelope"] = plot_regret_envelope(
         runs, xi, n_episodes, PAIR["delta"], PAIR["eps"], PAIR["gamma"])
@@ -523,9 +517,13 @@ def claim_sandwich(context: VerifyContext) -> list[Claim]:
         censored = [r for r in mine if not math.isfinite(r["empirical_median"])]
         slope, error = fitted[name]["empirical"]
         lower_slope, upper_slope = fitted[name]["lower"][0], fitted[name]["upper"][0]
+        def median(r):
+            if math.isfinite(r["empirical_median"]):
+                return f"{r['empirical_median']:.3g}"
+            return f">{r['budget_transitions']:.3g}"          # censored: beyond the budget
+
         cells = "; ".join(
-            f"{name}={r['value']:.3g}: {r['lower_bound']:.3g} <= "
-            f"{'>' + format(r['budget_transitions'], '.3g') if not math.isfinite(r['empirical_median']) else format(r['empirical_median'], '.3g')}"  # noqa: E501
+            f"{name}={r['value']:.3g}: {r['lower_bound']:.3g} <= {median(r)}"
             f" <= {r['upper_bound']:.3g} (settled {r['settled_runs']}/{r['runs']}, "
             f"violating {r['violating_runs']}, eliminations/run {r['mean_eliminations']:.2f})"
             for r in mine)

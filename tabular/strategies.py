@@ -29,6 +29,7 @@ from . import families
 from .cmdp import CMDP
 from .distance import distance
 from .distributions import FiniteUniform
+from .errors import InputError
 from .families import gridworld
 from .policy import Mixture
 from .solve import minimum_cost
@@ -42,7 +43,7 @@ EXTRA_BUDGET = (0.0, 0.25, 0.5, 1.0)
 def _range(value, name: str) -> tuple[int, int]:
     low, high = (value, value) if isinstance(value, int) else value
     if not 1 <= low <= high:
-        raise ValueError(f"{name}: expected an int >= 1 or a (min, max) range; got {value!r}")
+        raise InputError(f"{name}: expected an int >= 1 or a (min, max) range; got {value!r}")
     return int(low), int(high)
 
 

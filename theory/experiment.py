@@ -64,16 +64,28 @@ class FamilySettings:
     delta: float = setting(0.05, "delta of Algorithm 1", algorithm_delta, "a number in (0, 1/3)")
     seed: int = setting(0, "root seed", non_negative, "a non-negative integer")
 
+    def validate(self):
+        return validate(self)
+
 
 @dataclass(frozen=True)
-class ExperimentSettings(FamilySettings):
-    """Settings of ``reproduce`` (defaults: the published experiment)."""
+class PhaseSettings(FamilySettings):
+    """A family plus test-phase runs of K episodes of H steps (H: the family's by default)."""
 
     episodes: int = setting(40_000, "episodes K per run", positive, "a positive integer")
-    tasks: int = setting(10, "how many test tasks (the gridworld's published ten, or draws "
-                             "from D)", lambda n: 1 <= n <= 10_000, "an integer in [1, 10000]")
     horizon: int | None = setting(None, "steps per episode H; default: the family's (gridworld "
                                         "600)", positive, "a positive integer")
+
+    def resolved_horizon(self) -> int:
+        return self.horizon or experiment_family(self)[1].horizon
+
+
+@dataclass(frozen=True)
+class ExperimentSettings(PhaseSettings):
+    """Settings of ``reproduce`` (defaults: the published experiment)."""
+
+    tasks: int = setting(10, "how many test tasks (the gridworld's published ten, or draws "
+                             "from D)", lambda n: 1 <= n <= 10_000, "an integer in [1, 10000]")
     algorithms: tuple[str, ...] = setting(PAPER_ALGORITHMS, "test-time algorithms (registry "
                                           "keys)", choices=algorithm_keys)
 
@@ -85,27 +97,15 @@ class ExperimentSettings(FamilySettings):
                                 f"(the published test tasks); got {self.tasks}")
         return self
 
-    def resolved_horizon(self) -> int:
-        return self.horizon or experiment_family(self)[1].horizon
-
 
 @dataclass(frozen=True)
-class ViolationSettings(FamilySettings):
+class ViolationSettings(PhaseSettings):
     """Settings of ``violations``: runs on test tasks drawn from D with fresh seeds."""
 
     runs: int = setting(1000, "runs per algorithm", positive, "a positive integer")
-    episodes: int = setting(40_000, "episodes K per run", positive, "a positive integer")
-    horizon: int | None = setting(None, "steps per episode H; default: the family's (gridworld "
-                                        "600)", positive, "a positive integer")
     algorithms: tuple[str, ...] = setting(("safe-pce", "safe-pce-theory", "pce"),
                                           "test-time algorithms (registry keys)",
                                           choices=algorithm_keys)
-
-    def validate(self) -> ViolationSettings:
-        return validate(self)
-
-    def resolved_horizon(self) -> int:
-        return self.horizon or experiment_family(self)[1].horizon
 
 
 @lru_cache(maxsize=8)

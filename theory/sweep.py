@@ -159,6 +159,16 @@ def check_scheduler(scheduler: str) -> None:
                          ) from None
 
 
+def map_runs(function: Callable[[tuple], list], jobs: list, workers: int,
+             progress: bool = False, description: str = "runs") -> list:
+    """``function`` over ``jobs`` (each returning a list of run records) on a
+    :func:`process_pool`, the records flattened in job order (so independent of ``workers``)."""
+    with process_pool(workers) as pool:
+        parts = tqdm(pool.map(function, jobs), total=len(jobs), disable=not progress,
+                     desc=description)
+        return [record for part in parts for record in part]
+
+
 @contextmanager
 def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None = None):
     """A ``concurrent.futures.Executor``: a process pool, or Dask's executor on the scheduler at

@@ -10,6 +10,7 @@ import pytest
 
 import bounds.verify as verify
 from bounds.cli import main
+from bounds.sample_complexity import fitted_slope_with_error
 from bounds.sandwich import (
     DELTA,
     GAMMA,
@@ -17,7 +18,6 @@ from bounds.sandwich import (
     Cell,
     _quantile,
     cell_row,
-    fitted_slope_with_error,
     grids,
     run_cell,
     upper_bound_episodes,
