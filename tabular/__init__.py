@@ -18,6 +18,7 @@ from .evaluate import BatchEvaluation, Evaluation, evaluate, evaluate_batch
 from .families import gridworld, gridworld_kernel, random_cmdp
 from .policy import Mixture, deterministic_policy, uniform_policy, validate_policy
 from .simulate import SimulationResult, TrajectoryBatch, simulate, simulate_trajectories
+from .soft import SoftSolution, solve_soft
 from .solve import InfeasibleCMDPError, Solution, SolverError, minimum_cost, solve
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "simulate",
     "simulate_trajectories",
     "solve",
+    "solve_soft",
+    "SoftSolution",
     "uniform_policy",
     "validate_policy",
 ]
