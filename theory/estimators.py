@@ -82,3 +82,44 @@ def first_visit_q(batch: TrajectoryBatch, n_states: int, n_actions: int,
     shape = (n_states, n_actions)
     return QEstimate(q=mean.reshape(shape), counts=counts.reshape(shape).astype(np.int64),
                      standard_error=error.reshape(shape))
+
+
+@dataclass(frozen=True, eq=False)
+class EveryVisitEstimate:
+    """Every-visit Monte-Carlo estimates: ``q`` (S, A) the average return-to-go over every step
+    at which (s, a) was taken (NaN where never taken), ``v`` (S,) the average over every step
+    at which s was visited (NaN where never visited), and the visit counts."""
+
+    q: np.ndarray
+    v: np.ndarray
+    pair_counts: np.ndarray
+    state_counts: np.ndarray
+
+    def advantages(self) -> np.ndarray:
+        """``A = Q - V`` on the pairs taken, 0 elsewhere (the authors' Safe Meta-RL)."""
+        taken = self.pair_counts > 0
+        return np.where(taken, np.nan_to_num(self.q) - np.nan_to_num(self.v)[:, None], 0.0)
+
+
+def every_visit_q(batch: TrajectoryBatch, n_states: int, n_actions: int,
+                  signal: str = "reward", constraint: int = 0) -> EveryVisitEstimate:
+    """Every-visit Monte-Carlo Q(s, a) and V(s) of ``signal`` from a batch of trajectories:
+    every step t of every episode contributes its truncated return-to-go ``G_t`` to its pair
+    and to its state (steps near the horizon included, so late visits carry truncated returns,
+    as in the authors' estimator). Unlike :func:`first_visit_q` the samples of one episode are
+    correlated, so no standard error is given."""
+    if signal not in ("reward", "cost"):
+        raise ValueError(f"signal: expected 'reward' or 'cost'; got {signal!r}")
+    x = batch.rewards if signal == "reward" else (
+        batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
+    G = returns_to_go(x, batch.gamma).ravel()
+    states = batch.states.ravel()
+    pairs = states * n_actions + batch.actions.ravel()
+    pair_counts = np.bincount(pairs, minlength=n_states * n_actions).astype(np.float64)
+    state_counts = np.bincount(states, minlength=n_states).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.bincount(pairs, weights=G, minlength=n_states * n_actions) / pair_counts
+        v = np.bincount(states, weights=G, minlength=n_states) / state_counts
+    return EveryVisitEstimate(q=q.reshape(n_states, n_actions), v=v,
+                              pair_counts=pair_counts.reshape(n_states, n_actions).astype(np.int64),
+                              state_counts=state_counts.astype(np.int64))

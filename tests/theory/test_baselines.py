@@ -28,6 +28,7 @@ from theory.algorithms.dope import (
 )
 from theory.algorithms.lb_sgd import LBSGD, barrier_step
 from theory.algorithms.safe_meta_rl import (
+    SAFE_META_RL_SMOOTHED,
     SafeMetaRL,
     adaptation_step,
     advantages,
@@ -148,7 +149,7 @@ def test_exact_adaptation_converges_to_the_lp_optimum(experiment):
     training, _, tasks = experiment
     task = tabular.gridworld(0.31335413)
     optimum = tabular.solve(task, backend="highspy").reward_value
-    algorithm = SafeMetaRL(training, tasks, 600)
+    algorithm = SafeMetaRL(training, tasks, 600, preset=SAFE_META_RL_SMOOTHED)
     s = algorithm.scales
     policy, u = algorithm.start_policy, 0.0
     for _ in range(800):
@@ -173,7 +174,7 @@ def test_exact_safe_meta_rl_on_the_ten_test_tasks(experiment):
     for noise in PAPER_TEST_TASKS:
         task = tabular.gridworld(noise)
         optimum = tabular.solve(task, backend="highspy").reward_value
-        algorithm = SafeMetaRL(training, tasks, 600)
+        algorithm = SafeMetaRL(training, tasks, 600, preset=SAFE_META_RL_SMOOTHED)
         s = algorithm.scales
         policy, u, regret, worst = algorithm.start_policy, 0.0, 0.0, 0.0
         for _ in range(800):
@@ -374,3 +375,86 @@ def test_baselines_refuse_bad_settings(experiment):
                  lambda: DOPE(training, tasks, 600, warmup=-1)):
         with pytest.raises(BaselineInputError):
             make()
+
+
+# --- the authors' presets (paper-experiment) against the certified / smoothed variants -------
+
+
+def test_authors_lb_sgd_starts_from_the_soft_optimum_of_the_safe_task(experiment):
+    """The paper-experiment LB-SGD starts from solve_soft(noise 0.4, temperature 8), recomputed
+    here; the certified variant from the smoothed pi_s."""
+    training, distribution, _ = experiment
+    authors = make_algorithm("lb-sgd", training, distribution, 600)
+    expected = tabular.solve_soft(tabular.gridworld(0.4), 8.0).policy
+    np.testing.assert_allclose(authors.start_policy, expected, atol=1e-12)
+    certified = make_algorithm("lb-sgd-certified", training, distribution, 600)
+    assert certified.start_eta == pytest.approx(0.04)
+    assert (authors.cost_unit, certified.cost_unit) == (1.0, 10.0)
+
+
+def test_authors_lb_sgd_step_is_uncertified_with_a_slack_floor(experiment):
+    """One update of the paper-experiment preset moves the logits by exactly
+    4 (grad V_r - 0.1 grad V_c / max(b - mean cost, 0.05)) in raw units, computed here from the
+    same batch; with the budget made tight the floor 0.05 is what divides."""
+    from theory.gradients import reinforce_gradient
+
+    training, distribution, _ = experiment
+    task = tabular.gridworld(0.33)
+    for budget_shift in (0.0, -1.45):       # the second makes b - mean cost < 0.05
+        algorithm = make_algorithm("lb-sgd", training, distribution, 600)
+        algorithm.budget += budget_shift
+        algorithm.reset(4000, 0)
+        start = algorithm.logits.copy()
+        batch = tabular.simulate_trajectories(
+            task, tabular.Mixture.of([algorithm.policy], [1.0]), 500, 600, seed=1)
+        rewards, costs = batch.discounted_returns()
+        assert algorithm.observe(rewards, costs, trajectories=batch) == 500
+        slack = max(1.5 + budget_shift - costs.mean(), 0.05)
+        expected = start + 4.0 * (reinforce_gradient(batch, start, "reward")[0]
+                                  - 0.1 * reinforce_gradient(batch, start, "cost")[0] / slack)
+        expected -= expected.max(axis=1, keepdims=True)
+        np.testing.assert_allclose(algorithm.logits, expected, atol=1e-9)
+        assert algorithm.deployment().episodes == 3000          # 500 once, then 3,000
+
+
+def test_authors_safe_meta_rl_never_leaves_the_support_of_pi_s(experiment):
+    """From pi_s itself, exponential tilting keeps every zero of pi_s at zero, so every deployed
+    policy randomises only where pi_s does; the smoothed start moves everywhere."""
+    training, distribution, _ = experiment
+    task = tabular.gridworld(0.33)
+    algorithm = make_algorithm("safe-meta-rl", training, distribution, 600)
+    run_test_phase(algorithm, task, 1000, 600, seed=4)
+    support = training.safe_policy > 0
+    assert algorithm.updates == 20
+    assert np.all(algorithm.policy[~support] == 0)
+    assert not np.allclose(algorithm.policy, training.safe_policy)      # it does adapt
+    smoothed = make_algorithm("safe-meta-rl-smoothed", training, distribution, 600)
+    run_test_phase(smoothed, task, 1000, 600, seed=4)
+    assert np.all(smoothed.policy > 0)
+
+
+def test_authors_safe_meta_rl_resets_the_dual(experiment, monkeypatch):
+    """Every adaptation of the paper-experiment preset starts its 30 dual steps from u = 0; the
+    smoothed variant starts from the previous adaptation's u."""
+    import theory.algorithms.safe_meta_rl as module
+
+    training, distribution, _ = experiment
+    task = tabular.gridworld(0.33)
+    for key, reset in (("safe-meta-rl", True), ("safe-meta-rl-smoothed", False)):
+        starts, previous = [], []
+        real = module.adaptation_step
+
+        def spy(*args):
+            starts.append(args[9])
+            result = real(*args)
+            previous.append(result[1])
+            return result
+
+        monkeypatch.setattr(module, "adaptation_step", spy)
+        run_test_phase(make_algorithm(key, training, distribution, 600), task, 500, 600, seed=2)
+        monkeypatch.undo()
+        assert len(starts) == 10
+        if reset:
+            assert starts == [0.0] * 10
+        else:
+            assert starts[1:] == previous[:-1] and max(previous) > 0

@@ -65,3 +65,34 @@ def test_advantages_match_exact_q_minus_v(setting):
     assert np.all(np.abs(advantage[rows] - truth[rows]) <= bound + 1e-9)
     # advantages average to zero under the policy, exactly by construction
     assert np.allclose((policy[rows] * advantage[rows]).sum(axis=1), 0.0, atol=1e-9)
+
+
+def test_every_visit_q_against_a_literal_loop():
+    """Every-visit Q and V against a step-by-step loop that sums returns-to-go by hand."""
+    import tabular
+    from theory.estimators import every_visit_q
+
+    task = tabular.random_cmdp(4, 3, 2)
+    policy = np.full((4, 3), 1 / 3)
+    batch = tabular.simulate_trajectories(task, tabular.Mixture.of([policy], [1.0]), 30, 25,
+                                          seed=3)
+    estimate = every_visit_q(batch, 4, 3, "cost")
+    sums, counts = np.zeros((4, 3)), np.zeros((4, 3))
+    state_sums, state_counts = np.zeros(4), np.zeros(4)
+    for e in range(30):
+        for t in range(25):
+            g = sum(task.gamma**(k - t) * batch.costs[e, k] for k in range(t, 25))
+            s, a = batch.states[e, t], batch.actions[e, t]
+            sums[s, a] += g
+            counts[s, a] += 1
+            state_sums[s] += g
+            state_counts[s] += 1
+    taken = counts > 0
+    np.testing.assert_allclose(estimate.q[taken], sums[taken] / counts[taken], rtol=1e-12)
+    assert np.isnan(estimate.q[~taken]).all()
+    np.testing.assert_allclose(estimate.v, state_sums / state_counts, rtol=1e-12)
+    advantage = estimate.advantages()
+    np.testing.assert_allclose(advantage[taken], (sums / np.where(taken, counts, 1)
+                                                  - (state_sums / state_counts)[:, None])[taken],
+                               rtol=1e-10, atol=1e-12)
+    assert (advantage[~taken] == 0).all()

@@ -85,8 +85,10 @@ def test_reproduce_with_baselines_does_not_depend_on_workers(tmp_path):
         assert by_key[key]["preset"] == "paper-experiment"
         assert summary["settings"]["algorithms"][key]["parameters"]["preset"] == \
             "paper-experiment"
-    assert summary["settings"]["algorithms"]["lb-sgd"]["parameters"]["start_eta"] == \
-        pytest.approx(0.04)
+    parameters = summary["settings"]["algorithms"]["lb-sgd"]["parameters"]
+    assert (parameters["start"], parameters["start_temperature"], parameters["units"]) == \
+        ("soft", 8.0, "raw")
+    assert summary["settings"]["algorithms"]["safe-meta-rl"]["parameters"]["start"] == "pi_s"
     # 1,200 episodes: DOPE and DOPE+ are still in their 14,000-episode warm-up on pi_s
     training, _ = experiment_training(ExperimentSettings())
     for key in ("dope", "dope-plus"):

@@ -12,6 +12,7 @@ import tabular
 from tabular.distributions import GridworldNoise
 from theory.algorithms.safe_pce import (
     PCE,
+    SAFE_PCE_POOLED_GATE,
     THEORY,
     PresetError,
     SafePCE,
@@ -63,8 +64,10 @@ def test_experiment_weights_by_hand():
 
 
 def reference_run(training, task, units, n_episodes, seed, preset, pce=False, eps=None,
-                  delta=None):
+                  delta=None, gate="stage"):
     """Algorithm 2 (or 4) one episode at a time, written from PAPER.md without the block logic.
+    ``gate``: the pooled pi_s test waits until the current stage ("stage", the authors' code)
+    or the pool ("pooled") holds min_n episodes.
     Returns the per-episode (candidate, alpha) deployed and the list of eliminations."""
     simulator_seed = np.random.SeedSequence(seed).spawn(2)[0]
     b, gamma = units.budgets[0], units.gamma
@@ -125,7 +128,8 @@ def reference_run(training, task, units, n_episodes, seed, preset, pce=False, ep
         data = np.array(pool if pooled else stage)
         n = len(data)
         w_r, w_c = widths(n, pooled)
-        if n >= min_n and (abs(data[:, 0].mean() - u_pred) > w_r
+        gate_count = len(stage) if pooled and gate == "stage" else n
+        if gate_count >= min_n and (abs(data[:, 0].mean() - u_pred) > w_r
                            or abs(data[:, 1].mean() - v_pred) > w_c):
             eliminated.append((k + 1, current))
             alive.remove(current)
@@ -161,6 +165,7 @@ def setting():
 
 @pytest.mark.parametrize(("algorithm", "noise", "episodes"),
                          [("safe-pce", 0.31864008, 8000), ("safe-pce", 0.33084822, 6000),
+                          ("safe-pce-pooled-gate", 0.31864008, 8000),
                           ("pce", 0.33994760, 4000), ("safe-pce-theory", 0.3, 300),
                           ("pce-theory", 0.33, 300)])
 def test_block_implementation_equals_the_literal_one(setting, algorithm, noise, episodes):
@@ -168,14 +173,22 @@ def test_block_implementation_equals_the_literal_one(setting, algorithm, noise, 
     task = tabular.gridworld(noise)
     theory = algorithm.endswith("theory")
     kwargs = dict(preset=THEORY, eps=0.00375, delta=0.05) if theory else {}
+    gate = "stage"
+    if algorithm == "safe-pce-pooled-gate":
+        kwargs, gate = dict(preset=SAFE_PCE_POOLED_GATE), "pooled"
     cls = PCE if algorithm.startswith("pce") else SafePCE
     record = run_test_phase(cls(training, units, H, **kwargs), task, episodes, H, seed=7)
     deployed, eliminated = reference_run(training, task, units, episodes, 7,
                                          "theory" if theory else "paper-experiment",
-                                         pce=cls is PCE, eps=0.00375, delta=0.05)
+                                         pce=cls is PCE, eps=0.00375, delta=0.05, gate=gate)
     events = record.log["events"]
     assert [(e["episode"], e["candidate"]) for e in events if e["event"] == "eliminate"] == \
         eliminated
+    if algorithm == "safe-pce":
+        # the authors' gate: every candidate after the first is tested only after a pi_s-only
+        # stage of 1,000 episodes, so eliminations are at least 1,000 episodes apart
+        episodes_at = [e["episode"] for e in events if e["event"] == "eliminate"]
+        assert all(b - a >= 1000 for a, b in zip(episodes_at, episodes_at[1:]))
     safe_cost = tabular.evaluate(task, training.safe_policy).cost_value
     own_cost = [tabular.evaluate(task, policy).cost_value for policy in training.policies]
     expected_values = [safe_cost if candidate is None

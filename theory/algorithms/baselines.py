@@ -129,22 +129,65 @@ def resolve_preset(preset, preset_type: type, overrides: dict, error=BaselineInp
     return replace(preset, name=overrides.pop("name", preset.name + "*"), **overrides)
 
 
-class SmoothedStartLearner(FamilyBaseline):
-    """What Safe Meta-RL and LB-SGD share: trajectories in, the scaled cost form of the training
-    tasks, and the high-entropy safe start; ``reset`` zeroes the episode and iteration counters
-    and the event log."""
+#: the start policies a trajectory learner can take (see :class:`TrajectoryLearner`)
+STARTS = ("smoothed", "pi_s", "soft")
+
+
+def safe_task_of(training, family) -> CMDP:
+    """The task pi_s was computed on: the designated safe task when the training phase used
+    one (the gridworld's noise-0.4 task), else the cover task where pi_s's cost is highest."""
+    described = training.settings.get("safe_oracle", {})
+    if described.get("oracle") == "designated":
+        return family.build(np.asarray(described["parameter"], dtype=np.float64))
+    return family.build(training.cover_parameters[int(np.argmax(training.safe_cost_values))])
+
+
+class TrajectoryLearner(FamilyBaseline):
+    """What Safe Meta-RL and LB-SGD share: trajectories in, the family's units (scaled cost form
+    or raw task units), and a start policy:
+
+    * ``"smoothed"``: the high-entropy safe start of :func:`high_entropy_safe_start`;
+    * ``"pi_s"``: pi_s itself, as the authors ran Safe Meta-RL;
+    * ``"soft"``: the entropy-regularised constrained optimum (:func:`tabular.solve_soft`) of the
+      task pi_s was computed on, at ``start_temperature``, as the authors ran LB-SGD.
+
+    ``reset`` zeroes the episode and iteration counters and the event log."""
 
     needs_trajectories = True
 
+    @classmethod
+    def from_training(cls, training, family, horizon: int, preset, delta: float | None = None):
+        start_task = safe_task_of(training, family) if preset.start == "soft" else None
+        return cls(training, training.cover_tasks(family), horizon, preset=preset,
+                   start_task=start_task)
+
     def __init__(self, training, tasks: list[CMDP], horizon: int, preset,
-                 margin_fraction: float):
+                 start_task: CMDP | None = None):
         positive("horizon", horizon, integer=True)
+        if preset.start not in STARTS:
+            raise BaselineInputError(f"start: expected one of {STARTS}; got {preset.start!r}")
+        if preset.units not in ("scaled", "raw"):
+            raise BaselineInputError(f"units: expected 'scaled' or 'raw'; got {preset.units!r}")
         self.preset_object = preset
         self.preset = preset.name
         self.scales = Scales.of(tasks)
         self.horizon = int(horizon)
-        self.start_policy, self.start_eta = high_entropy_safe_start(
-            training.safe_policy, tasks, margin_fraction)
+        # the learner's units: scaled cost form, or the task's own (raw) units
+        raw = preset.units == "raw"
+        self.reward_unit = 1.0 if raw else self.scales.reward_max
+        self.cost_unit = 1.0 if raw else self.scales.cost_max
+        self.budget = self.scales.budget / self.cost_unit
+        self.start_eta = 0.0
+        if preset.start == "smoothed":
+            self.start_policy, self.start_eta = high_entropy_safe_start(
+                training.safe_policy, tasks, preset.margin_fraction)
+        elif preset.start == "pi_s":
+            self.start_policy = np.array(training.safe_policy, dtype=np.float64)
+        else:
+            positive("start_temperature", preset.start_temperature)
+            if start_task is None:      # the cover task where pi_s is costliest
+                start_task = tasks[int(np.argmax(training.safe_cost_values))]
+            self.start_policy = tabular.solve_soft(start_task, preset.start_temperature).policy
 
     def reset(self, n_episodes: int, seed=None) -> None:
         self.n_episodes = int(n_episodes)
@@ -152,3 +195,10 @@ class SmoothedStartLearner(FamilyBaseline):
         self.iteration = 0
         self.policy = self.start_policy.copy()
         self.events: list[dict] = []
+
+    def start_log(self) -> dict:
+        """The start and units of the run, for :meth:`log`."""
+        p = self.preset_object
+        return {"start": p.start, "start_eta": self.start_eta,
+                "start_temperature": p.start_temperature if p.start == "soft" else None,
+                "units": p.units}

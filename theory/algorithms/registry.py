@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from tabular.errors import InputError
 
 from .dope import DOPE, DOPE_EXPERIMENT, DOPE_THEORY, DOPEPlus
-from .lb_sgd import LB_SGD_EXPERIMENT, LBSGD
-from .safe_meta_rl import SAFE_META_RL_EXPERIMENT, SafeMetaRL
+from .lb_sgd import LB_SGD_CERTIFIED, LB_SGD_EXPERIMENT, LBSGD
+from .safe_meta_rl import SAFE_META_RL_EXPERIMENT, SAFE_META_RL_SMOOTHED, SafeMetaRL
 from .safe_pce import (
     PCE,
     PCE_EXPERIMENT,
     SAFE_PCE_EXPERIMENT,
+    SAFE_PCE_POOLED_GATE,
     SCALED,
     THEORY,
     SafePCE,
@@ -91,5 +92,11 @@ register("safe-meta-rl", SafeMetaRL, SAFE_META_RL_EXPERIMENT, "Safe Meta-RL", "#
 register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", "#9467bd", _TASKS)
 register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", "#8c564b", _TASKS)
 register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", "#7f7f7f", _TASKS)
+register("safe-pce-pooled-gate", SafePCE, SAFE_PCE_POOLED_GATE, "Safe-PCE, pooled gate",
+         "#aec7e8", _UNITS)
+register("safe-meta-rl-smoothed", SafeMetaRL, SAFE_META_RL_SMOOTHED,
+         "Safe Meta-RL, smoothed start", "#98df8a", _TASKS)
+register("lb-sgd-certified", LBSGD, LB_SGD_CERTIFIED, "LB-SGD, certified step", "#c7c7c7",
+         _TASKS)
 register("dope-plus-theory", DOPEPlus, DOPE_THEORY, "DOPE+, worst-case widths", "#e377c2",
          _TASKS)

@@ -1,7 +1,7 @@
 """Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), with the settings of App. H.1.
 
-Each iteration runs the current policy pi for a batch of episodes, estimates first-visit
-Monte-Carlo advantages A_r and A_k (scaled cost form, :mod:`theory.baselines`), the empirical
+Each iteration runs the current policy pi for a batch of episodes, estimates Monte-Carlo
+advantages A_r and A_k (in the preset's units, :mod:`theory.algorithms.baselines`), the empirical
 normalised discounted state occupancy d and the cost value V_k(pi), and takes one KL-regularised
 step, the closed-form solution of
 
@@ -11,18 +11,29 @@ step, the closed-form solution of
 
 namely, for a dual variable u >= 0, ``pi_u(a|s) ∝ pi(a|s) exp((A_r - u A_k) / (lam + (1-gamma) u
 lam_c))``. The dual variable follows ``dual_iterations`` projected-gradient steps
-``u <- max(0, u + dual_step (g(pi_u) - b))`` from the previous iteration's u (the dual function's
-derivative is ``b - g(pi_u)``). Pairs never visited in the batch get advantage 0 (pi is kept
-there), and the state baseline is ``sum_a pi(a|s) Q(s, a)`` over the visited actions of s.
+``u <- max(0, u + dual_step (g(pi_u) - b))`` from u = 0 or from the previous iteration's u (the
+dual function's derivative is ``b - g(pi_u)``). Pairs never visited in the batch get advantage 0
+(pi is kept there).
 
-Our choices where the paper is silent (all parameters): the dual step is 100 per unit of scaled
-cost; the start is the high-entropy safe policy of :func:`theory.baselines.high_entropy_safe_start`
-(a deterministic pi_s cannot be tilted); every step is taken, as the method prescribes
-(``guard=True`` instead keeps pi whenever the linearised constraint fails at the final u).
-:func:`exact_statistics` gives the same inputs computed exactly from a known model, which
-separates what Monte-Carlo noise does from what the step rule does.
+Presets (every number is a field of :class:`SafeMetaRLPreset`):
 
-Preset ``paper-experiment``: batches of 50 episodes, lam = lam_c = 0.2, 30 dual steps.
+* ``paper-experiment`` (key ``safe-meta-rl``): what the authors ran for the paper's Figure 2
+  (their code, facts recorded for the toolkit): start from pi_s itself, raw task units (reward
+  and cost as the task has them), every-visit Monte-Carlo Q and V with ``A = Q - V`` on the pairs
+  taken and 0 elsewhere (:func:`theory.estimators.every_visit_q`), the dual reset to u = 0 at
+  every adaptation, 30 projected steps of size 1.0, batches of 50, lam = lam_c = 0.2, no guard.
+  Tilting keeps zeros at zero, so from a (nearly) deterministic pi_s this learner can only move
+  where pi_s randomises: the figure's curve is essentially pi_s's.
+* ``smoothed`` (key ``safe-meta-rl-smoothed``): our earlier reading of the paper's text: the
+  high-entropy safe start of :func:`theory.baselines.high_entropy_safe_start` (so that tilting
+  can move the policy anywhere), scaled cost form, first-visit Q with a policy-weighted baseline,
+  the dual warm-started from the previous adaptation with step 100 per unit of scaled cost. Kept
+  because it is what the method does once it can move: it violates in most runs (README,
+  erratum: "Safe Meta-RL's sensitivity to the start policy").
+
+Both take every step (``guard=True`` instead keeps pi whenever the linearised constraint fails
+at the final u). :func:`exact_statistics` gives the same inputs computed exactly from a known
+model, which separates what Monte-Carlo noise does from what the step rule does.
 """
 
 from __future__ import annotations
@@ -34,13 +45,13 @@ import numpy as np
 import tabular
 from tabular import CMDP
 
-from ..estimators import first_visit_q
+from ..estimators import every_visit_q, first_visit_q
 from ..harness import Deployment
 from ..training import TrainingResult
 from .baselines import (
     BaselineInputError,
     Scales,
-    SmoothedStartLearner,
+    TrajectoryLearner,
     discounted_state_visits,
     positive,
     resolve_preset,
@@ -56,13 +67,22 @@ class SafeMetaRLPreset:
     lam: float = 0.2
     lam_c: float = 0.2
     dual_iterations: int = 30
-    dual_step: float = 100.0
+    dual_step: float = 1.0
+    dual_reset: bool = True
+    estimator: str = "every-visit"
+    start: str = "pi_s"
+    start_temperature: float = 8.0
+    units: str = "raw"
     margin_fraction: float = 0.5
     guard: bool = False
 
 
-#: the experiment's settings (batches of 50, lam = lam_c = 0.2, 30 dual steps; step 100 is ours)
+#: what the authors ran (pi_s start, raw units, every-visit Q and V, dual reset, step 1.0)
 SAFE_META_RL_EXPERIMENT = SafeMetaRLPreset("paper-experiment")
+#: our earlier variant: smoothed start, scaled units, first-visit Q, warm dual with step 100
+SAFE_META_RL_SMOOTHED = SafeMetaRLPreset(
+    "smoothed", dual_step=100.0, dual_reset=False, estimator="first-visit", start="smoothed",
+    units="scaled")
 
 
 def advantages(q: np.ndarray, policy: np.ndarray) -> np.ndarray:
@@ -132,27 +152,32 @@ def adaptation_step(policy: np.ndarray, adv_reward: np.ndarray, adv_cost: np.nda
     return candidate, u, g
 
 
-class SafeMetaRL(SmoothedStartLearner):
+class SafeMetaRL(TrajectoryLearner):
     """One closed-form safe adaptation step per batch (module docstring)."""
 
     name = "safe-meta-rl"
 
     def __init__(self, training: TrainingResult, tasks: list[CMDP], horizon: int,
-                 preset: SafeMetaRLPreset = SAFE_META_RL_EXPERIMENT, **overrides):
+                 preset: SafeMetaRLPreset = SAFE_META_RL_EXPERIMENT,
+                 start_task: CMDP | None = None, **overrides):
         preset = resolve_preset(preset, SafeMetaRLPreset, overrides)
-        batch, lam, lam_c = preset.batch, preset.lam, preset.lam_c
-        dual_iterations, dual_step = preset.dual_iterations, preset.dual_step
-        margin_fraction, guard = preset.margin_fraction, preset.guard
-        for field_name, value in (("batch", batch), ("dual_iterations", dual_iterations)):
+        for field_name, value in (("batch", preset.batch),
+                                  ("dual_iterations", preset.dual_iterations)):
             positive(field_name, value, integer=True)
-        if batch < 2:
-            raise BaselineInputError(f"batch: expected at least 2 episodes; got {batch}")
-        for field_name, value in (("lam", lam), ("lam_c", lam_c), ("dual_step", dual_step)):
+        if preset.batch < 2:
+            raise BaselineInputError(f"batch: expected at least 2 episodes; got {preset.batch}")
+        for field_name, value in (("lam", preset.lam), ("lam_c", preset.lam_c),
+                                  ("dual_step", preset.dual_step)):
             positive(field_name, value)
-        super().__init__(training, tasks, horizon, preset, margin_fraction)
-        self.batch, self.lam, self.lam_c = int(batch), float(lam), float(lam_c)
-        self.dual_iterations, self.dual_step = int(dual_iterations), float(dual_step)
-        self.guard = bool(guard)
+        if preset.estimator not in ("every-visit", "first-visit"):
+            raise BaselineInputError(f"estimator: expected 'every-visit' or 'first-visit'; got "
+                                     f"{preset.estimator!r}")
+        super().__init__(training, tasks, horizon, preset, start_task)
+        self.batch, self.lam, self.lam_c = int(preset.batch), float(preset.lam), \
+            float(preset.lam_c)
+        self.dual_iterations, self.dual_step = int(preset.dual_iterations), \
+            float(preset.dual_step)
+        self.guard = bool(preset.guard)
 
     def reset(self, n_episodes: int, seed=None) -> None:
         super().reset(n_episodes, seed)
@@ -171,32 +196,40 @@ class SafeMetaRL(SmoothedStartLearner):
             self._adapt(cost_returns, trajectories)
         return size
 
-    def _adapt(self, cost_returns: np.ndarray, batch) -> None:
-        s = self.scales
+    def _advantages(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        """(A_r, A_k) in the learner's units, by the preset's estimator."""
         S, A = self.policy.shape
-        q_r = first_visit_q(batch, S, A, "reward").q / s.reward_max
-        q_k = first_visit_q(batch, S, A, "cost").q / s.cost_max
-        adv_r, adv_k = advantages(q_r, self.policy), advantages(q_k, self.policy)
-        occupancy = discounted_state_visits(batch, S)
-        cost_value = float(np.mean(cost_returns)) / s.cost_max
+        if self.preset_object.estimator == "every-visit":
+            return (every_visit_q(batch, S, A, "reward").advantages() / self.reward_unit,
+                    every_visit_q(batch, S, A, "cost").advantages() / self.cost_unit)
+        q_r = first_visit_q(batch, S, A, "reward").q / self.reward_unit
+        q_k = first_visit_q(batch, S, A, "cost").q / self.cost_unit
+        return advantages(q_r, self.policy), advantages(q_k, self.policy)
+
+    def _adapt(self, cost_returns: np.ndarray, batch) -> None:
+        adv_r, adv_k = self._advantages(batch)
+        occupancy = discounted_state_visits(batch, self.policy.shape[0])
+        cost_value = float(np.mean(cost_returns)) / self.cost_unit
+        start_u = 0.0 if self.preset_object.dual_reset else self.u
         candidate, u, g = adaptation_step(self.policy, adv_r, adv_k, occupancy, cost_value,
-                                          s.scaled_budget, self.lam, self.lam_c, s.gamma,
-                                          self.u, self.dual_iterations, self.dual_step)
-        budget = s.scaled_budget
+                                          self.budget, self.lam, self.lam_c, self.scales.gamma,
+                                          start_u, self.dual_iterations, self.dual_step)
         self.u = u
         self.iteration += 1
-        accepted = g <= budget or not self.guard
+        accepted = g <= self.budget or not self.guard
         if accepted:
             self.policy = candidate
             self.updates += 1
         if self.iteration % 20 == 0:
             self.events.append({"episode": self.episode, "iteration": self.iteration, "u": u,
-                                "linearised_cost": g * s.cost_max,
-                                "cost_estimate": cost_value * s.cost_max,
+                                "linearised_cost": g * self.cost_unit,
+                                "cost_estimate": cost_value * self.cost_unit,
                                 "accepted": bool(accepted)})
 
     def log(self) -> dict:
+        p = self.preset_object
         return {"preset": self.preset, "batch": self.batch, "lam": self.lam,
                 "lam_c": self.lam_c, "dual_iterations": self.dual_iterations,
-                "dual_step": self.dual_step, "start_eta": self.start_eta,
+                "dual_step": self.dual_step, "dual_reset": p.dual_reset,
+                "estimator": p.estimator, **self.start_log(),
                 "iterations": self.iteration, "updates": self.updates, "events": self.events}

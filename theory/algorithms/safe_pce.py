@@ -11,7 +11,15 @@
   eps (L+1), kappa, alpha_1, m(l)); stage lengths, which make the statistical width v/4, shrink by
   f^2. f = 1 is ``theory``; decreasing f shows how far the constants can shrink before safety
   breaks.
-* ``paper-experiment``: the authors' tuned constants in cost units (App. H.1 and their code).
+* ``paper-experiment``: the authors' tuned constants in cost units (App. H.1) as their code runs
+  them: while a later candidate is still at alpha = 0, its test uses the pooled returns of every
+  pi_s-only episode so far (widths with the pooled count), but it fires only once the *current
+  stage* holds ``min_test_episodes`` (1,000) episodes, so every candidate after the first gets a
+  pi_s-only stage of at least 1,000 episodes.
+* ``pooled-gate`` (key ``safe-pce-pooled-gate``): our earlier reading of the paper's text, the
+  same constants with the pooled test gated by the pooled count (it can fire on the first
+  episode of a new candidate's stage). Kept to show what the gate changes: fewer pi_s-only
+  episodes, more violating runs (README, erratum).
 
 Both presets share one implementation of the candidate loop: optimistic candidate selection
 (argmax u over the surviving tuples), the mixture ``alpha pi_l + (1 - alpha) pi_s`` with predicted
@@ -121,6 +129,7 @@ class Constants:
     gamma: float
     delta: float
     scale: float = 1.0
+    pooled_gate: str = "stage"
 
     @property
     def theory_like(self) -> bool:
@@ -162,10 +171,16 @@ class SafePCEPreset:
     pooled_reward_scale: float | None = None
     pooled_cost_scale: float | None = None
     min_test_episodes: int = 1
+    #: which count must reach ``min_test_episodes`` before the pooled pi_s test may fire:
+    #: "stage" (the current stage's episodes, the authors' code) or "pooled" (the pooled count)
+    pooled_gate: str = "stage"
 
     def __post_init__(self):
         if self.units not in ("paper", "cost"):
             raise PresetError(f"units: expected 'paper' or 'cost'; got {self.units!r}")
+        if self.pooled_gate not in ("stage", "pooled"):
+            raise PresetError(f"pooled_gate: expected 'stage' or 'pooled'; got "
+                              f"{self.pooled_gate!r}")
         if not 0 < self.scale <= 1:
             raise PresetError(f"scale: expected a factor in (0, 1]; got {self.scale!r}")
 
@@ -185,7 +200,7 @@ class SafePCEPreset:
                              pooled_reward_scale=self.pooled_reward_scale,
                              pooled_cost_scale=self.pooled_cost_scale,
                              min_test_episodes=self.min_test_episodes, gamma=gamma,
-                             delta=math.nan)
+                             delta=math.nan, pooled_gate=self.pooled_gate)
         if eps is None or delta is None:
             raise PresetError(f"eps, delta: the {self.name} preset needs the cover radius in task "
                               "distance and delta")
@@ -206,11 +221,16 @@ THEORY = SafePCEPreset("theory", units="paper")
 SCALED = SafePCEPreset("scaled", units="paper", scale=0.01)
 #: the authors' Safe-PCE constants (Section 6 of the paper): eps 0.01, L_r 8, L_c 1; widths
 #: sqrt(4000/n) + 0.08 and sqrt(300/n) + 0.01; pooled pi_s widths sqrt(4000/n) + 0.08 and
-#: sqrt(150/n) + 0.01; no test before n = 1000
+#: sqrt(150/n) + 0.01; no test before the current stage holds 1,000 episodes (their code)
 SAFE_PCE_EXPERIMENT = SafePCEPreset(
     "paper-experiment", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0, reward_scale=4000.0,
     cost_scale=300.0, pooled_reward_scale=4000.0, pooled_cost_scale=150.0,
     min_test_episodes=1000)
+#: the same constants with the pooled test gated by the pooled count (our earlier reading)
+SAFE_PCE_POOLED_GATE = SafePCEPreset(
+    "pooled-gate", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0, reward_scale=4000.0,
+    cost_scale=300.0, pooled_reward_scale=4000.0, pooled_cost_scale=150.0,
+    min_test_episodes=1000, pooled_gate="pooled")
 #: the authors' PCE constants: eps 0.1, widths sqrt(3000/n) + 0.8 and sqrt(600/n) + 0.1, no test
 #: before n = 100
 PCE_EXPERIMENT = SafePCEPreset(
@@ -384,7 +404,9 @@ class SafePCE(TestTimeAlgorithm):
         mean_R = (base[0] + np.cumsum(R)) / n
         mean_C = (base[1] + np.cumsum(C)) / n
         width_R, width_C = c.widths(n, self.n_episodes, pooled=pooled)
-        testable = n >= c.min_test_episodes
+        gate = self.stage[2] + np.arange(1, size + 1) if (
+            pooled and c.pooled_gate == "stage") else n
+        testable = gate >= c.min_test_episodes
         fail_R = testable & (np.abs(mean_R - u_pred) > width_R)
         fail_C = testable & (np.abs(mean_C - v_pred) > width_C)
         failed = np.flatnonzero(fail_R | fail_C)
