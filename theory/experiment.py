@@ -26,7 +26,7 @@ from tabular import families
 from tabular.distributions import PAPER_TEST_TASKS, TaskDistribution
 
 from .algorithms.registry import REGISTRY, make_algorithm
-from .harness import RunRecord, run_test_phase
+from .harness import RunRecord, authors_report, run_test_phase
 from .oracles import DesignatedSafePolicy, WorstCaseSafePolicy
 from .results import clopper_pearson
 from .settings import SettingsError, algorithm_delta, non_negative, positive, setting, validate
@@ -35,6 +35,8 @@ from .training import TrainingResult, make_coverage_oracle, train
 
 #: what `safepce reproduce` runs by default: the paper's six algorithms
 PAPER_ALGORITHMS = ("safe-pce", "pce", "safe-meta-rl", "dope-plus", "dope", "lb-sgd")
+#: how a run is recorded: every episode, or as the authors' loop stored it (harness.authors_report)
+REPORTS = ("every-episode", "authors")
 #: the algorithms of the paper's Figure 2 and of its appendix figure
 FIGURE_2 = ("safe-pce", "safe-meta-rl", "dope-plus", "lb-sgd")
 FIGURE_2_APPENDIX = ("safe-pce", "pce", "lb-sgd", "dope", "dope-plus")
@@ -88,6 +90,10 @@ class ExperimentSettings(PhaseSettings):
                              "from D)", lambda n: 1 <= n <= 10_000, "an integer in [1, 10000]")
     algorithms: tuple[str, ...] = setting(PAPER_ALGORITHMS, "test-time algorithms (registry "
                                           "keys)", choices=algorithm_keys)
+    report: str = setting("every-episode", "how runs.csv, summary.json and figure2 record a run: "
+                          "every episode's exact values, or as the authors' loop stored them "
+                          "(a run stops before its first infeasible mixture, the rest is 0)",
+                          choices=REPORTS)
 
     def validate(self) -> ExperimentSettings:
         validate(self)
@@ -201,6 +207,7 @@ def run_row(key: str, parameter_name: str, parameter: float, record: RunRecord) 
         "constraint_eliminations": sum(e.get("event") == "eliminate"
                                        and "constraint" in e["test"] for e in events),
         "stage_advances": sum(e.get("event") == "stage" for e in events),
+        "first_violation_episode": record.first_violation_episode or "",
         "final_alpha": record.log.get("final_alpha", ""),
         "optimal_value": record.optimal_value,
         "wall_seconds": record.wall_seconds,
@@ -226,7 +233,9 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
     ``workers``. With a ``store`` folder every finished run is saved there as it completes and
     runs already there are read back instead of rerun, so an interrupted call resumes.
 
-    Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table).
+    Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table);
+    the records hold every episode, the rows follow ``settings.report`` (``"authors"``: each run
+    as :func:`theory.harness.authors_report` stores it).
     """
     settings.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -269,7 +278,8 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
     bar.close()
     records = {key: [done[key, i] for i in range(len(thetas))] for key in settings.algorithms}
     name = distribution.parameter_names[0]
-    rows = [run_row(key, name, float(thetas[i][0]), done[key, i]) for key, i in jobs]
+    view = authors_report if settings.report == "authors" else (lambda record: record)
+    rows = [run_row(key, name, float(thetas[i][0]), view(done[key, i])) for key, i in jobs]
     return training, distribution, records, rows
 
 

@@ -104,6 +104,12 @@ class RunRecord:
         return self.cost_value > self.budget + VIOLATION_TOLERANCE
 
     @property
+    def first_violation_episode(self) -> int | None:
+        """The first episode (1-based) whose deployed policy violates, None if none does."""
+        violating = np.flatnonzero(self.violated)
+        return int(violating[0]) + 1 if violating.size else None
+
+    @property
     def constraint_regret(self) -> float:
         """sum_k [V_cost(pi_k) - b]_+ (App. F, cost form)."""
         return float(np.sum(np.clip(self.cost_value - self.budget, 0.0, None)))
@@ -147,6 +153,45 @@ class RunRecord:
             "seed": self.seed,
             "wall_seconds": self.wall_seconds,
         }
+
+
+@dataclass
+class AuthorsReportRecord(RunRecord):
+    """A run as the authors' Safe-PCE loop stores it (see :func:`authors_report`): the history
+    ends before the first infeasible mixture and is 0 from there on (cumulative regret and
+    cost alike). ``stopped_at`` is that episode (1-based), None when no deployed policy violates."""
+
+    stopped_at: int | None = None
+
+    @property
+    def cumulative_regret(self) -> np.ndarray:
+        cumulative = np.cumsum(self.regret)
+        if self.stopped_at is not None:
+            cumulative[self.stopped_at - 1:] = 0.0
+        return cumulative
+
+    @property
+    def first_violation_episode(self) -> int | None:
+        return self.stopped_at
+
+
+def authors_report(record: RunRecord) -> AuthorsReportRecord:
+    """``record`` as the authors' loop would have stored it: their loop computes the exact cost of
+    the mixture it is about to deploy and, when it exceeds the budget, stops the run *before*
+    writing that cost (or the regret) into its preallocated zero history. So the stored cost
+    never exceeds the budget and the stored cumulative regret drops to 0 at the stop; every
+    curve drawn from it hides the violation. The full record is untouched."""
+    if isinstance(record, AuthorsReportRecord):
+        return record
+    stop = record.first_violation_episode
+    cost = record.cost_value.copy()
+    reward = record.reward_value.copy()
+    if stop is not None:
+        cost[stop - 1:] = 0.0
+        reward[stop - 1:] = record.optimal_value
+    fields = {name: getattr(record, name) for name in RunRecord.__dataclass_fields__}
+    return AuthorsReportRecord(**(fields | {"reward_value": reward, "cost_value": cost}),
+                               stopped_at=stop)
 
 
 def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, horizon: int,

@@ -29,6 +29,7 @@ from theory.experiment import (
     violation_rates,
 )
 from theory.figures import plot_figure1, plot_figure2, plot_training, save_figure
+from theory.harness import authors_report
 from theory.settings import (
     discount,
     non_negative,
@@ -240,12 +241,18 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
         figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(p)).policy for p in (0.1, 0.3)}
         written += _figure(plot_figure1(figure1), out, "figure1")
     budget = float(distribution.build(training.cover_parameters[0]).budgets[0])
+    published = {key: [authors_report(r) for r in runs] for key, runs in records.items()}
+    shown_records = published if settings.report == "authors" else records
     for stem, keys in (("figure2", FIGURE_2), ("figure2_appendix", FIGURE_2_APPENDIX),
                        ("figure2_other", tuple(k for k in records
                                                if k not in FIGURE_2 + FIGURE_2_APPENDIX))):
-        shown = {key: records[key] for key in keys if key in records}
+        shown = {key: shown_records[key] for key in keys if key in records}
         if shown:
-            written += _figure(plot_figure2(shown, budget), out, stem)
+            written += _figure(plot_figure2(shown, budget, report=settings.report), out, stem)
+    shown = {key: published[key] for key in FIGURE_2 if key in records}
+    if shown:
+        written += _figure(plot_figure2(shown, budget, report="authors"), out,
+                           "figure2_as_published")
     recorded = settings_dict(settings) | {
         "training": training.settings,
         "cover_parameters": training.cover_parameters[:, 0].tolist()}
@@ -254,7 +261,7 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
             name: value for name, value in runs[0].log.items() if name not in RUN_SPECIFIC_LOG}
     results.write_json(out / "events.json", {key: [r.log.get("events", []) for r in runs]
                                              for key, runs in records.items()})
-    summary = [summarise(key, runs) for key, runs in records.items()]
+    summary = [summarise(key, runs) for key, runs in shown_records.items()]
     results.write_summary(out, "reproduce", recorded, summary, time.perf_counter() - start)
     print(f"training: cover of {training.cover_size} tasks; test phase: "
           f"{len(next(iter(records.values())))} tasks x {settings.episodes} episodes of "

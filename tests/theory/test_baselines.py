@@ -442,9 +442,8 @@ def test_authors_safe_meta_rl_resets_the_dual(experiment, monkeypatch):
     task = tabular.gridworld(0.33)
     for key, reset in (("safe-meta-rl", True), ("safe-meta-rl-smoothed", False)):
         starts, previous = [], []
-        real = module.adaptation_step
 
-        def spy(*args):
+        def spy(*args, starts=starts, previous=previous, real=module.adaptation_step):
             starts.append(args[9])
             result = real(*args)
             previous.append(result[1])

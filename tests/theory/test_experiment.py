@@ -16,6 +16,7 @@ from theory.experiment import (
     reproduce,
     violation_rates,
 )
+from theory.harness import RunRecord
 from theory.results import load
 from theory.settings import SettingsError
 
@@ -135,3 +136,26 @@ def test_settings_are_validated(field, value):
 def test_reproduce_bad_input_exits_2(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--tasks", "0", "--quiet"]) == 2
     assert "--tasks" in capsys.readouterr().err
+
+
+def test_report_authors_hides_exactly_the_violating_runs(tmp_path):
+    """`reproduce --report authors` on the published tasks: Safe-PCE's recorded cost never
+    exceeds the budget, on exactly the runs whose full record violates (each stopped at its
+    first violating episode); the default report shows those violations. Both figures exist."""
+    out = tmp_path / "authors"
+    assert main(["reproduce", "--out", str(out), "--algorithms", "safe-pce", "--report",
+                 "authors", "--quiet"]) == 0
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert all(int(r["violations"]) == 0 and float(r["max_cost_value"]) <= 1.5 for r in rows)
+    stopped = [r["first_violation_episode"] != "" for r in rows]
+    full = [RunRecord.load(p) for p in sorted((out / "store").glob("safe-pce-*.npz"))]
+    assert stopped == [bool(r.violated.any()) for r in full]
+    assert 1 <= sum(stopped) <= 9            # some runs violate, and they are all hidden
+    for row, record in zip(rows, full, strict=True):
+        if row["first_violation_episode"]:
+            k = int(row["first_violation_episode"])
+            assert record.cost_value[k - 1] > 1.5 >= record.cost_value[:k - 1].max()
+    assert (out / "figure2_as_published.png").exists() and (out / "figure2.png").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["report"] == "authors"
+    assert summary["results"][0]["runs_with_violation"] == 0

@@ -147,3 +147,28 @@ def test_learners_get_the_trajectories_of_the_episodes_they_ran(gridworld_polici
         assert batch.states.shape == (reward.size, 200)
         assert np.allclose(batch.discounted_returns()[0], reward)
         assert np.allclose(batch.discounted_returns()[1], cost)
+
+
+def test_authors_report_stops_before_the_first_violation():
+    """The authors' view of a run: the stored cost and the cumulative regret are 0 from the
+    first violating episode on (not stored), the values before it are untouched."""
+    import numpy as np
+
+    from theory.harness import RunRecord, authors_report
+
+    cost = np.array([1.0, 1.2, 1.4, 1.6, 1.0, 1.7])
+    reward = np.array([40.0, 41.0, 42.0, 50.0, 43.0, 51.0])
+    record = RunRecord("safe-pce", "paper-experiment", 45.0, 1.5, reward, cost,
+                       np.zeros(6, bool), 600, 0, 0.0)
+    assert record.first_violation_episode == 4
+    view = authors_report(record)
+    assert view.first_violation_episode == 4
+    np.testing.assert_array_equal(view.cost_value, [1.0, 1.2, 1.4, 0, 0, 0])
+    np.testing.assert_array_equal(view.cumulative_regret, [5.0, 9.0, 12.0, 0, 0, 0])
+    assert not view.violated.any() and view.summary()["final_regret"] == 0.0
+    np.testing.assert_array_equal(record.cost_value, cost)          # the full record is kept
+    assert record.summary()["violations"] == 2
+    clean = RunRecord("x", "", 45.0, 1.5, reward[:3], cost[:3], np.zeros(3, bool), 600, 0, 0.0)
+    assert authors_report(clean).first_violation_episode is None
+    np.testing.assert_array_equal(authors_report(clean).cumulative_regret,
+                                  clean.cumulative_regret)

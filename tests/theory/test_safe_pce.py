@@ -188,7 +188,7 @@ def test_block_implementation_equals_the_literal_one(setting, algorithm, noise, 
         # the authors' gate: every candidate after the first is tested only after a pi_s-only
         # stage of 1,000 episodes, so eliminations are at least 1,000 episodes apart
         episodes_at = [e["episode"] for e in events if e["event"] == "eliminate"]
-        assert all(b - a >= 1000 for a, b in zip(episodes_at, episodes_at[1:]))
+        assert all(b - a >= 1000 for a, b in zip(episodes_at, episodes_at[1:], strict=False))
     safe_cost = tabular.evaluate(task, training.safe_policy).cost_value
     own_cost = [tabular.evaluate(task, policy).cost_value for policy in training.policies]
     expected_values = [safe_cost if candidate is None

@@ -2,12 +2,14 @@
 
 A softmax policy ``pi_theta(a|s) ∝ exp(theta[s, a])`` climbs the log-barrier objective
 ``B(theta) = V_r(theta) + eta log(b - V_k(theta))`` (in the preset's units,
-:mod:`theory.algorithms.baselines`) with REINFORCE estimates of grad V_r and grad V_k from one batch of episodes per iteration:
+:mod:`theory.algorithms.baselines`) with REINFORCE estimates of grad V_r and grad V_k from one
+batch of episodes per iteration:
 
     g_t = grad V_r - eta grad V_k / s_t,     theta_{t+1} = theta_t + gamma_t g_t,
 
 where ``s_t = b - V_k_hat - z SE`` is a lower confidence bound on the slack of the current policy
-(z = ``confidence``). The certified step (``certified=True``) keeps the next iterate feasible when V_k is M-smooth in theta:
+(z = ``confidence``). The certified step (``certified=True``) keeps the next iterate feasible when
+V_k is M-smooth in theta:
 
     gamma_t = min(step, s_t / (2 |<grad V_k, g_t>| + sqrt(s_t M) ||g_t||)),
 
