@@ -542,6 +542,17 @@ def claim_sandwich(context: VerifyContext) -> list[Claim]:
     return claims
 
 
+def claim_erratum(context: VerifyContext) -> list[Claim]:
+    """The erratum (bounds.erratum): every finding measured again; writes findings.csv. A
+    finding that no longer holds fails its claim (the erratum must then be corrected)."""
+    from .erratum import measure_findings
+
+    rows = measure_findings(quick=context.quick)
+    write_table(context.out / "findings.csv", rows)
+    return [Claim(f"erratum: {row['name']} ({row['where']}): {row['statement']}", row["holds"],
+                  1, math.nan, row["measured"]) for row in rows if row["test"]]
+
+
 @dataclass(frozen=True)
 class ClaimCheck:
     """One row of :data:`CLAIMS`: a name, the paper's label, and the function checking it."""
@@ -562,6 +573,7 @@ CLAIMS: tuple[ClaimCheck, ...] = (
     ClaimCheck("scaled-preset", "Lemma 4.5 (constants shrunk)", claim_scaled_preset),
     ClaimCheck("hard-family", "Theorem 5.1, App. G", claim_hard_family),
     ClaimCheck("published-safety", "Section 6", claim_published_safety),
+    ClaimCheck("erratum", "Erratum (README)", claim_erratum),
 )
 
 

@@ -373,7 +373,8 @@ def run_verify(settings, run: RunSettings) -> int:
               for status in ("passed", "failed", "inconclusive", "refuted")}
     print(", ".join(f"{n} {status}" for status, n in counts.items())
           + f" in {time.perf_counter() - start:.1f} s")
-    _wrote(out, ["verify.json", "claims.csv", *written, "summary.json"])
+    tables = [name for name in ("findings.csv",) if (out / name).exists()]
+    _wrote(out, ["verify.json", "claims.csv", *tables, *written, "summary.json"])
     # a failed check of the toolkit is an error; a refuted paper statement is a finding
     return 1 if counts["failed"] else 0
 

@@ -64,6 +64,11 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.pdf").stat().st_size > 1_000
     assert "passed" in capsys.readouterr().out
+    # the erratum: every finding measured again, all still true, in findings.csv
+    findings = pandas.read_csv(tmp_path / "findings.csv")
+    assert len(findings) >= 13 and findings["holds"].all()
+    errata = [c for c in claims if c["claim"].startswith("erratum")]
+    assert len(errata) >= 12 and all(c["status"] == "passed" for c in errata)
     # the shared summary schema: one flat record per claim
     loaded = load(tmp_path)
     assert loaded.command == "verify"

@@ -1,0 +1,428 @@
+"""A verified erratum of Ni & Kamgarpour 2026 (arXiv:2601.21845): every place where the paper's
+main text, its appendix or the authors' public gridworld code disagrees with exact computation.
+
+Each :class:`Finding` names where the disagreement is, states it, and has a ``measure`` function
+that recomputes it from scratch (exact solves, exact values of deployed policies, simulation
+with fixed seeds) and returns ``holds`` (the finding is still true) with the measured numbers.
+``tests/bounds/test_erratum.py`` holds one test per finding (named in ``test``) that fails when
+the finding stops being true, so the erratum cannot go stale; ``safepce verify`` measures them
+all (``findings.csv``, and the claim "erratum"). ``quick`` sizes keep every measurement within
+seconds; the full sizes (``safepce verify``) use more runs for the rates.
+
+Facts about the authors' code (what it does, never its text) are those recorded for the toolkit:
+the pooled pi_s test gated by the current stage, the monitor that stops a run before storing an
+infeasible mixture's cost, the sample schedule of Algorithm 1 (N_f = ln(1/delta)/delta^2 tasks
+first; on "doubling" N <- 2N is used in the stopping rule while only N_f new tasks are added), the
+Safe Meta-RL start, PCE's absolute-value regret, DOPE+'s bonuses and reward cap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.optimize import brentq
+
+import tabular
+from tabular.distance import simulation_lemma_constant
+from tabular.distributions import PAPER_TEST_TASKS, GridworldNoise
+from theory.algorithms.registry import make_algorithm
+from theory.algorithms.safe_pce import mixture_weights_recursive
+from theory.experiment import ExperimentSettings, experiment_training, optimal_value, run_seed
+from theory.harness import authors_report, run_test_phase
+from theory.oracles import ParameterCoverage
+from theory.results import clopper_pearson
+from theory.training import initial_sample_size, stopping_statistic
+
+#: the experiment: K, H, the budget and gamma of the gridworld (Section 6 of the paper)
+K, H, BUDGET, GAMMA = 40_000, 600, 1.5, 0.9
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One erratum entry: ``where`` (main text, appendix, authors' code, paper's experiment),
+    the ``statement``, the test that guards it, one command that shows it, and ``measure(quick)``
+    returning ``{"holds": bool, "measured": str, ...numbers}``."""
+
+    name: str
+    where: str
+    statement: str
+    test: str
+    command: str
+    measure: Callable[[bool], dict]
+
+
+def _test(name: str) -> str:
+    return f"tests/bounds/test_erratum.py::test_{name.replace('-', '_').replace('.', '_')}"
+
+
+def _interval(k: int, n: int) -> str:
+    low, high = clopper_pearson(k, n)
+    return f"{k}/{n} = {k / n:.0%} (95% CI {low:.0%}-{high:.0%})"
+
+
+# --- shared measurements (computed once per process) -----------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _experiment():
+    training, distribution = experiment_training(ExperimentSettings())
+    return training, distribution
+
+
+@lru_cache(maxsize=16)
+def published_runs(key: str, n_tasks: int = 10) -> tuple:
+    """Run records of registry algorithm ``key`` on the first ``n_tasks`` published tasks,
+    K = 40,000, the seeds of ``safepce reproduce`` (common random numbers)."""
+    training, distribution = _experiment()
+    records = []
+    for i, noise in enumerate(PAPER_TEST_TASKS[:n_tasks]):
+        task = tabular.gridworld(noise)
+        algorithm = make_algorithm(key, training, distribution, H, 0.05)
+        records.append(run_test_phase(algorithm, task, K, H, seed=run_seed(0, i),
+                                      optimal_value=optimal_value(task)))
+    return tuple(records)
+
+
+@lru_cache(maxsize=8)
+def runs_over_d(key: str, n_runs: int) -> tuple:
+    """(violated, assumption_holds) per run of ``key`` on ``n_runs`` tasks drawn from D (seeded),
+    K = 40,000. Assumption 3.3 holds on a task when pi_s is feasible there."""
+    training, distribution = _experiment()
+    noises = distribution.sample(n_runs, np.random.SeedSequence([2026, 11]))[:, 0]
+    out = []
+    for i, noise in enumerate(noises):
+        task = tabular.gridworld(float(noise))
+        holds = tabular.evaluate(task, training.safe_policy).cost_value <= BUDGET
+        algorithm = make_algorithm(key, training, distribution, H, 0.05)
+        record = run_test_phase(algorithm, task, K, H, seed=run_seed(7, i), optimal_value=0.0)
+        out.append((bool(record.violated.any()), bool(holds)))
+    return tuple(out)
+
+
+def _violating(records) -> int:
+    return sum(bool(r.violated.any()) for r in records)
+
+
+# --- the findings --------------------------------------------------------------------------------
+
+
+def tuned_constants_published(quick: bool) -> dict:
+    runs = published_runs("safe-pce")
+    k = _violating(runs)
+    worst = max(float(r.cost_value.max()) for r in runs)
+    return {"holds": k >= 1, "violating_runs": k, "runs": len(runs), "max_cost": worst,
+            "measured": f"Safe-PCE [paper-experiment] on the ten published tasks: "
+                        f"{_interval(k, len(runs))} runs deploy an infeasible mixture; "
+                        f"largest exact cost {worst:.4f} > budget {BUDGET}"}
+
+
+def tuned_constants_over_d(quick: bool) -> dict:
+    n = 200 if quick else 1000
+    runs = runs_over_d("safe-pce", n)
+    held = [v for v, holds in runs if holds]
+    k = sum(held)
+    low, _ = clopper_pearson(k, len(held))
+    return {"holds": low > 0.1, "violating_runs": k, "runs": len(held),
+            "tasks_without_assumption": len(runs) - len(held),
+            "measured": f"Safe-PCE [paper-experiment] over D (K = {K}): {_interval(k, len(held))}"
+                        f" of the runs where pi_s is feasible violate ({len(runs) - len(held)} "
+                        f"of {len(runs)} draws outside Assumption 3.3)"}
+
+
+def plotting_monitor(quick: bool) -> dict:
+    runs = published_runs("safe-pce")
+    shown = [authors_report(r) for r in runs]
+    full, hidden = _violating(runs), sum(r.first_violation_episode is not None for r in shown)
+    drawn_max = max(float(r.cost_value.max()) for r in shown)
+    return {"holds": full >= 1 and drawn_max <= BUDGET and hidden == full,
+            "violating_runs": full, "drawn_max_cost": drawn_max,
+            "measured": f"of the {full}/10 published Safe-PCE runs that violate, the authors' "
+                        f"record shows none: largest stored cost {drawn_max:.4f} <= {BUDGET} "
+                        "(`safepce reproduce --report authors`, figure2_as_published.png)"}
+
+
+def _eq_28(v_s: float, eps: float, L: float, gamma: float, m: int) -> float:
+    """alpha_{l,m} as Eq. 28 writes it: C_l^m (not C_l^(m-1)) with alpha_{l,1} of Eq. 6."""
+    kappa = (4 * L + 9) * eps
+    margin = v_s - 2 * eps * (L + 2)
+    alpha_1 = margin / (margin + 2 / (1 - gamma))
+    ratio = (2 * v_s + kappa) / (3 * v_s)
+    return (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * ratio**m)
+
+
+def eq_28_off_by_one(quick: bool) -> dict:
+    v_s, eps, L, gamma = 0.5, 1e-4, simulation_lemma_constant(0.5), 0.5
+    recursion = mixture_weights_recursive(v_s, eps, L, gamma, 6)
+    eq_28 = np.array([_eq_28(v_s, eps, L, gamma, m) for m in range(1, 7)])
+    gap = float(np.max(np.abs(eq_28 - recursion[1:]) / recursion[1:]))
+    at_1 = abs(eq_28[0] - recursion[1]) / recursion[1]
+    return {"holds": at_1 > 1e-3, "relative_gap_max": gap, "relative_gap_m1": at_1,
+            "measured": f"v_s 0.5, eps 1e-4, gamma 0.5: Eq. 28's alpha_1 differs from the "
+                        f"recursion's (and from Eq. 6's) by {at_1:.1%}; largest gap over m = 1..6"
+                        f" {gap:.1%} (Eq. 6 agrees with the recursion to 1e-12)"}
+
+
+def main_text_c_l(quick: bool) -> dict:
+    L = simulation_lemma_constant(GAMMA)
+    v_max = 1 / (1 - GAMMA)                      # the largest utility value, paper units
+    v = np.linspace(1e-3, v_max, 1000)
+    main_text = 2 / 3 + (4 * L + 9) / (3 * v)    # Sec. 4: C_l = 2/3 + (4L+9)/(3 v_s)
+    smallest = float(main_text.min())
+    return {"holds": smallest >= 1, "smallest_main_text_C": smallest,
+            "measured": f"gamma {GAMMA} (L = {L:.0f}): the main text's C_l = 2/3 + (4L+9)/(3 v_s) "
+                        f">= {smallest:.1f} for every v_s <= 1/(1-gamma), so log_C eps < 0 and "
+                        "Eq. 7 would forbid every stage; App. D's C_l = (2 v_s + (4L+9) eps)/"
+                        "(3 v_s) < 1 is used"}
+
+
+def subroutine_3_arguments(quick: bool) -> dict:
+    delta, radius = 0.05, 0.005                 # the experiment's Algorithm 1 settings
+    n = initial_sample_size(delta)
+    noises = GridworldNoise().sample(n, np.random.SeedSequence([2026, 3]))
+    sizes = {}
+    for label, r in (("appendix", radius), ("main text", radius / n**2)):
+        cover = ParameterCoverage(r).greedy_cover(noises, GridworldNoise(), 3 * delta * n)
+        sizes[label] = len(cover.indices)
+    statistic = stopping_statistic(sizes["main text"], n, delta)
+    return {"holds": sizes["main text"] > 0.8 * n and statistic > delta, "n": n, **sizes,
+            "measured": f"N = {n} tasks from D: Subroutine 3 with accuracy eps = {radius} "
+                        f"(appendix: confidence delta/N^2) keeps {sizes['appendix']} tasks; "
+                        f"with the main text's accuracy eps/N^2 it keeps {sizes['main text']} "
+                        f"(stopping statistic {statistic:.2f} > delta {delta}: Algorithm 1 "
+                        "could never stop)"}
+
+
+def _minimum_cost(noise: float) -> float:
+    return float(tabular.minimum_cost(tabular.gridworld(noise)))
+
+
+def safe_policy_noise_0_5(quick: bool) -> dict:
+    lowest = _minimum_cost(0.5)
+    return {"holds": lowest > BUDGET, "minimum_cost": lowest,
+            "measured": f"the noise-0.5 task's smallest achievable discounted cost is "
+                        f"{lowest:.4f} > budget {BUDGET}: it has no feasible (let alone "
+                        "optimal) policy, so pi_s cannot come from it"}
+
+
+def assumption_3_3_top_of_support(quick: bool) -> dict:
+    threshold = brentq(lambda p: _minimum_cost(p) - BUDGET, 0.35, 0.5, xtol=1e-6)
+    mass = float(1 - GridworldNoise().cdf(threshold))
+    return {"holds": threshold < 0.5 and mass > 0, "threshold": threshold, "mass": mass,
+            "measured": f"no gridworld policy meets the budget above noise {threshold:.4f} "
+                        f"(smallest cost {_minimum_cost(0.45):.3f} at 0.45): Assumption 3.3 "
+                        f"fails on D's support above it, probability {mass:.2g} under D"}
+
+
+def sample_schedule(quick: bool) -> dict:
+    delta = 0.05
+    paper = initial_sample_size(delta)
+    code = int(math.log(1 / delta) / delta**2)
+    # the code's round r: the stopping rule uses N = 2^(r-1) N_f, the sample holds r N_f tasks
+    counted = [code * 2**(r - 1) for r in range(1, 5)]
+    held = [code * r for r in range(1, 5)]
+    return {"holds": paper != code and counted[3] != held[3], "paper_N": paper, "code_N": code,
+            "measured": f"delta {delta}: Algorithm 1's first N = ln^2(delta)/delta^2 = {paper}; "
+                        f"the code starts from ln(1/delta)/delta^2 = {code} and, in round 4, "
+                        f"evaluates the stopping rule with N = {counted[3]} while holding "
+                        f"{held[3]} tasks (old ones kept, N_f added instead of a fresh 2N)"}
+
+
+def vacuous_theory_constants(quick: bool) -> dict:
+    training, distribution = _experiment()
+    L = simulation_lemma_constant(GAMMA)
+    eps = training.cover_radius(distribution)
+    units = distribution.build(training.cover_parameters[0]).utility_form
+    v_s = units.cost_value_to_paper(training.safe_cost_values)
+    margin = v_s - 2 * eps * (L + 2)
+    length = 32 * math.log(4 * K / 0.05) / ((1 - GAMMA)**2 * float(v_s.max())**2)
+    record = run_test_phase(make_algorithm("safe-pce-theory", training, distribution, H, 0.05),
+                            tabular.gridworld(PAPER_TEST_TASKS[0]), K, H, seed=0,
+                            optimal_value=0.0)
+    only_safe = bool(record.safe_only.all())
+    return {"holds": only_safe and (float(margin.max()) <= 0 or length > K),
+            "eps_needed": 1 / (8 * L + 18), "eps_cover": eps,
+            "measured": f"gamma {GAMMA}: L = {L:.0f}, so (8L+18) eps <= xi <= 1 needs eps <= "
+                        f"{1 / (8 * L + 18):.2e}; the experiment's cover has eps = {eps:.3g} in "
+                        f"task distance, alpha_1's margin v_s - 2 eps (L+2) <= "
+                        f"{float(margin.max()):.3f} and a first stage needs {length:.3g} > K "
+                        f"episodes: Safe-PCE [theory] deploys pi_s in all {K} episodes"}
+
+
+def pce_absolute_regret(quick: bool) -> dict:
+    runs = published_runs("pce")
+    positive = sum(float(np.sum(np.clip(r.optimal_value - r.reward_value, 0, None)))
+                   for r in runs) / len(runs)
+    absolute = sum(float(np.sum(np.abs(r.optimal_value - r.reward_value)))
+                   for r in runs) / len(runs)
+    return {"holds": absolute > 10 * max(positive, 1.0), "positive_part": positive,
+            "absolute": absolute,
+            "measured": f"PCE [paper-experiment], ten published tasks: mean final regret "
+                        f"{positive:,.0f} with Eq. 1's [V* - V_r]_+ but {absolute:,.0f} with the "
+                        "code's |V* - V_r| (its infeasible policies earn more than V*)"}
+
+
+def dope_plus_optimistic_reward(counts: np.ndarray, reward: np.ndarray, log_term: float,
+                                gamma: float, n_episodes: int) -> np.ndarray:
+    """The optimistic reward of the authors' DOPE+ (formula as recorded for the toolkit), rewards
+    normalised to [0, 1]: bonus c(s, a) / (0.1 (1 - gamma)) with
+    ``c = 8 e / sqrt(1-gamma) + 2 L sqrt(K / ((1-gamma) A)) / m``,
+    ``e = sqrt(4 L S / m) + 14 L S / (3 m)``, ``m = max(1, n(s, a) - 1)``, L the tuned log term,
+    capped at ``1 + sqrt(5e-4)`` on every pair."""
+    S, A = counts.shape
+    m = np.maximum(1.0, counts - 1.0)
+    e = np.sqrt(4 * log_term * S / m) + 14 * log_term * S / (3 * m)
+    c = 8 * e / math.sqrt(1 - gamma) + 2 * log_term * math.sqrt(
+        n_episodes / ((1 - gamma) * A)) / m
+    return np.minimum(reward + c / (0.1 * (1 - gamma)), 1 + math.sqrt(5e-4))
+
+
+def dope_plus_reward_cap(quick: bool) -> dict:
+    training, _ = _experiment()
+    task = tabular.gridworld(PAPER_TEST_TASKS[0])
+    warmup = 14_000
+    counts = np.zeros((task.n_states, task.n_actions))
+    mixture = tabular.Mixture.of([training.safe_policy], [1.0])
+    for first in range(0, warmup, 2000):
+        batch = tabular.simulate_trajectories(task, mixture, 2000, H, seed=5, first_episode=first)
+        np.add.at(counts, (batch.states.ravel(), batch.actions.ravel()), 1.0)
+    reward = task.r / task.r.max()
+    cap = 1 + math.sqrt(5e-4)
+    capped = {}
+    for log_term in (1e-4, 5e-4):
+        optimistic = dope_plus_optimistic_reward(counts, reward, log_term, task.gamma, K)
+        capped[log_term] = float(np.mean(optimistic == cap))
+    return {"holds": min(capped.values()) == 1.0, "capped_fraction": capped[1e-4],
+            "max_count": float(counts.max()),
+            "measured": f"after DOPE+'s {warmup:,}-episode pi_s warm-up (task noise "
+                        f"{PAPER_TEST_TASKS[0]}), the optimistic reward equals the cap "
+                        f"1 + sqrt(5e-4) on {capped[1e-4]:.0%} of the {counts.size} pairs, the "
+                        "goal included: every feasible occupancy has the same LP objective, so "
+                        "the plan carries no reward information"}
+
+
+def safe_meta_rl_start(quick: bool) -> dict:
+    n = 3 if quick else 10
+    authors, smoothed = published_runs("safe-meta-rl", n), published_runs(
+        "safe-meta-rl-smoothed", n)
+    k_a, k_s = _violating(authors), _violating(smoothed)
+    regret_a = float(np.mean([r.cumulative_regret[-1] for r in authors]))
+    regret_s = float(np.mean([r.cumulative_regret[-1] for r in smoothed]))
+    return {"holds": k_a == 0 and k_s >= (2 if quick else 5), "violating_pi_s": k_a,
+            "violating_smoothed": k_s, "regret_pi_s": regret_a, "regret_smoothed": regret_s,
+            "measured": f"Safe Meta-RL on {n} published tasks: from pi_s (the authors' start) "
+                        f"{k_a}/{n} runs violate, mean regret {regret_a:,.0f} (pi_s cannot be "
+                        f"tilted where it is deterministic); from pi_s smoothed by eta = 0.04 "
+                        f"{k_s}/{n} violate, mean regret {regret_s:,.0f}: the figure's safety "
+                        "comes from the start, not the method"}
+
+
+def pooled_gate(quick: bool) -> dict:
+    n = 200 if quick else 1000
+    stage = [v for v, holds in runs_over_d("safe-pce", n) if holds]
+    pooled = [v for v, holds in runs_over_d("safe-pce-pooled-gate", n) if holds]
+    published = (_violating(published_runs("safe-pce")),
+                 _violating(published_runs("safe-pce-pooled-gate")))
+    episodes = [[e["episode"] for e in r.log["events"] if e["event"] == "eliminate"]
+                for r in published_runs("safe-pce")]
+    spaced = all(b - a >= 1000 for ep in episodes for a, b in zip(ep, ep[1:], strict=False))
+    differ = any(a.log["events"] != b.log["events"] for a, b in zip(
+        published_runs("safe-pce"), published_runs("safe-pce-pooled-gate"), strict=True))
+    return {"holds": spaced and differ, "published": published,
+            "measured": f"the code tests a new candidate's pooled pi_s returns only after a "
+                        f"1,000-episode pi_s stage (the text allows it at once): violating runs "
+                        f"{published[0]}/10 vs {published[1]}/10 on the published tasks, over D "
+                        f"{_interval(sum(stage), len(stage))} vs "
+                        f"{_interval(sum(pooled), len(pooled))}"}
+
+
+#: every finding of the erratum, in the README's order
+FINDINGS: tuple[Finding, ...] = (
+    Finding("tuned-constants-published", "paper's experiment (Section 6, Figure 2)",
+            "'all safe methods stay feasible': Safe-PCE with the authors' tuned constants "
+            "deploys infeasible mixtures on the published tasks",
+            _test("tuned-constants-published"), "safepce reproduce --algorithms safe-pce",
+            tuned_constants_published),
+    Finding("tuned-constants-over-d", "paper's experiment (Section 6)",
+            "over tasks drawn from D, a large fraction of Safe-PCE [paper-experiment] runs "
+            "violate", _test("tuned-constants-over-d"),
+            "safepce violations --algorithms safe-pce --runs 1000", tuned_constants_over_d),
+    Finding("plotting-monitor", "authors' code (Figure 2)",
+            "the run loop stops before storing an infeasible mixture's cost, so no curve built "
+            "from its output can exceed the budget", _test("plotting-monitor"),
+            "safepce reproduce --report authors", plotting_monitor),
+    Finding("eq-28-off-by-one", "appendix (Eq. 28)",
+            "Eq. 28 writes alpha_{l,m} with C_l^m; the recursion and Eq. 6 need C_l^(m-1)",
+            _test("eq-28-off-by-one"), "safepce verify --quick (claim eq-6)", eq_28_off_by_one),
+    Finding("main-text-c-l", "main text (Section 4, C_l)",
+            "C_l = 2/3 + (4L+9)/(3 v_s) drops the eps of (4L+9) eps", _test("main-text-c-l"),
+            "python -m pytest " + _test("main-text-c-l"), main_text_c_l),
+    Finding("subroutine-3-arguments", "main text (Section 3)",
+            "Subroutine 3 is called with accuracy eps/N^2; the appendix (and its proof) uses "
+            "accuracy eps with confidence delta/N^2", _test("subroutine-3-arguments"),
+            "python -m pytest " + _test("subroutine-3-arguments"), subroutine_3_arguments),
+    Finding("safe-policy-noise-0.5", "paper's experiment (App. H.1)",
+            "pi_s is said to be the optimal policy of the noise-0.5 task, which has none",
+            _test("safe-policy-noise-0.5"), "python -m pytest " + _test("safe-policy-noise-0.5"),
+            safe_policy_noise_0_5),
+    Finding("assumption-3.3-top-of-support", "paper's experiment (Assumption 3.3 on D)",
+            "D's support [0, 0.5] holds tasks where no policy is feasible",
+            _test("assumption-3.3-top-of-support"),
+            "python -m pytest " + _test("assumption-3.3-top-of-support"),
+            assumption_3_3_top_of_support),
+    Finding("sample-schedule", "authors' code (Algorithm 1)",
+            "the code's initial N and 'doubling' are not Algorithm 1's", _test("sample-schedule"),
+            "python -m pytest " + _test("sample-schedule"), sample_schedule),
+    Finding("vacuous-theory-constants", "main text (Theorem 4.2's conditions)",
+            "with the paper's constants at the experiment's scale, Safe-PCE never leaves pi_s",
+            _test("vacuous-theory-constants"),
+            "safepce reproduce --algorithms safe-pce-theory", vacuous_theory_constants),
+    Finding("pce-absolute-regret", "authors' code (PCE, App. F)",
+            "PCE's regret is accumulated as |V* - V_r|, not Eq. 1's [V* - V_r]_+",
+            _test("pce-absolute-regret"), "safepce reproduce --algorithms pce",
+            pce_absolute_regret),
+    Finding("dope-plus-reward-cap", "authors' code (DOPE+)",
+            "the optimistic reward is capped on every pair, the goal's included, so the plan "
+            "ignores rewards", _test("dope-plus-reward-cap"),
+            "python -m pytest " + _test("dope-plus-reward-cap"), dope_plus_reward_cap),
+    Finding("safe-meta-rl-start", "paper's experiment (Figure 2, Safe Meta-RL)",
+            "Safe Meta-RL's feasibility in Figure 2 depends on starting from pi_s itself",
+            _test("safe-meta-rl-start"),
+            "safepce reproduce --algorithms safe-meta-rl safe-meta-rl-smoothed",
+            safe_meta_rl_start),
+    Finding("pooled-gate", "authors' code (Safe-PCE, test_stage)",
+            "the pooled pi_s test waits for a 1,000-episode stage, which the text does not say",
+            _test("pooled-gate"),
+            "safepce violations --algorithms safe-pce safe-pce-pooled-gate --runs 1000",
+            pooled_gate),
+)
+
+#: facts about the authors' code that no offline test can check (recorded, not measured)
+EXTERNAL_FINDINGS = (
+    ("empty-dope-notebook", "authors' code (DOPE)",
+     "the DOPE notebook of the authors' repository is empty: the DOPE curve of the appendix "
+     "figure cannot be traced to code; our `dope` is DOPE's published bonuses on our LP"),
+)
+
+
+def measure_findings(quick: bool = True) -> list[dict]:
+    """One row per finding: name, where, statement, holds, measured, test, command."""
+    rows = []
+    for finding in FINDINGS:
+        result = finding.measure(quick)
+        rows.append({"name": finding.name, "where": finding.where,
+                     "statement": finding.statement, "holds": bool(result["holds"]),
+                     "measured": result["measured"], "test": finding.test,
+                     "command": finding.command})
+    for name, where, statement in EXTERNAL_FINDINGS:
+        rows.append({"name": name, "where": where, "statement": statement, "holds": True,
+                     "measured": "not measurable offline (a fact about external files)",
+                     "test": "", "command": ""})
+    return rows
+
+
+__all__ = ["FINDINGS", "EXTERNAL_FINDINGS", "Finding", "measure_findings", "published_runs",
+           "runs_over_d"]
