@@ -53,7 +53,7 @@ from .hard_instance import (
 )
 from .plots import plot_lower_bound_slopes, plot_regret_envelope, plot_scaled_sweep
 from .sample_complexity import fitted_slope, violation_rate
-from .sandwich import EXPONENTS, plot_sandwich, sandwich
+from .sandwich import EXPONENTS, HORIZON, Cell, cell_training, plot_sandwich, sandwich
 from .sandwich import slopes as sandwich_slopes
 from .upper import corollary_4_3_samples, theorem_4_2_rate, theorem_4_2_terms
 
@@ -542,6 +542,71 @@ def claim_sandwich(context: VerifyContext) -> list[Claim]:
     return claims
 
 
+def _certified_runs(args) -> list[dict]:
+    """Worker: certified Safe-PCE runs on the runnable or the hard family (test tasks from D)."""
+    which, training_path, thetas, seeds, n_episodes, horizon = args
+    from theory.algorithms.safe_pce_certified import CERTIFIED, CertifiedSafePCE
+
+    family = (runnable_family(RUNNABLE["seed"], gamma=RUNNABLE["gamma"]) if which == "runnable"
+              else CERTIFIED_HARD_CELL.family().distribution)
+    training = TrainingResult.load(training_path)
+    out = []
+    for theta, seed in zip(thetas, seeds, strict=True):
+        task = family.build([theta])
+        algorithm = CertifiedSafePCE(training, family, horizon, CERTIFIED)
+        record = run_test_phase(algorithm, task, n_episodes, horizon, seed=int(seed))
+        out.append({"theta": float(theta), "seed": int(seed),
+                    "violated": bool(record.violated.any()),
+                    "assumption_holds": bool(tabular.evaluate(task, training.safe_policy)
+                                             .cost_value <= task.budget),
+                    "max_cost_value": float(record.cost_value.max()), "budget": record.budget,
+                    "final_alpha": float(record.log["final_alpha"]),
+                    "flags": record.log["flags"],
+                    "regret_per_episode": float(record.cumulative_regret[-1] / n_episodes)})
+    return out
+
+
+#: the hard family of the certified claim: App. G with m = 2 (4 tasks), the sandwich's C = 4 cell
+CERTIFIED_HARD_CELL = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
+
+
+def claim_certified(context: VerifyContext) -> list[Claim]:
+    """Certified Safe-PCE (theory.algorithms.safe_pce_certified): no infeasible deployed policy
+    on tasks drawn from D of the runnable and the hard family."""
+    n_runs = 500 if context.quick else 10_000
+    claims = []
+    _, _, runnable_path = _runnable(context)
+    hard_path = context.once("certified_hard_training", lambda: cell_training(
+        CERTIFIED_HARD_CELL).save(context.out / "certified_hard_training.npz"))
+    for which, path, episodes, horizon in (("runnable", runnable_path, 2000, RUNNABLE["horizon"]),
+                                           ("hard", hard_path, 2000, HORIZON)):
+        root = np.random.SeedSequence([2026, 17, len(which)])
+        theta_seed, run_seed = root.spawn(2)
+        if which == "runnable":
+            thetas = np.random.default_rng(theta_seed).uniform(0, 1, n_runs)
+        else:
+            thetas = np.random.default_rng(theta_seed).integers(
+                0, 2**CERTIFIED_HARD_CELL.m, n_runs).astype(float)
+        seeds = run_seed.generate_state(n_runs, np.uint32)
+        chunk = max(1, math.ceil(n_runs / (4 * context.workers)))
+        jobs = [(which, str(path), thetas[i:i + chunk], seeds[i:i + chunk], episodes, horizon)
+                for i in range(0, n_runs, chunk)]
+        runs = map_runs(_certified_runs, jobs, context.workers, context.progress,
+                        f"certified Safe-PCE runs ({which})")
+        held = [r for r in runs if r["assumption_holds"]]
+        rate = violation_rate(sum(r["violated"] for r in held), len(held))
+        claims.append(Claim(
+            f"certified Safe-PCE: every deployed policy is feasible ({which} family, tasks "
+            "from D)", rate["violating_runs"] == 0 and len(held) > 0, len(runs),
+            min(r["budget"] - r["max_cost_value"] for r in held),
+            f"K = {episodes}, H = {horizon}, delta 0.01; runs with a violation where pi_s is "
+            f"feasible {rate['violating_runs']}/{rate['runs']} (95% upper "
+            f"{rate['high']:.5f}); {len(runs) - len(held)} runs outside Assumption 3.3; mean "
+            f"final alpha {np.mean([r['final_alpha'] for r in runs]):.3f}, mean regret per "
+            f"episode {np.mean([r['regret_per_episode'] for r in runs]):.4f}"))
+    return claims
+
+
 def claim_erratum(context: VerifyContext) -> list[Claim]:
     """The erratum (bounds.erratum): every finding measured again; writes findings.csv. A
     finding that no longer holds fails its claim (the erratum must then be corrected)."""
@@ -573,6 +638,7 @@ CLAIMS: tuple[ClaimCheck, ...] = (
     ClaimCheck("scaled-preset", "Lemma 4.5 (constants shrunk)", claim_scaled_preset),
     ClaimCheck("hard-family", "Theorem 5.1, App. G", claim_hard_family),
     ClaimCheck("published-safety", "Section 6", claim_published_safety),
+    ClaimCheck("certified", "Certified Safe-PCE (README)", claim_certified),
     ClaimCheck("erratum", "Erratum (README)", claim_erratum),
 )
 

@@ -303,6 +303,8 @@ def _load_training(path: str) -> TrainingResult:
 
 def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
     """Sweep worker: one record (settings, seed, metrics) per violation run."""
+    import tabular
+
     records = []
     for item in settings_list:
         training = _load_training(item["training_path"])
@@ -316,10 +318,14 @@ def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
         record = run_test_phase(algorithm, task, item["episodes"], item["horizon"],
                                 seed=item["seed"],
                                 optimal_value=0.0 if math.isnan(optimum) else optimum)
+        # Assumption 3.3 on this task: pi_s itself is feasible
+        holds = tabular.evaluate(task, training.safe_policy).cost_value <= task.budget
         records.append({
             "settings": {k: v for k, v in item.items() if k != "training_path"},
             "seed": item["seed"],
             "metrics": {"violated": bool(record.violated.any()),
+                        "assumption_holds": bool(holds),
+                        "flags": " ".join(record.log.get("flags", [])),
                         "max_cost_value": float(record.cost_value.max()),
                         "violating_episodes": int(np.count_nonzero(record.violated)),
                         "final_regret": float(record.cumulative_regret[-1])},
@@ -379,6 +385,11 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
         violating = sum(r["violated"] for r in mine)
         low, high = clopper_pearson(violating, len(mine))
         violating_parameters = [r[f"task_{name}"] for r in mine if r["violated"]]
+        # the runs where Assumption 3.3 holds (pi_s feasible), counted separately
+        held = [r for r in mine if r.get("assumption_holds", True)]
+        held_violating = sum(r["violated"] for r in held)
+        held_low, held_high = clopper_pearson(held_violating, len(held)) if held else (
+            math.nan, math.nan)
         per_algorithm.append({
             "key": key, "algorithm": REGISTRY[key].cls.name,
             "preset": REGISTRY[key].preset_name,
@@ -388,5 +399,9 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
             "violating_episodes": int(sum(r["violating_episodes"] for r in mine)),
             "max_cost_value": float(max(r["max_cost_value"] for r in mine)),
             f"violating_{name}_min": float(min(violating_parameters, default=math.nan)),
+            "runs_assumption_holds": len(held),
+            "runs_with_violation_assumption_holds": held_violating,
+            "clopper_pearson_high_assumption_holds": held_high,
+            "clopper_pearson_low_assumption_holds": held_low,
         })
     return {"per_algorithm": per_algorithm, "runs": rows}

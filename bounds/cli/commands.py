@@ -315,6 +315,9 @@ def run_violations(settings: ViolationSettings, run: RunSettings) -> int:
         print(f"{s['key']:16s} [{s['preset']}] runs with a violation: "
               f"{s['runs_with_violation']}/{s['runs']} = {s['fraction']:.4f} "
               f"(95% CI {s['clopper_pearson_low']:.4f}-{s['clopper_pearson_high']:.4f}); "
+              f"where Assumption 3.3 holds {s['runs_with_violation_assumption_holds']}/"
+              f"{s['runs_assumption_holds']} (95% upper "
+              f"{s['clopper_pearson_high_assumption_holds']:.4f}); "
               f"max cost {s['max_cost_value']:.4f}")
     _wrote(out, ["training.npz", "runs.csv", *written, "summary.json"])
     return 0

@@ -26,6 +26,7 @@ from .safe_pce import (
     THEORY,
     SafePCE,
 )
+from .safe_pce_certified import CERTIFIED, CertifiedSafePCE
 
 
 class UnknownAlgorithmError(InputError):
@@ -92,6 +93,9 @@ register("safe-meta-rl", SafeMetaRL, SAFE_META_RL_EXPERIMENT, "Safe Meta-RL", "#
 register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", "#9467bd", _TASKS)
 register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", "#8c564b", _TASKS)
 register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", "#7f7f7f", _TASKS)
+register("safe-pce-certified", CertifiedSafePCE, CERTIFIED, "Safe-PCE, certified", "#08306b",
+         "training (U_hat's policies, pi_s) and the family's model class (finite, or a 1-D "
+         "kernel affine in its parameter)")
 register("safe-pce-pooled-gate", SafePCE, SAFE_PCE_POOLED_GATE, "Safe-PCE, pooled gate",
          "#aec7e8", _UNITS)
 register("safe-meta-rl-smoothed", SafeMetaRL, SAFE_META_RL_SMOOTHED,

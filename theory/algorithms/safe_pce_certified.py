@@ -1,0 +1,447 @@
+"""Certified Safe-PCE: Safe-PCE's mixture of a cover policy with pi_s, with every worst-case
+constant of Algorithm 2 replaced by a certificate computed from the test task's own data.
+
+Guarantee (checked in ``safepce verify``, claim "certified"). Let the test task be
+``M = M_theta*`` for a parameter theta* in the support of the family, where the family is either
+finite or one-dimensional with a transition kernel affine in theta (``P_theta = P_0 + theta B``)
+and reward, cost, rho and gamma not depending on theta (both checked when the algorithm is
+built; :class:`CertificationError` otherwise). Then, with probability at least ``1 - delta``
+over the test-time randomness, for every test task, every policy deployed that is not pi_s
+alone is feasible (``V_cost <= b``). pi_s alone is deployed only when nothing else is certified,
+so when pi_s is feasible on M (Assumption 3.3) every deployed policy is feasible w.p. >= 1 - delta.
+No union bound over K, no covering argument over D and no assumption on the cover radius.
+
+Proof sketch (each step replaces a worst-case constant of the paper's analysis):
+
+1. *A confidence set for the test task replaces the simulation lemma (Lemma C.3, eps L).* Every
+   observed transition (s, a, s') of every episode, whichever mixture component produced it,
+   has likelihood ``P_theta(s'|s, a)``; the policy's own probabilities cancel in likelihood
+   ratios. For a prior w fixed before the run (D's mass on a coarse grid of the support),
+   ``Z_t = sum_g w_g L_t(theta_g) / L_t(theta*)`` is a non-negative martingale with ``Z_0 = 1``
+   under M (each ratio ``L_t(theta)/L_t(theta*)`` is one: the next state is drawn from
+   theta*'s kernel, the action predictably). Ville's inequality gives
+   ``P(exists t: Z_t >= 1/delta) <= delta``, so the set
+   ``Theta_t = {theta : log L_t(theta) > log sum_g w_g L_t(theta_g) - log(1/delta)}`` contains
+   theta* at every time t, simultaneously, w.p. >= 1 - delta (a confidence sequence: anytime
+   valid, so testing after every block costs nothing, replacing Ineq. 5's ``ln(4K/delta)``).
+   For an affine kernel ``log L_t`` is concave in theta, so Theta_t is an interval, found
+   exactly by root finding.
+2. *Exact values over the set replace the predicted values of Eq. 3 and their eps(L+1) margin.*
+   For every candidate pi_l of U_hat and for pi_s, V_cost(pi; M_theta) is computed exactly on a
+   fine grid of the support (finite families: on every task). Between grid points of step h,
+   ``V(theta) <= max(V(g_k), V(g_k+1)) + h^2/8 max|V''|`` and
+   ``|V''| <= 2 gamma^2 ||B_pi||^2 max|cost| / (1-gamma)^3`` (differentiate
+   ``(I - gamma P_pi(theta))^{-1}`` twice; ``||(I - gamma P_pi)^{-1}||_inf <= 1/(1-gamma)``), so
+   the maximum of any mixture's cost over Theta_t is bounded exactly.
+3. *The largest certified weight replaces Eq. 6's schedule.* Mixture values are linear in the
+   weight (Def. 2.3): ``V_cost(alpha pi_l + (1-alpha) pi_s) = alpha V_cost(pi_l) + (1-alpha)
+   V_cost(pi_s)``. Each block deploys the (candidate, alpha) with the best plug-in reward at the
+   maximum-likelihood theta among the pairs whose bound ``max_{theta in Theta_t} [alpha
+   V_cost(pi_l; theta) + (1-alpha) V_cost(pi_s; theta)] + margin <= b`` (alpha on a grid of
+   1/``alpha_steps``). On the event of step 1 each of them is feasible on M.
+4. *Pooled data replace per-stage estimates and elimination.* All transitions of all episodes
+   feed one likelihood, so no data are discarded at a stage change and no candidate needs to
+   be eliminated: a candidate that does not fit the data simply loses the choice of step 3.
+
+Detected from data: the run record's ``flags`` say ``model_inconsistent`` when an observed
+transition is impossible under every theta of the support (the family assumption fails; mixing
+stops, pi_s is deployed), and ``pi_s_certified_infeasible`` when pi_s's cost exceeds b on all of
+Theta_t (Assumption 3.3 fails on this task); ``uncertified_episodes`` counts the episodes that
+fell back to pi_s alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import logsumexp
+
+from tabular import CMDP
+from tabular.distributions import FiniteUniform
+from tabular.errors import InputError
+
+from ..harness import Deployment, TestTimeAlgorithm
+from ..training import TrainingResult
+
+
+class CertificationError(InputError):
+    """The family or a setting does not allow the certificate (names the field)."""
+
+
+@dataclass(frozen=True)
+class CertifiedPreset:
+    """Every number of the certified Safe-PCE: ``delta`` of the guarantee; ``grid`` points of the
+    values grid and ``prior_grid`` points of the prior (1-D families); alpha on a grid of
+    ``1/alpha_steps``; blocks of ``first_block`` episodes growing by ``block_growth`` of the
+    episodes so far, at most ``max_block``."""
+
+    name: str = "certified"
+    delta: float = 0.01
+    grid: int = 4001
+    prior_grid: int = 401
+    alpha_steps: int = 200
+    first_block: int = 20
+    block_growth: float = 0.05
+    max_block: int = 2000
+
+
+CERTIFIED = CertifiedPreset()
+
+
+# --- the family as a model class ------------------------------------------------------------------
+
+
+class FamilyModel:
+    """The test task's possible kernels and, for given policies, their exact values.
+
+    ``kind`` is "finite" (one point per task of a :class:`tabular.FiniteUniform`) or "affine"
+    (a 1-D parameter on [low, high] with ``P_theta = P_0 + theta B``)."""
+
+    def __init__(self, family, policies: np.ndarray, preset: CertifiedPreset):
+        self.preset = preset
+        if isinstance(family, FiniteUniform):
+            self.kind = "finite"
+            tasks = family.tasks
+            self.kernels = np.stack([t.P.reshape(-1) for t in tasks])           # (n, SAS)
+            weights = family.weights if family.weights is not None else np.full(
+                len(tasks), 1 / len(tasks))
+            self.prior = np.log(np.maximum(weights, 1e-300))
+            self.points = np.arange(len(tasks), dtype=np.float64)
+            values = [_values(t, policies) for t in tasks]
+            self.cost = np.stack([v[0] for v in values])                          # (n, J)
+            self.reward = np.stack([v[1] for v in values])
+            self.margin = 0.0
+            self.template = tasks[0]
+            return
+        self.kind = "affine"
+        names = getattr(family, "parameter_names", ())
+        low, high = getattr(family, "low", None), getattr(family, "high", None)
+        if len(names) != 1 or low is None or high is None:
+            raise CertificationError(
+                "family: expected a finite family or a 1-D family with a support [low, high]; "
+                f"got {type(family).__name__}")
+        low, high = float(low), float(high)
+        first, last = family.build([low]), family.build([high])
+        middle, other = family.build([(low + high) / 2]), family.build([low + 0.3 * (high - low)])
+        slope = (last.P - first.P) / (high - low)
+        for task, theta in ((middle, (low + high) / 2), (other, low + 0.3 * (high - low))):
+            if not np.allclose(task.P, first.P + (theta - low) * slope, atol=1e-12, rtol=0):
+                raise CertificationError("family: expected a transition kernel affine in its "
+                                         "parameter (the certificate's model class)")
+            for name in ("r", "cost", "rho"):
+                if not np.array_equal(getattr(task, name), getattr(first, name)):
+                    raise CertificationError(f"family: expected {name} not to depend on the "
+                                             "parameter")
+        self.template = first
+        self.low, self.high = low, high
+        self.base = (first.P - low * slope).reshape(-1)
+        self.slope = slope.reshape(-1)
+        self.points = np.linspace(low, high, preset.grid)
+        self.step = (high - low) / (preset.grid - 1)
+        self.prior_points = np.linspace(low, high, preset.prior_grid)
+        self.prior = _prior(family, self.prior_points)
+        self.cost, self.reward = _affine_values(first, first.P - low * slope, slope, policies,
+                                                self.points)
+        gamma = first.gamma
+        b_norm = float(np.max(np.abs(slope).sum(axis=-1)))
+        curvature = 2 * gamma**2 * b_norm**2 * float(np.max(np.abs(first.costs))) / (1 - gamma)**3
+        self.margin = self.step**2 / 8 * curvature
+
+    # -- the confidence set ---------------------------------------------------------------------
+
+    def _loglik(self, theta: np.ndarray, index: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        p = self.base[index][None] + np.asarray(theta, dtype=np.float64)[:, None] * \
+            self.slope[index][None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), -np.inf)
+        return np.where(counts[None] > 0, logs, 0.0) @ counts
+
+    def confidence_set(self, counts: np.ndarray, delta: float) -> tuple[np.ndarray, int] | None:
+        """(indices of ``points`` whose values bound the set Theta_t of the module docstring,
+        index of the maximum-likelihood point), or None when every theta has likelihood 0."""
+        index = np.flatnonzero(counts)
+        n = counts[index]
+        if self.kind == "finite":
+            with np.errstate(divide="ignore"):
+                loglik = np.log(self.kernels[:, index]) @ n
+            if not np.isfinite(loglik).any():
+                return None
+            threshold = logsumexp(self.prior + loglik) - math.log(1 / delta)
+            return np.flatnonzero(loglik > threshold), int(np.argmax(loglik))
+        coarse = self._loglik(self.prior_points, index, n)
+        if not np.isfinite(coarse).any():
+            return None
+        threshold = logsumexp(self.prior + coarse) - math.log(1 / delta)
+
+        def excess(theta: float) -> float:
+            return max(float(self._loglik(np.array([theta]), index, n)[0]) - threshold, -1e300)
+
+        # the maximiser of the concave log-likelihood, by golden-section search on its bracket
+        best = int(np.argmax(coarse))
+        lo = self.prior_points[max(best - 1, 0)]
+        hi = self.prior_points[min(best + 1, len(self.prior_points) - 1)]
+        for _ in range(80):
+            a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+            if excess(a) < excess(b):
+                lo = a
+            else:
+                hi = b
+        top = (lo + hi) / 2
+        # Theta_t = [left, right] (a superlevel set of a concave function); widen to grid cells
+        left = self.low if excess(self.low) > 0 else brentq(excess, self.low, top, xtol=1e-12)
+        right = self.high if excess(self.high) > 0 else brentq(excess, top, self.high,
+                                                               xtol=1e-12)
+        k0 = max(int(math.floor((left - self.low) / self.step)), 0)
+        k1 = min(int(math.ceil((right - self.low) / self.step)), len(self.points) - 1)
+        return np.arange(k0, k1 + 1), int(round((top - self.low) / self.step))
+
+
+def certified_weights(cost_l: np.ndarray, cost_s: np.ndarray, limit: float, steps: int
+                      ) -> tuple[float, float] | None:
+    """The weights alpha on the grid k/steps with ``alpha cost_l[g] + (1 - alpha) cost_s[g] <=
+    limit`` at every point g: an interval [low, high] (an intersection of half-lines, rounded
+    inwards to the grid), or None when it is empty."""
+    low, high = 0.0, 1.0
+    slope = cost_l - cost_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = (limit - cost_s) / slope
+    rising, falling, flat = slope > 0, slope < 0, slope == 0
+    if np.any(flat & (cost_s > limit)):
+        return None
+    if rising.any():
+        high = min(high, float(bound[rising].min()))
+    if falling.any():
+        low = max(low, float(bound[falling].max()))
+    low, high = math.ceil(low * steps - 1e-9) / steps, math.floor(high * steps + 1e-9) / steps
+
+    def holds(alpha: float) -> bool:
+        return bool(np.all(alpha * cost_l + (1 - alpha) * cost_s <= limit))
+
+    # the rounding tolerance must not admit an uncertified end point; the set is convex, so
+    # checking both ends exactly certifies every weight between them
+    if low <= high and not holds(high):
+        high -= 1 / steps
+    if low <= high and not holds(low):
+        low += 1 / steps
+    if low > high or not (holds(low) and holds(high)):
+        return None
+    return low, high
+
+
+def _values(task: CMDP, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (cost, reward) values of each policy (J, S, A) on ``task``."""
+    P_pi = np.einsum("jsa,sat->jst", policies, task.P)
+    signals = np.stack([np.einsum("jsa,sa->js", policies, task.costs[..., 0]),
+                        np.einsum("jsa,sa->js", policies, task.r)], axis=-1)
+    values = np.linalg.solve(np.eye(task.n_states)[None] - task.gamma * P_pi, signals)
+    out = np.einsum("s,jsx->jx", task.rho, values)
+    return out[:, 0], out[:, 1]
+
+
+def _affine_values(template: CMDP, base: np.ndarray, slope: np.ndarray, policies: np.ndarray,
+                   points: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (cost, reward) values (G, J) of each policy on ``P_0 + theta B`` for theta in
+    ``points``."""
+    S = template.n_states
+    base_pi = np.einsum("jsa,sat->jst", policies, base)
+    slope_pi = np.einsum("jsa,sat->jst", policies, slope)
+    signals = np.stack([np.einsum("jsa,sa->js", policies, template.costs[..., 0]),
+                        np.einsum("jsa,sa->js", policies, template.r)], axis=-1)   # (J, S, 2)
+    cost = np.empty((points.size, len(policies)))
+    reward = np.empty_like(cost)
+    identity = np.eye(S)
+    for start in range(0, points.size, chunk):
+        theta = points[start:start + chunk]
+        P = base_pi[None] + theta[:, None, None, None] * slope_pi[None]          # (g, J, S, S)
+        system = identity - template.gamma * P
+        values = np.linalg.solve(system, np.broadcast_to(signals, P.shape[:2] + (S, 2)))
+        out = np.einsum("s,gjsx->gjx", template.rho, values)
+        cost[start:start + chunk], reward[start:start + chunk] = out[..., 0], out[..., 1]
+    return cost, reward
+
+
+def _prior(family, points: np.ndarray) -> np.ndarray:
+    """log-weights of a prior on ``points``: D's mass per cell where D has a CDF, else uniform
+    (any prior fixed before the run keeps the guarantee)."""
+    half = (points[1] - points[0]) / 2
+    try:
+        mass = np.asarray(family.cdf(points + half), dtype=np.float64) - np.asarray(
+            family.cdf(points - half), dtype=np.float64)
+    except NotImplementedError:
+        mass = np.ones(points.size)
+    mass = np.maximum(mass, 0.0) + 1e-12
+    return np.log(mass / mass.sum())
+
+
+_MODELS: dict[str, FamilyModel] = {}
+
+
+def _family_key(family) -> bytes | None:
+    """Bytes identifying ``family``'s tasks (None: not cacheable)."""
+    if isinstance(family, FiniteUniform):
+        digest = hashlib.sha256()
+        for task in family.tasks:
+            for array in (task.P, task.r, task.costs, task.rho, task.budgets):
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.digest()
+    try:
+        return json.dumps(family.to_dict(), sort_keys=True, default=str).encode()
+    except (NotImplementedError, TypeError, AttributeError):
+        return None
+
+
+def family_model(family, policies: np.ndarray, preset: CertifiedPreset) -> FamilyModel:
+    """:class:`FamilyModel` of ``family`` for ``policies``, cached per process by the family's
+    description and the policies' bytes (runs of one training share it)."""
+    described = _family_key(family)
+    if described is None:
+        return FamilyModel(family, policies, preset)
+    key = hashlib.sha256(described + np.ascontiguousarray(policies).tobytes()
+                         + repr(preset).encode()).hexdigest()
+    if key not in _MODELS:
+        if len(_MODELS) > 8:
+            _MODELS.clear()
+        _MODELS[key] = FamilyModel(family, policies, preset)
+    return _MODELS[key]
+
+
+# --- the algorithm -----------------------------------------------------------------------------
+
+
+class CertifiedSafePCE(TestTimeAlgorithm):
+    """Certified Safe-PCE (module docstring): candidates from U_hat, mixed with pi_s at the largest
+    weight whose cost is certified, from a likelihood confidence sequence over the family."""
+
+    name = "safe-pce-certified"
+    needs_trajectories = True
+
+    def __init__(self, training: TrainingResult, family, horizon: int,
+                 preset: CertifiedPreset = CERTIFIED):
+        if not isinstance(preset, CertifiedPreset):
+            raise CertificationError(f"preset: expected a CertifiedPreset; got {preset!r}")
+        if not 0 < preset.delta < 1:
+            raise CertificationError(f"delta: expected a number in (0, 1); got {preset.delta!r}")
+        for field_name in ("grid", "prior_grid", "alpha_steps", "first_block", "max_block"):
+            value = getattr(preset, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise CertificationError(f"{field_name}: expected an integer >= 2; got {value!r}")
+        self.preset_object = preset
+        self.preset = preset.name
+        self.training = training
+        self.horizon = int(horizon)
+        policies = np.concatenate([np.asarray(training.policies),
+                                   np.asarray(training.safe_policy)[None]])
+        self.model = family_model(family, policies, preset)
+        template = self.model.template
+        self.budget = float(template.budgets[0])
+        self.n_states, self.n_actions = template.n_states, template.n_actions
+        self.alphas = np.linspace(0.0, 1.0, preset.alpha_steps + 1)
+
+    @classmethod
+    def from_training(cls, training: TrainingResult, family, horizon: int,
+                      preset: CertifiedPreset, delta: float | None = None):
+        return cls(training, family, horizon, preset)
+
+    def reset(self, n_episodes: int, seed=None) -> None:
+        self.n_episodes = int(n_episodes)
+        self.episode = 0
+        self.counts = np.zeros(self.n_states * self.n_actions * self.n_states)
+        self.flags: set[str] = set()
+        self.events: list[dict] = []
+        self.uncertified = 0
+        self.choice: tuple[int | None, float] = (None, 0.0)
+        self._decide()
+
+    # -- the certificate ----------------------------------------------------------------------
+
+    def _decide(self) -> None:
+        """Choose (candidate, alpha) for the next block from the current counts."""
+        previous = self.choice
+        found = self.model.confidence_set(self.counts, self.preset_object.delta)
+        if found is None:
+            self.flags.add("model_inconsistent")
+            self.choice = (None, 0.0)
+            return self._record(previous, width=math.nan)
+        cover, mle = found
+        safe = -1                                     # pi_s is the last policy
+        cost_s = self.model.cost[cover, safe]
+        if cost_s.min() > self.budget:
+            self.flags.add("pi_s_certified_infeasible")
+        best, best_value = (None, 0.0), -math.inf
+        limit = self.budget - self.model.margin
+        reward_s = self.model.reward[mle, safe]
+        for j in range(self.model.cost.shape[1] - 1):
+            interval = certified_weights(self.model.cost[cover, j], cost_s, limit,
+                                         self.preset_object.alpha_steps)
+            if interval is None:
+                continue
+            # the plug-in reward is linear in alpha: the best certified weight is an end point
+            gain = self.model.reward[mle, j] - reward_s
+            alpha = interval[1] if gain >= 0 else interval[0]
+            value = reward_s + alpha * gain
+            if value > best_value:
+                best_value, best = value, (j, alpha)
+        if best[0] is None or (best[1] == 0.0):
+            best = (None, 0.0)
+            if not cost_s.max() + self.model.margin <= self.budget:
+                best = (None, -1.0)                   # nothing certified: pi_s as a fallback
+        self.choice = best
+        points = self.model.points[cover]
+        self._record(previous, width=float(points.max() - points.min()))
+
+    def _record(self, previous, width: float) -> None:
+        if self.choice != previous:
+            self.events.append({"episode": self.episode + 1, "event": "deploy",
+                                "candidate": self.choice[0], "alpha": self.choice[1],
+                                "set_width": width})
+
+    # -- TestTimeAlgorithm --------------------------------------------------------------------
+
+    def _block(self) -> int:
+        p = self.preset_object
+        return int(min(max(p.first_block, p.block_growth * self.episode), p.max_block))
+
+    def deployment(self) -> Deployment:
+        safe = self.training.safe_policy
+        candidate, alpha = self.choice
+        episodes = self._block()
+        if candidate is None or alpha <= 0.0:
+            return Deployment((safe,), np.ones(1), ("safe",), episodes)
+        policy = self.training.policies[candidate]
+        if alpha >= 1.0:
+            return Deployment((policy,), np.ones(1), (("candidate", candidate),), episodes)
+        return Deployment((policy, safe), np.array([alpha, 1 - alpha]),
+                          (("candidate", candidate), "safe"), episodes)
+
+    def observe(self, reward_returns: np.ndarray, cost_returns: np.ndarray,
+                trajectories=None) -> int:
+        size = int(np.asarray(reward_returns).size)
+        if trajectories is None:
+            raise CertificationError("trajectories: the certified Safe-PCE needs the episodes' "
+                                     "transitions (run it through theory.run_test_phase)")
+        if self.choice == (None, -1.0):
+            self.uncertified += size
+        states, actions = trajectories.states, trajectories.actions
+        S, A = self.n_states, self.n_actions
+        flat = (states[:, :-1] * A + actions[:, :-1]) * S + states[:, 1:]
+        self.counts += np.bincount(flat.ravel(), minlength=self.counts.size)
+        self.episode += size
+        if "model_inconsistent" not in self.flags:
+            self._decide()
+        return size
+
+    def log(self) -> dict:
+        return {"preset": self.preset, "constants": {
+                    "delta": self.preset_object.delta, "model": self.model.kind,
+                    "margin": self.model.margin, "grid": int(self.model.points.size)},
+                "events": self.events, "flags": sorted(self.flags),
+                "uncertified_episodes": self.uncertified,
+                "final_alpha": max(self.choice[1], 0.0),
+                "final_candidate": self.choice[0],
+                "candidate_order": [e["candidate"] for e in self.events
+                                    if e["candidate"] is not None]}
