@@ -64,6 +64,9 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.pdf").stat().st_size > 1_000
     assert "passed" in capsys.readouterr().out
+    # certified Safe-PCE: no violating run on either family
+    certified = [c for c in claims if c["claim"].startswith("certified")]
+    assert len(certified) == 2 and all(c["status"] == "passed" for c in certified)
     # the erratum: every finding measured again, all still true, in findings.csv
     findings = pandas.read_csv(tmp_path / "findings.csv")
     assert len(findings) >= 13 and findings["holds"].all()

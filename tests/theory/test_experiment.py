@@ -67,7 +67,7 @@ def test_reproduce_with_baselines_does_not_depend_on_workers(tmp_path):
     summary and the figures carry the baselines under their keys."""
     settings = ExperimentSettings(episodes=1200, tasks=2)
     assert settings.algorithms == ("safe-pce", "pce", "safe-meta-rl", "dope-plus", "dope",
-                                   "lb-sgd")
+                                   "lb-sgd", "safe-pce-certified")
     _, _, one, rows_one = reproduce(settings, progress=False, workers=1)
     _, _, two, rows_two = reproduce(settings, progress=False, workers=2)
     for key in settings.algorithms:

@@ -75,13 +75,15 @@ class CertificationError(InputError):
 
 @dataclass(frozen=True)
 class CertifiedPreset:
-    """Every number of the certified Safe-PCE: ``delta`` of the guarantee; ``grid`` points of the
-    values grid and ``prior_grid`` points of the prior (1-D families); alpha on a grid of
-    ``1/alpha_steps``; blocks of ``first_block`` episodes growing by ``block_growth`` of the
-    episodes so far, at most ``max_block``."""
+    """Every number of the certified Safe-PCE: ``delta`` of the guarantee (1e-6, so that the
+    guarantee itself, not luck, covers checks of 10^4 runs: at most 0.01 violating runs
+    expected; at delta = 0.01 we measured 2 of 999 runs over D violating, within its 1%);
+    ``grid`` points of the values grid and ``prior_grid`` points of the prior (1-D families);
+    alpha on a grid of ``1/alpha_steps``; blocks of ``first_block`` episodes growing by
+    ``block_growth`` of the episodes so far, at most ``max_block``."""
 
     name: str = "certified"
-    delta: float = 0.01
+    delta: float = 1e-6
     grid: int = 4001
     prior_grid: int = 401
     alpha_steps: int = 200
@@ -181,17 +183,15 @@ class FamilyModel:
         def excess(theta: float) -> float:
             return max(float(self._loglik(np.array([theta]), index, n)[0]) - threshold, -1e300)
 
-        # the maximiser of the concave log-likelihood, by golden-section search on its bracket
+        # the maximiser of the concave log-likelihood: two vectorised zooms into its bracket
         best = int(np.argmax(coarse))
         lo = self.prior_points[max(best - 1, 0)]
         hi = self.prior_points[min(best + 1, len(self.prior_points) - 1)]
-        for _ in range(80):
-            a, b = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
-            if excess(a) < excess(b):
-                lo = a
-            else:
-                hi = b
-        top = (lo + hi) / 2
+        for _ in range(2):
+            local = np.linspace(lo, hi, 201)
+            k = int(np.argmax(self._loglik(local, index, n)))
+            lo, hi = local[max(k - 1, 0)], local[min(k + 1, 200)]
+        top = local[k]
         # Theta_t = [left, right] (a superlevel set of a concave function); widen to grid cells
         left = self.low if excess(self.low) > 0 else brentq(excess, self.low, top, xtol=1e-12)
         right = self.high if excess(self.high) > 0 else brentq(excess, top, self.high,
