@@ -328,6 +328,7 @@ def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
             "metrics": {"violated": bool(record.violated.any()),
                         "assumption_holds": bool(holds),
                         "flags": " ".join(record.log.get("flags", [])),
+                        "uncertified_episodes": int(record.log.get("uncertified_episodes", 0)),
                         "max_cost_value": float(record.cost_value.max()),
                         "violating_episodes": int(np.count_nonzero(record.violated)),
                         "final_regret": float(record.cumulative_regret[-1])},

@@ -45,9 +45,10 @@ Proof sketch (each step replaces a worst-case constant of the paper's analysis):
 
 Detected from data: the run record's ``flags`` say ``model_inconsistent`` when an observed
 transition is impossible under every theta of the support (the family assumption fails; mixing
-stops, pi_s is deployed), and ``pi_s_certified_infeasible`` when pi_s's cost exceeds b on all of
-Theta_t (Assumption 3.3 fails on this task); ``uncertified_episodes`` counts the episodes that
-fell back to pi_s alone.
+stops, pi_s is deployed), ``pi_s_certified_infeasible`` when pi_s's cost exceeds b on all of
+Theta_t (Assumption 3.3 fails on this task), and ``pi_s_not_certified`` when the run ends with
+nothing certified, not even pi_s (Assumption 3.3 fails or is too close to call, e.g. pi_s's
+cost within ~0.05 of b); ``uncertified_episodes`` counts the episodes that fell back to pi_s.
 """
 
 from __future__ import annotations
@@ -436,10 +437,13 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         return size
 
     def log(self) -> dict:
+        flags = set(self.flags)
+        if self.choice == (None, -1.0):
+            flags.add("pi_s_not_certified")          # the run ends on the pi_s fallback
         return {"preset": self.preset, "constants": {
                     "delta": self.preset_object.delta, "model": self.model.kind,
                     "margin": self.model.margin, "grid": int(self.model.points.size)},
-                "events": self.events, "flags": sorted(self.flags),
+                "events": self.events, "flags": sorted(flags),
                 "uncertified_episodes": self.uncertified,
                 "final_alpha": max(self.choice[1], 0.0),
                 "final_candidate": self.choice[0],
