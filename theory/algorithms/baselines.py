@@ -1,24 +1,27 @@
 """What the test-time baselines (Safe Meta-RL, LB-SGD, DOPE, DOPE+) share.
 
-Units. The baselines' step sizes and regularisers (the authors' settings, App. H.1) are stated
-for signals of
-order one, so every baseline works in *scaled cost form*: reward ``r / r_max`` in [0, 1], cost
-``k / k_max`` in [0, 1], budget ``b / k_max``, where r_max and k_max are the largest reward and
-cost of the family (read off the training tasks). Scaling keeps feasibility (``V_k <= b``) and
-the ranking of policies unchanged; it is not the utility conversion of Section 2 of the paper, which
-stays in :class:`tabular.UtilityForm`. The harness records exact values in task units.
+Units. A baseline works either in the task's own (*raw*) units, as the authors ran Safe Meta-RL
+and LB-SGD, or in *scaled cost form*: reward ``r / r_max`` in [0, 1], cost ``k / k_max`` in
+[0, 1], budget ``b / k_max``, where r_max and k_max are the largest reward and cost of the family
+(read off the training tasks); the preset's ``units`` says which. Scaling keeps feasibility
+(``V_k <= b``) and the ranking of policies unchanged but changes what a step size or a
+regulariser means; it is not the utility conversion of Section 2 of the paper, which stays in
+:class:`tabular.UtilityForm`. The harness records exact values in task units.
 
 What a baseline may know. Like Safe-PCE, a baseline sees the test task only through trajectories.
 From training it receives pi_s and the training (cover) tasks, i.e. the family's static structure:
 S, A, gamma, the budget and the scales above (DOPE/DOPE+ also take rho, r and the cost from them,
-see :mod:`theory.dope`).
+see :mod:`theory.algorithms.dope`), and the task pi_s was computed on.
 
-The high-entropy safe start. Exponential tilting (Safe Meta-RL) and softmax gradients (LB-SGD)
-cannot move a deterministic policy, and pi_s (an LP vertex) is deterministic in all but at most
-one state. Those two baselines therefore start from ``pi_0 = (1 - eta) pi_s + eta uniform`` with
-the largest eta on a grid of step 0.01 whose cost on every training task stays at most
-``b - margin_fraction * (b - max_i V_k(pi_s; M_i))``: half of pi_s's worst slack on the cover is
-kept in reserve (:func:`high_entropy_safe_start`). On the experiment's cover this gives eta = 0.04.
+Start policies (:class:`TrajectoryLearner`). Exponential tilting (Safe Meta-RL) and softmax
+gradients (LB-SGD) cannot move a deterministic policy, and pi_s (an LP vertex) is deterministic
+in all but at most one state. A learner starts from pi_s itself (the authors' Safe Meta-RL: it
+then only moves where pi_s randomises), from the entropy-regularised constrained optimum of pi_s's
+task (the authors' LB-SGD, :func:`tabular.solve_soft`), or from the smoothed
+``pi_0 = (1 - eta) pi_s + eta uniform`` with the largest eta on a grid of step 0.01 whose cost on
+every training task stays at most ``b - margin_fraction * (b - max_i V_k(pi_s; M_i))``: half of
+pi_s's worst slack on the cover is kept in reserve (:func:`high_entropy_safe_start`; eta = 0.04
+on the experiment's cover).
 """
 
 from __future__ import annotations
