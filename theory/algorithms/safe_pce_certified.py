@@ -341,7 +341,6 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         template = self.model.template
         self.budget = float(template.budgets[0])
         self.n_states, self.n_actions = template.n_states, template.n_actions
-        self.alphas = np.linspace(0.0, 1.0, preset.alpha_steps + 1)
 
     @classmethod
     def from_training(cls, training: TrainingResult, family, horizon: int,
@@ -355,18 +354,20 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         self.flags: set[str] = set()
         self.events: list[dict] = []
         self.uncertified = 0
+        #: (candidate or None for pi_s alone, alpha); ``fallback``: pi_s deployed uncertified
         self.choice: tuple[int | None, float] = (None, 0.0)
+        self.fallback = True
         self._decide()
 
     # -- the certificate ----------------------------------------------------------------------
 
     def _decide(self) -> None:
         """Choose (candidate, alpha) for the next block from the current counts."""
-        previous = self.choice
+        previous = self.choice, self.fallback
         found = self.model.confidence_set(self.counts, self.preset_object.delta)
         if found is None:
             self.flags.add("model_inconsistent")
-            self.choice = (None, 0.0)
+            self.choice, self.fallback = (None, 0.0), True
             return self._record(previous, width=math.nan)
         cover, mle = found
         safe = -1                                     # pi_s is the last policy
@@ -387,19 +388,19 @@ class CertifiedSafePCE(TestTimeAlgorithm):
             value = reward_s + alpha * gain
             if value > best_value:
                 best_value, best = value, (j, alpha)
-        if best[0] is None or (best[1] == 0.0):
-            best = (None, 0.0)
-            if not cost_s.max() + self.model.margin <= self.budget:
-                best = (None, -1.0)                   # nothing certified: pi_s as a fallback
+        if best[1] == 0.0:
+            best = (None, 0.0)                        # pi_s alone (certified or not)
+        # nothing certified, not even pi_s: pi_s is deployed as the fallback
+        self.fallback = best[0] is None and not cost_s.max() + self.model.margin <= self.budget
         self.choice = best
         points = self.model.points[cover]
         self._record(previous, width=float(points.max() - points.min()))
 
     def _record(self, previous, width: float) -> None:
-        if self.choice != previous:
+        if (self.choice, self.fallback) != previous:
             self.events.append({"episode": self.episode + 1, "event": "deploy",
                                 "candidate": self.choice[0], "alpha": self.choice[1],
-                                "set_width": width})
+                                "certified": not self.fallback, "set_width": width})
 
     # -- TestTimeAlgorithm --------------------------------------------------------------------
 
@@ -411,7 +412,7 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         safe = self.training.safe_policy
         candidate, alpha = self.choice
         episodes = self._block()
-        if candidate is None or alpha <= 0.0:
+        if candidate is None:
             return Deployment((safe,), np.ones(1), ("safe",), episodes)
         policy = self.training.policies[candidate]
         if alpha >= 1.0:
@@ -425,7 +426,7 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         if trajectories is None:
             raise CertificationError("trajectories: the certified Safe-PCE needs the episodes' "
                                      "transitions (run it through theory.run_test_phase)")
-        if self.choice == (None, -1.0):
+        if self.fallback:
             self.uncertified += size
         states, actions = trajectories.states, trajectories.actions
         S, A = self.n_states, self.n_actions
@@ -438,14 +439,14 @@ class CertifiedSafePCE(TestTimeAlgorithm):
 
     def log(self) -> dict:
         flags = set(self.flags)
-        if self.choice == (None, -1.0):
+        if self.fallback:
             flags.add("pi_s_not_certified")          # the run ends on the pi_s fallback
         return {"preset": self.preset, "constants": {
                     "delta": self.preset_object.delta, "model": self.model.kind,
                     "margin": self.model.margin, "grid": int(self.model.points.size)},
                 "events": self.events, "flags": sorted(flags),
                 "uncertified_episodes": self.uncertified,
-                "final_alpha": max(self.choice[1], 0.0),
+                "final_alpha": self.choice[1],
                 "final_candidate": self.choice[0],
                 "candidate_order": [e["candidate"] for e in self.events
                                     if e["candidate"] is not None]}
