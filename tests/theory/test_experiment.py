@@ -159,3 +159,8 @@ def test_report_authors_hides_exactly_the_violating_runs(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["report"] == "authors"
     assert summary["results"][0]["runs_with_violation"] == 0
+    # the same folder, the default report: the stored runs are reused, the violations shown
+    assert main(["reproduce", "--out", str(out), "--algorithms", "safe-pce", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["report"] == "every-episode"
+    assert summary["results"][0]["runs_with_violation"] == sum(stopped)
