@@ -30,7 +30,7 @@ import tabular
 from tabular.distance import simulation_lemma_constant
 from tabular.distributions import PAPER_TEST_TASKS, GridworldNoise
 from theory.algorithms.registry import make_algorithm
-from theory.algorithms.safe_pce import mixture_weights_recursive
+from theory.algorithms.safe_pce import mixture_weights, mixture_weights_recursive
 from theory.experiment import ExperimentSettings, experiment_training, optimal_value, run_seed
 from theory.harness import authors_report, run_test_phase
 from theory.oracles import ParameterCoverage
@@ -148,8 +148,7 @@ def plotting_monitor(quick: bool) -> dict:
 def _eq_28(v_s: float, eps: float, L: float, gamma: float, m: int) -> float:
     """alpha_{l,m} as Eq. 28 writes it: C_l^m (not C_l^(m-1)) with alpha_{l,1} of Eq. 6."""
     kappa = (4 * L + 9) * eps
-    margin = v_s - 2 * eps * (L + 2)
-    alpha_1 = margin / (margin + 2 / (1 - gamma))
+    alpha_1 = mixture_weights(v_s, eps, L, gamma, 1)[1]
     ratio = (2 * v_s + kappa) / (3 * v_s)
     return (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * ratio**m)
 

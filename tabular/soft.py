@@ -35,6 +35,7 @@ from scipy.optimize import brentq
 
 from .cmdp import CMDP, InvalidCMDPError
 from .errors import InputError
+from .evaluate import evaluate
 from .solve import InfeasibleCMDPError, minimum_cost
 
 
@@ -64,14 +65,12 @@ def _entropy(policy: np.ndarray) -> np.ndarray:
 
 
 def soft_evaluate(cmdp: CMDP, policy: np.ndarray) -> tuple[float, float, float]:
-    """(V_r, V_cost, H) of ``policy`` on a one-constraint ``cmdp``: exact discounted values and
-    the discounted entropy ``E[sum_t gamma^t Ent(pi(.|s_t))]`` (nats), s_0 ~ rho."""
-    P_pi = np.einsum("sa,sat->st", policy, cmdp.P)
-    signals = np.stack([np.sum(policy * cmdp.r, axis=1),
-                        np.sum(policy * cmdp.costs[..., 0], axis=1), _entropy(policy)], axis=1)
-    values = np.linalg.solve(np.eye(cmdp.n_states) - cmdp.gamma * P_pi, signals)
-    reward, cost, entropy = cmdp.rho @ values
-    return float(reward), float(cost), float(entropy)
+    """(V_r, V_cost, H) of ``policy`` on a one-constraint ``cmdp``: exact discounted values
+    (:func:`tabular.evaluate`) and the discounted entropy ``E[sum_t gamma^t Ent(pi(.|s_t))]``
+    (nats), s_0 ~ rho, from the same evaluation's state occupancy."""
+    exact = evaluate(cmdp, policy)
+    visits = exact.occupancy.sum(axis=1) / (1 - cmdp.gamma)     # unnormalised state occupancy
+    return float(exact.reward_value), float(exact.cost_value), float(visits @ _entropy(policy))
 
 
 def soft_optimal_policy(cmdp: CMDP, temperature: float, multiplier: float = 0.0,

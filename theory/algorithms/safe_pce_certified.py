@@ -62,7 +62,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from tabular import CMDP
+from tabular import CMDP, evaluate_batch
 from tabular.distributions import FiniteUniform
 from tabular.errors import InputError
 
@@ -115,9 +115,8 @@ class FamilyModel:
                 len(tasks), 1 / len(tasks))
             self.prior = np.log(np.maximum(weights, 1e-300))
             self.points = np.arange(len(tasks), dtype=np.float64)
-            values = [_values(t, policies) for t in tasks]
-            self.cost = np.stack([v[0] for v in values])                          # (n, J)
-            self.reward = np.stack([v[1] for v in values])
+            exact = evaluate_batch(tasks, policies)
+            self.cost, self.reward = exact.cost_value, exact.reward_value         # (n, J)
             self.margin = 0.0
             self.template = tasks[0]
             return
@@ -232,16 +231,6 @@ def certified_weights(cost_l: np.ndarray, cost_s: np.ndarray, limit: float, step
     if low > high or not (holds(low) and holds(high)):
         return None
     return low, high
-
-
-def _values(task: CMDP, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (cost, reward) values of each policy (J, S, A) on ``task``."""
-    P_pi = np.einsum("jsa,sat->jst", policies, task.P)
-    signals = np.stack([np.einsum("jsa,sa->js", policies, task.costs[..., 0]),
-                        np.einsum("jsa,sa->js", policies, task.r)], axis=-1)
-    values = np.linalg.solve(np.eye(task.n_states)[None] - task.gamma * P_pi, signals)
-    out = np.einsum("s,jsx->jx", task.rho, values)
-    return out[:, 0], out[:, 1]
 
 
 def _affine_values(template: CMDP, base: np.ndarray, slope: np.ndarray, policies: np.ndarray,
