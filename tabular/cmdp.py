@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sparse
 
 from .errors import InputError
 
@@ -92,12 +93,55 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _frozen_csr(matrix: sparse.csr_array) -> sparse.csr_array:
+    for array in (matrix.data, matrix.indices, matrix.indptr):
+        array.setflags(write=False)
+    return matrix
+
+
+def _sparse_kernel(value, reward_shape: tuple[int, ...]) -> sparse.csr_array:
+    """Validate a sparse (S*A, S) kernel without densifying it: a float64 CSR copy with sorted
+    indices, duplicates summed and explicit zeros dropped, rows summing to 1."""
+    n_states, n_actions = reward_shape
+    if value.ndim != 2 or value.shape != (n_states * n_actions, n_states) or n_states == 0:
+        raise InvalidCMDPError("P", f"a sparse matrix of shape (S*A, S) = "
+                               f"{(n_states * n_actions, n_states)} (S, A from r)",
+                               detail=f"got shape {value.shape}")
+    P = sparse.csr_array(value, dtype=np.float64, copy=True)
+    P.sum_duplicates()
+    if not np.all(np.isfinite(P.data)):
+        k = int(np.flatnonzero(~np.isfinite(P.data))[0])
+        row = int(np.searchsorted(P.indptr, k, side="right") - 1)
+        raise InvalidCMDPError("P", "finite entries (no NaN or inf)",
+                               index=(row // n_actions, row % n_actions, int(P.indices[k])),
+                               detail=f"found {P.data[k]}")
+    if np.any(P.data < 0):
+        k = int(np.flatnonzero(P.data < 0)[0])
+        row = int(np.searchsorted(P.indptr, k, side="right") - 1)
+        raise InvalidCMDPError("P", "non-negative probabilities",
+                               index=(row // n_actions, row % n_actions, int(P.indices[k])),
+                               detail=f"found {float(P.data[k])!r}")
+    P.eliminate_zeros()
+    sums = np.asarray(P.sum(axis=1)).ravel()
+    off = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
+    if off.size:
+        row = int(off[0])
+        raise InvalidCMDPError("P", f"rows summing to 1 (tolerance {ROW_SUM_TOLERANCE:g})",
+                               index=(row // n_actions, row % n_actions, ":"),
+                               detail=f"this row sums to {float(sums[row])!r}")
+    return _frozen_csr(P)
+
+
 @dataclass(frozen=True, eq=False)
 class CMDP:
     """A finite discounted constrained MDP in cost form (Section 2 of the paper).
 
     Args:
-        P: transition kernel, shape (S, A, S); ``P[s, a, s']`` is Pr(s' | s, a).
+        P: transition kernel, shape (S, A, S) with ``P[s, a, s']`` = Pr(s' | s, a); or a
+            ``scipy.sparse`` matrix of shape (S*A, S) whose row ``s*A + a`` is Pr(. | s, a),
+            kept sparse (CSR) inside: construction, validation, :func:`tabular.evaluate`,
+            :func:`tabular.evaluate_batch`, :func:`tabular.solve`, the simulator and the
+            distance never densify it (see :attr:`is_sparse`, :attr:`transition_matrix`).
         r: reward, shape (S, A), task units.
         cost: non-negative per-step cost, shape (S, A) for one constraint or (S, A, K) for K.
         budget: scalar for one constraint, or shape (K,); feasible iff ``V_cost <= budget``.
@@ -124,14 +168,18 @@ class CMDP:
         if not (0.0 < gamma < 1.0) or not np.isfinite(gamma):
             raise InvalidCMDPError("gamma", "a number in (0, 1)", detail=f"got {gamma!r}")
 
-        P = _as_float_array(self.P, "P", (3,))
-        n_states, n_actions = P.shape[0], P.shape[1]
-        if P.shape[2] != n_states or n_states == 0 or n_actions == 0:
-            raise InvalidCMDPError("P", "shape (S, A, S) with S, A >= 1",
-                                   detail=f"got shape {P.shape}")
-        _check_distributions(P, "P")
-
-        r = _as_float_array(self.r, "r", (2,))
+        if sparse.issparse(self.P):
+            r = _as_float_array(self.r, "r", (2,))
+            P = _sparse_kernel(self.P, r.shape)
+            n_states, n_actions = P.shape[1], r.shape[1]
+        else:
+            P = _as_float_array(self.P, "P", (3,))
+            n_states, n_actions = P.shape[0], P.shape[1]
+            if P.shape[2] != n_states or n_states == 0 or n_actions == 0:
+                raise InvalidCMDPError("P", "shape (S, A, S) with S, A >= 1",
+                                       detail=f"got shape {P.shape}")
+            _check_distributions(P, "P")
+            r = _as_float_array(self.r, "r", (2,))
         if r.shape != (n_states, n_actions):
             raise InvalidCMDPError("r", f"shape (S, A) = {(n_states, n_actions)}",
                                    detail=f"got shape {r.shape}")
@@ -164,7 +212,7 @@ class CMDP:
                                    detail=f"got shape {rho.shape}")
         _check_distributions(rho, "rho")
 
-        object.__setattr__(self, "P", _frozen(P))
+        object.__setattr__(self, "P", P if sparse.issparse(P) else _frozen(P))
         object.__setattr__(self, "r", _frozen(r))
         object.__setattr__(self, "cost", _frozen(cost))
         object.__setattr__(self, "budget", _frozen(budget) if budget.ndim else float(budget))
@@ -175,11 +223,32 @@ class CMDP:
 
     @property
     def n_states(self) -> int:
-        return self.P.shape[0]
+        return self.r.shape[0]
 
     @property
     def n_actions(self) -> int:
-        return self.P.shape[1]
+        return self.r.shape[1]
+
+    @property
+    def is_sparse(self) -> bool:
+        """True when ``P`` is stored as a sparse (S*A, S) CSR matrix."""
+        return sparse.issparse(self.P)
+
+    @cached_property
+    def transition_matrix(self) -> sparse.csr_array:
+        """The kernel as a CSR matrix of shape (S*A, S), row ``s*A + a`` (either storage)."""
+        if self.is_sparse:
+            return self.P
+        return _frozen_csr(sparse.csr_array(self.P.reshape(self.n_states * self.n_actions,
+                                                           self.n_states)))
+
+    @cached_property
+    def dense_P(self) -> np.ndarray:
+        """The kernel as a dense (S, A, S) array (a copy of ``S^2 A`` floats for a sparse task:
+        for the small-task tools that index ``P[s, a, s']``)."""
+        if not self.is_sparse:
+            return self.P
+        return _frozen(self.P.toarray().reshape(self.n_states, self.n_actions, self.n_states))
 
     @property
     def n_constraints(self) -> int:

@@ -4,6 +4,11 @@ For a policy pi with ``P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` the value of a p
 ``V_x = (I - gamma P_pi)^{-1} x_pi`` and the normalised state-action occupancy is
 ``d(s, a) = (1 - gamma) [rho^T (I - gamma P_pi)^{-1}](s) pi(a|s)``, so that
 ``V_x(rho) = <d, x> / (1 - gamma)``. Mixtures (Def. 2.3 of the paper) are evaluated by linearity.
+
+Dense tasks use dense solves. Sparse tasks (``CMDP.is_sparse``) keep ``P_pi`` sparse and solve
+with :class:`tabular.linear.DiscountedSystem` (BiCGSTAB, falling back to one sparse LU reused
+across right-hand sides), every solve certified to a relative error of ``tabular.linear.TOLERANCE``
+by its residual and ``||(I - gamma P_pi)^{-1}||_inf <= 1 / (1 - gamma)``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cmdp import CMDP, InvalidCMDPError, InvalidPolicyError
+from .linear import DiscountedSystem, policy_kernel
 from .policy import Mixture, validate_policies, validate_policy
 
 
@@ -59,12 +65,15 @@ def evaluate(cmdp: CMDP, policy) -> Evaluation:
     else:
         policies = validate_policy(policy, cmdp.n_states, cmdp.n_actions)[None]
         weights = np.ones(1)
-    P_pi, r_pi, k_pi = _policy_matrices(cmdp, policies)
-    system = np.eye(cmdp.n_states)[None] - cmdp.gamma * P_pi
-    signals = np.concatenate([r_pi[..., None], k_pi], axis=-1)      # (N, S, 1 + K)
-    state_values = np.linalg.solve(system, signals)                   # (N, S, 1 + K)
-    visits = np.linalg.solve(np.swapaxes(system, 1, 2), np.broadcast_to(
-        cmdp.rho, (len(policies), cmdp.n_states))[..., None])[..., 0]  # (N, S)
+    if cmdp.is_sparse:
+        state_values, visits = _sparse_solves(cmdp, policies)
+    else:
+        P_pi, r_pi, k_pi = _policy_matrices(cmdp, policies)
+        system = np.eye(cmdp.n_states)[None] - cmdp.gamma * P_pi
+        signals = np.concatenate([r_pi[..., None], k_pi], axis=-1)      # (N, S, 1 + K)
+        state_values = np.linalg.solve(system, signals)                   # (N, S, 1 + K)
+        visits = np.linalg.solve(np.swapaxes(system, 1, 2), np.broadcast_to(
+            cmdp.rho, (len(policies), cmdp.n_states))[..., None])[..., 0]  # (N, S)
     occupancy = (1.0 - cmdp.gamma) * visits[..., None] * policies     # (N, S, A)
 
     state_values = np.einsum("n,nsx->sx", weights, state_values)
@@ -88,6 +97,22 @@ def evaluate(cmdp: CMDP, policy) -> Evaluation:
     )
 
 
+def _policy_signals(cmdp: CMDP, policy: np.ndarray) -> np.ndarray:
+    """(S, 1 + K): the reward and every cost under ``policy``, state by state."""
+    return np.concatenate([np.einsum("sa,sa->s", policy, cmdp.r)[:, None],
+                           np.einsum("sa,sak->sk", policy, cmdp.costs)], axis=1)
+
+
+def _sparse_solves(cmdp: CMDP, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """State values (N, S, 1 + K) and discounted visits (N, S) of each policy, P kept sparse."""
+    values, visits = [], []
+    for policy in policies:
+        system = DiscountedSystem(policy_kernel(cmdp.transition_matrix, policy), cmdp.gamma)
+        values.append(system.solve(_policy_signals(cmdp, policy)))
+        visits.append(system.solve_transposed(cmdp.rho))
+    return np.stack(values), np.stack(visits)
+
+
 @dataclass(frozen=True, eq=False)
 class BatchEvaluation:
     """Exact values of N policies on T tasks: ``reward_value`` (T, N), ``cost_value`` (T, N) or
@@ -109,8 +134,9 @@ def evaluate_batch(tasks: Sequence[CMDP] | CMDP, policies, chunk_pairs: int = 51
     """Exact values of every policy on every task (all tasks share S, A and K).
 
     Each (task, policy) pair costs one (S x S) solve of ``(I - gamma P_pi)^T x = rho``; the
-    values are ``<x, r_pi>`` and ``<x, cost_pi>``. Pairs are solved in batches of
-    ``chunk_pairs`` to bound memory (about ``chunk_pairs * S^2 * 16`` bytes).
+    values are ``<x, r_pi>`` and ``<x, cost_pi>``. Dense pairs are solved in batches of
+    ``chunk_pairs`` to bound memory (about ``chunk_pairs * S^2 * 16`` bytes); sparse tasks one
+    pair at a time with ``P_pi`` sparse (memory ~ the kernel's non-zeros).
     """
     if isinstance(tasks, CMDP):
         tasks = [tasks]
@@ -136,6 +162,15 @@ def evaluate_batch(tasks: Sequence[CMDP] | CMDP, policies, chunk_pairs: int = 51
     eye = np.eye(n_states)
     step = max(1, int(chunk_pairs))
     for t, task in enumerate(tasks):
+        if task.is_sparse:
+            for n, policy in enumerate(stack):
+                system = DiscountedSystem(policy_kernel(task.transition_matrix, policy),
+                                          task.gamma)
+                signals = _policy_signals(task, policy)
+                visits = system.solve_transposed(task.rho)
+                reward[t, n] = visits @ signals[:, 0]
+                cost[t, n] = visits @ signals[:, 1:]
+            continue
         for start in range(0, n_policies, step):
             chunk = stack[start:start + step]
             P_pi, r_pi, k_pi = _policy_matrices(task, chunk)

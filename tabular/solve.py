@@ -12,14 +12,21 @@ whose optimal value is ``V_r(pi*)`` and whose dual holds the Lagrangian value fu
 ``rho^T V_lambda + b^T lambda = V_r(pi*)``. A simplex vertex has at most S + K basic variables,
 so at most K states randomise. All values are in task (cost-form) units.
 
-Two interchangeable backends give the same optimum:
+Interchangeable backends give the same optimum:
 
 * ``"cvxpy"`` (default): a DPP problem with parameters (a sparse parameter for ``gamma P``,
   canonicalisation backend COO) compiled once per (S, A, K, sparsity pattern) and re-used, solved
   with HiGHS (simplex, so a vertex) or Clarabel (interior point, not a vertex).
 * ``"highspy"``: the same LP handed to HiGHS directly, with the constraint layout of each
   structure computed once; the fast path for families. Solves start cold so that results are
-  bit-for-bit independent of what was solved before.
+  bit-for-bit independent of what was solved before. Takes sparse tasks (the LP's matrix is
+  built from the CSR kernel); the only exact route for K >= 2 constraints on large tasks.
+* ``"lagrangian"`` (one constraint): :mod:`tabular.lagrangian`, policy iteration with certified
+  sparse solves inside an exact search on the multiplier, then the one-state randomisation that
+  makes it the LP's vertex. No S x SA matrix is factorised, so it scales to S = 10^5.
+* ``"auto"`` (default): ``"highspy"`` for dense tasks with S A <= 4,000 (what every safepce
+  command used before, so their numbers are unchanged), else ``"lagrangian"`` for one
+  constraint and ``"highspy"`` for several. Measured by ``benchmarks/bench_scale.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ from .evaluate import evaluate
 
 #: an occupancy below this fraction of its state's total is a round-off of a non-basic zero
 _SUPPORT_TOLERANCE = 1e-9
-_BACKENDS = ("cvxpy", "highspy")
+_BACKENDS = ("auto", "cvxpy", "highspy", "lagrangian")
+#: ``backend="auto"`` keeps the highspy LP for dense tasks up to this many state-action pairs
+_AUTO_LP_PAIRS = 4000
 _POLISH_ATTEMPTS = 15
 _LINEAR_ATTEMPTS = 5
 _CACHE_SIZE = 8
@@ -138,14 +147,18 @@ def _flow_pattern(cmdp: CMDP) -> tuple[tuple, np.ndarray, np.ndarray]:
     ``G[s', s A + a] = gamma P(s'|s, a)``; the key identifies (S, A, K, sparsity pattern)."""
     cached = _patterns.get(cmdp)
     if cached is None:
-        s, a, s_next = np.nonzero(cmdp.P)
-        rows, cols = s_next.astype(np.int64), (s * cmdp.n_actions + a).astype(np.int64)
+        # CSR order (pair, then next state) is np.nonzero's (s, a, s') order on a dense P
+        kernel = cmdp.transition_matrix
+        cols = np.repeat(np.arange(kernel.shape[0], dtype=np.int64), np.diff(kernel.indptr))
+        rows = kernel.indices.astype(np.int64)
         key = (cmdp.n_states, cmdp.n_actions, cmdp.n_constraints, rows.tobytes(), cols.tobytes())
         cached = _patterns[cmdp] = (key, rows, cols)
     return cached
 
 
 def _gamma_p_values(cmdp: CMDP, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    if cmdp.is_sparse:
+        return cmdp.gamma * cmdp.transition_matrix.data
     return cmdp.gamma * cmdp.P[cols // cmdp.n_actions, cols % cmdp.n_actions, rows]
 
 
@@ -298,14 +311,15 @@ def _model(backend: str, cmdp: CMDP):
 # --- public API ----------------------------------------------------------------------------
 
 
-def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS",
+def solve(cmdp: CMDP, backend: str = "auto", solver: str = "HIGHS",
           warm_start: bool = False) -> Solution:
     """The constrained optimum of ``cmdp`` (maximise V_r subject to V_cost <= budget).
 
     Args:
-        cmdp: the task (cost form, task units).
-        backend: ``"cvxpy"`` (compiled DPP problem, re-used across tasks of one structure) or
-            ``"highspy"`` (direct HiGHS; fastest for re-solves).
+        cmdp: the task (cost form, task units; dense or sparse ``P``).
+        backend: ``"auto"`` (module docstring), ``"cvxpy"`` (compiled DPP problem, re-used across
+            tasks of one structure), ``"highspy"`` (direct HiGHS; fastest for re-solves of small
+            tasks) or ``"lagrangian"`` (one constraint; scales to 10^5 states).
         solver: with ``backend="cvxpy"``, ``"HIGHS"`` (vertex solutions) or ``"CLARABEL"``.
         warm_start: with ``backend="highspy"``, start from the previous optimal basis of the
             same structure (about 3x faster on the gridworld, but the last bits then depend on
@@ -322,6 +336,9 @@ def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS",
     Q-value ``r - lambda . cost + gamma P V_lambda`` (so the policy stays sensible on tasks
     whose dynamics do reach them); their choice does not change the values on ``cmdp``.
     """
+    backend = _resolve_backend(cmdp, backend)
+    if backend == "lagrangian":
+        return _solve_lagrangian(cmdp)
     solution = _solve_once(cmdp, backend, solver, warm_start)
     tightening = np.zeros(cmdp.n_constraints)
     for attempt in range(_POLISH_ATTEMPTS):
@@ -344,6 +361,35 @@ def solve(cmdp: CMDP, backend: str = "cvxpy", solver: str = "HIGHS",
         solution = replace(solution, budget_tightening=float(tightening[0])
                            if cmdp.single_constraint else tightening)
     return solution
+
+
+def _resolve_backend(cmdp: CMDP, backend: str) -> str:
+    if not isinstance(cmdp, CMDP):
+        raise InvalidCMDPError("cmdp", "a tabular.CMDP", detail=f"got {type(cmdp).__name__}")
+    if backend not in _BACKENDS:
+        raise InvalidCMDPError("backend", f"one of {_BACKENDS}", detail=f"got {backend!r}")
+    if backend == "lagrangian" and not cmdp.single_constraint:
+        raise InvalidCMDPError("backend", "'lagrangian' only for one constraint (cost (S, A))",
+                               detail=f"the task has K = {cmdp.n_constraints} constraints")
+    if backend != "auto":
+        return backend
+    if not cmdp.is_sparse and cmdp.n_states * cmdp.n_actions <= _AUTO_LP_PAIRS:
+        return "highspy"
+    return "lagrangian" if cmdp.single_constraint else "highspy"
+
+
+def _solve_lagrangian(cmdp: CMDP) -> Solution:
+    """The vertex optimum by :func:`tabular.lagrangian.solve_lagrangian`, exactly feasible."""
+    from .lagrangian import solve_lagrangian
+
+    result = solve_lagrangian(cmdp)
+    if isinstance(result, float):
+        raise InfeasibleCMDPError(cmdp.budget, result)
+    exact = evaluate(cmdp, result.policy)
+    return Solution(policy=result.policy, reward_value=exact.reward_value,
+                    cost_value=exact.cost_value, multipliers=result.multiplier,
+                    lagrangian_values=result.lagrangian_values, occupancy=exact.occupancy,
+                    lp_value=exact.reward_value, status="optimal", backend="lagrangian")
 
 
 def _solve_once(cmdp: CMDP, backend: str, solver: str, warm_start: bool) -> Solution:
@@ -396,8 +442,9 @@ def occupancy_to_policy(cmdp: CMDP, q: np.ndarray, multipliers: np.ndarray,
     policy = np.zeros_like(q)
     policy[visited] = q[visited] / totals[visited]
     if not visited.all():
-        lagrangian_q = (cmdp.r - cmdp.costs @ multipliers
-                        + cmdp.gamma * cmdp.P @ lagrangian_values)
+        future = (cmdp.transition_matrix @ lagrangian_values).reshape(q.shape) \
+            if cmdp.is_sparse else cmdp.P @ lagrangian_values
+        lagrangian_q = cmdp.r - cmdp.costs @ multipliers + cmdp.gamma * future
         greedy = np.argmax(lagrangian_q[~visited], axis=1)
         policy[np.flatnonzero(~visited), greedy] = 1.0
     return policy
@@ -405,6 +452,10 @@ def occupancy_to_policy(cmdp: CMDP, q: np.ndarray, multipliers: np.ndarray,
 
 def minimum_cost(cmdp: CMDP) -> float | np.ndarray:
     """Smallest achievable discounted cost of each constraint on its own (task units)."""
+    if cmdp.single_constraint and _resolve_backend(cmdp, "auto") == "lagrangian":
+        from .lagrangian import minimum_cost_policy
+
+        return minimum_cost_policy(cmdp)[1]
     model = _HighsOccupancyLP(cmdp)
     minima = np.empty(cmdp.n_constraints)
     for j in range(cmdp.n_constraints):

@@ -1,0 +1,203 @@
+"""The constrained optimum of a one-constraint CMDP by the Lagrangian route: exact policy
+iteration inside, an exact line search on the multiplier outside, and a vertex at the end.
+
+For one constraint the dual function of the occupancy LP (see :mod:`tabular.solve`),
+
+    L(lambda) = max_pi  V_r(pi) - lambda (V_cost(pi) - b),      lambda >= 0,
+
+is convex and piecewise linear, each piece the line of one deterministic policy, and by strong
+duality ``min_lambda L(lambda) = V_r(pi*)`` (Altman 1999, Thm. 3.6; Paternain et al. 2019).
+The search keeps two deterministic policies, ``low`` (infeasible, V_cost > b) and ``high``
+(feasible), and moves lambda to where their lines cross; policy iteration on ``r - lambda cost``
+then either finds a policy whose Lagrangian value is above both lines (it replaces ``low`` or
+``high`` by its feasibility) or certifies that both are Lagrangian-optimal at lambda, so lambda
+is optimal (its subdifferential ``[b - V_cost(low), b - V_cost(high)]`` contains 0). Each step
+adds a new vertex of the dual's lower envelope, so the search ends after finitely many steps
+(in practice 3-15).
+
+Both end policies are greedy for the one optimal Lagrangian Q-function, so every policy that takes
+``low``'s action on some states and ``high``'s on the rest is Lagrangian-optimal too. Switching
+the states where they differ one at a time walks from feasible to infeasible; a binary search
+finds the consecutive pair that crosses the budget, and randomising at the one state where they
+differ with the occupancy weight that meets the budget with equality gives an optimal policy that
+randomises at one state: the LP's vertex (at most K = 1 randomising states). Its exact cost is
+then checked, and the randomisation moved toward the feasible side until it is <= b exactly.
+
+Every solve is a sparse one (:class:`tabular.linear.DiscountedSystem`), so the cost per step is a
+few sparse solves with ~S A successors' non-zeros: no S x SA constraint matrix is ever factorised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cmdp import CMDP
+from .evaluate import evaluate
+from .linear import DiscountedSystem
+
+_SEARCH_STEPS = 200
+_PI_STEPS = 1000
+#: relative tolerance of "no strict improvement" in policy iteration and of the line test
+_TIE = 1e-11
+
+
+@dataclass(frozen=True)
+class _Deterministic:
+    actions: np.ndarray       # (S,) int
+    reward: float
+    cost: float
+    values: np.ndarray        # (S,) Lagrangian state values at the multiplier it was found for
+
+
+def _rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
+    return np.arange(actions.size) * n_actions + actions
+
+
+def _system(cmdp: CMDP, actions: np.ndarray) -> DiscountedSystem:
+    return DiscountedSystem(cmdp.transition_matrix[_rows(cmdp.n_actions, actions)], cmdp.gamma)
+
+
+def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
+    """(V_r, V_cost) at rho of a deterministic policy, by one transposed solve."""
+    visits = _system(cmdp, actions).solve_transposed(cmdp.rho)
+    states = np.arange(cmdp.n_states)
+    return float(visits @ cmdp.r[states, actions]), float(visits @ cost[states, actions])
+
+
+def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None = None,
+                     allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An optimal deterministic policy for the per-step ``signal`` (S, A) and its state values.
+
+    Howard's policy iteration with exact (certified) evaluation; an action is switched only on a
+    strict improvement larger than ``_TIE`` times the value scale, so ties end the iteration.
+    ``allowed`` (S, A) boolean restricts the actions (every state keeps at least one).
+    """
+    n_states, n_actions = signal.shape
+    masked = signal if allowed is None else np.where(allowed, signal, -np.inf)
+    if actions is None:
+        actions = np.argmax(masked, axis=1)
+    scale = (np.abs(signal).max() or 1.0) / (1.0 - cmdp.gamma)
+    states = np.arange(n_states)
+    for _ in range(_PI_STEPS):
+        values = _system(cmdp, actions).solve(signal[states, actions])
+        q = masked + cmdp.gamma * (cmdp.transition_matrix @ values).reshape(n_states, n_actions)
+        best = np.argmax(q, axis=1)
+        improve = q[states, best] > q[states, actions] + _TIE * scale
+        if not improve.any():
+            return actions, values
+        actions = np.where(improve, best, actions)
+    raise RuntimeError("policy iteration did not converge")      # pragma: no cover
+
+
+@dataclass(frozen=True)
+class LagrangianSolution:
+    """The output of :func:`solve_lagrangian`: ``policy`` (S, A) randomising at <= 1 state,
+    ``multiplier`` lambda* >= 0, ``lagrangian_values`` V_lambda* (S,), the number of multiplier
+    steps and of policy evaluations in the vertex search."""
+
+    policy: np.ndarray
+    multiplier: float
+    lagrangian_values: np.ndarray
+    search_steps: int
+    vertex_evaluations: int
+
+
+def minimum_cost_policy(cmdp: CMDP) -> tuple[np.ndarray, float]:
+    """The deterministic policy of least discounted cost and, among those, most reward; and
+    that least cost (task units, constraint 0)."""
+    cost = cmdp.costs[..., 0]
+    actions, cost_values = policy_iteration(cmdp, -cost)
+    q_cost = -cost + cmdp.gamma * (cmdp.transition_matrix @ cost_values).reshape(cost.shape)
+    scale = (np.abs(cost).max() or 1.0) / (1.0 - cmdp.gamma)
+    allowed = q_cost >= cost_values[:, None] - _TIE * scale
+    actions, _ = policy_iteration(cmdp, cmdp.r, actions, allowed)
+    return actions, float(-(cmdp.rho @ cost_values))
+
+
+def solve_lagrangian(cmdp: CMDP, minimum=None) -> LagrangianSolution | float:
+    """Maximise V_r subject to V_cost <= b (one constraint) by the Lagrangian route (module
+    docstring). Returns the least achievable cost (a float) instead when no policy is feasible.
+
+    ``minimum`` may carry a precomputed :func:`minimum_cost_policy` result.
+    """
+    budget = float(cmdp.budgets[0])
+    cost = cmdp.costs[..., 0]
+    reward_scale = (np.abs(cmdp.r).max() + budget * (1 - cmdp.gamma) + np.abs(cost).max()
+                    ) / (1.0 - cmdp.gamma)
+    actions, values = policy_iteration(cmdp, cmdp.r)
+    first = _Deterministic(actions, *_values(cmdp, actions, cost), values)
+    if first.cost <= budget:
+        return LagrangianSolution(_one_hot(first.actions, cmdp.n_actions), 0.0, first.values, 0, 0)
+    actions, least = minimum if minimum is not None else minimum_cost_policy(cmdp)
+    if least > budget:
+        return least
+    low, high = first, _Deterministic(actions, *_values(cmdp, actions, cost), np.zeros(0))
+    multiplier, steps = 0.0, 0
+    for steps in range(1, _SEARCH_STEPS + 1):
+        # where the lines V_r(pi) - lambda (V_cost(pi) - b) of low and high cross
+        multiplier = max(0.0, (low.reward - high.reward) / (low.cost - high.cost))
+        line = low.reward - multiplier * (low.cost - budget)
+        signal = cmdp.r - multiplier * cost
+        actions, values = policy_iteration(cmdp, signal, high.actions)
+        if cmdp.rho @ values + multiplier * budget <= line + _TIE * reward_scale * (
+                1 + multiplier):
+            high = _Deterministic(high.actions, high.reward, high.cost, values)
+            break
+        found = _Deterministic(actions, *_values(cmdp, actions, cost), values)
+        if found.cost > budget:
+            low = found
+        else:
+            high = found
+    policy, evaluations = _vertex(cmdp, low, high, budget, cost)
+    return LagrangianSolution(policy, multiplier, high.values, steps, evaluations)
+
+
+def _one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    policy = np.zeros((actions.size, n_actions))
+    policy[np.arange(actions.size), actions] = 1.0
+    return policy
+
+
+def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float,
+            cost: np.ndarray) -> tuple[np.ndarray, int]:
+    """An optimal policy randomising at one state, between ``high`` (feasible) and ``low``."""
+    differ = np.flatnonzero(low.actions != high.actions)
+
+    def switched(j: int) -> np.ndarray:
+        actions = high.actions.copy()
+        actions[differ[:j]] = low.actions[differ[:j]]
+        return actions
+
+    # invariant: switched(lo) feasible, switched(hi) infeasible
+    lo, hi, evaluations = 0, differ.size, 0
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        evaluations += 1
+        if _values(cmdp, switched(middle), cost)[1] <= budget:
+            lo = middle
+        else:
+            hi = middle
+    feasible, infeasible = switched(lo), switched(hi)
+    state = differ[lo]
+    visits = [_system(cmdp, a).solve_transposed(cmdp.rho) for a in (feasible, infeasible)]
+    states = np.arange(cmdp.n_states)
+    costs = [float(v @ cost[states, a]) for v, a in zip(visits, (feasible, infeasible))]
+    # occupancy weight alpha of the infeasible end that meets the budget with equality; the
+    # stationary policy of the mixed occupancy randomises at `state` only
+    alpha = (budget - costs[0]) / (costs[1] - costs[0])
+    mass = alpha * visits[1][state], (1 - alpha) * visits[0][state]
+    p = mass[0] / (mass[0] + mass[1])
+    policy = _one_hot(feasible, cmdp.n_actions)
+    for shrink in 2.0 ** -np.arange(40, -1, -1):
+        policy[state] = 0.0
+        policy[state, feasible[state]] = 1.0 - p
+        policy[state, infeasible[state]] += p
+        evaluations += 1
+        if evaluate(cmdp, policy).cost_value <= budget:
+            break
+        # round-off left the exact cost above b: the cost is monotone in p (one state
+        # randomises), so move p toward the feasible end by growing steps (p = 0 at the last)
+        p *= 1.0 - shrink
+    return policy, evaluations
