@@ -6,7 +6,7 @@ For a policy pi with ``P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` the value of a p
 ``V_x(rho) = <d, x> / (1 - gamma)``. Mixtures (Def. 2.3 of the paper) are evaluated by linearity.
 
 Dense tasks use dense solves. Sparse tasks (``CMDP.is_sparse``) keep ``P_pi`` sparse and solve
-with :class:`tabular.linear.DiscountedSystem` (BiCGSTAB, falling back to one sparse LU reused
+with :class:`tabular.linear.DiscountedSystem` (GMRES, falling back to one sparse LU reused
 across right-hand sides), every solve certified to a relative error of ``tabular.linear.TOLERANCE``
 by its residual and ``||(I - gamma P_pi)^{-1}||_inf <= 1 / (1 - gamma)``.
 """

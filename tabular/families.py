@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sparse
 
 from .cmdp import CMDP, InvalidCMDPError
 from .errors import InputError
@@ -114,6 +115,119 @@ def gridworld(noise: float, gamma: float = 0.9, budget: float = 1.5) -> CMDP:
     reward, cost, rho = _gridworld_signals()
     return CMDP(P=gridworld_kernel(float(noise)), r=reward, cost=cost, budget=budget, rho=rho,
                 gamma=gamma)
+
+
+def gridworld_layout(size: int) -> tuple[int, tuple[int, ...]]:
+    """(goal, hazards) of the ``size x size`` gridworld by the 7x7 layout's rules: the goal in the
+    middle of the top row, ``(size // 2, size - 1)``; hazard columns either side of the goal's,
+    ``x = size // 2 -+ 1``, on rows ``1 .. size - 3``. ``size = 7`` gives the paper's (45; x in
+    {2, 4}, y in 1..4)."""
+    size = int(size)
+    if size < 4:
+        raise InvalidCMDPError("size", "an integer >= 4 (hazard rows 1..size-3 must exist)",
+                               detail=f"got {size!r}")
+    middle = size // 2
+    goal = (size - 1) * size + middle
+    hazards = tuple(sorted(y * size + x for x in (middle - 1, middle + 1)
+                           for y in range(1, size - 2)))
+    return goal, hazards
+
+
+@lru_cache(maxsize=4)
+def _sparse_gridworld_kernels(size: int) -> tuple[sparse.csr_array, sparse.csr_array]:
+    """(P_intended, P_domain) of the ``size x size`` gridworld as (S*4, S) CSR matrices, built
+    by the rules of :func:`_gridworld_kernels` without any (S, A, S) array."""
+    goal, _ = gridworld_layout(size)
+    n_states = size * size
+    x, y = np.arange(n_states) % size, np.arange(n_states) // size
+    deltas = np.array(ACTION_DELTAS)
+    nx, ny = x[:, None] + deltas[:, 0], y[:, None] + deltas[:, 1]             # (S, 4)
+    inside = (nx >= 0) & (nx < size) & (ny >= 0) & (ny < size)
+    neighbour = np.where(inside, ny * size + nx, -1)                           # (S, 4)
+    target = np.where(inside, neighbour, np.arange(n_states)[:, None])         # (S, A)
+    rows_i, cols_i, rows_d, cols_d, vals_d = [], [], [], [], []
+    pairs = np.arange(n_states)[:, None] * 4 + np.arange(4)                    # (S, A)
+    # intended: one cell per pair (the goal absorbs)
+    target = target.copy()
+    target[goal] = goal
+    rows_i, cols_i = pairs.reshape(-1), target.reshape(-1)
+    # domain: the in-grid neighbours, plus the intended cell when it is off-grid (stays put)
+    count = inside.sum(axis=1)                                                 # (S,)
+    for a in range(4):
+        off = ~inside[:, a]                            # intended move leaves the grid
+        size_a = count + off
+        for k in range(4):
+            keep = inside[:, k]
+            rows_d.append(pairs[keep, a])
+            cols_d.append(neighbour[keep, k])
+            vals_d.append(1.0 / size_a[keep])
+        rows_d.append(pairs[off, a])
+        cols_d.append(np.flatnonzero(off))
+        vals_d.append(1.0 / size_a[off])
+    rows_d, cols_d, vals_d = (np.concatenate(v) for v in (rows_d, cols_d, vals_d))
+    at_goal = rows_d // 4 == goal
+    rows_d = np.concatenate([rows_d[~at_goal], pairs[goal]])
+    cols_d = np.concatenate([cols_d[~at_goal], np.full(4, goal)])
+    vals_d = np.concatenate([vals_d[~at_goal], np.ones(4)])
+    shape = (n_states * 4, n_states)
+    intended = sparse.csr_array((np.ones(rows_i.size), (rows_i, cols_i)), shape=shape)
+    domain = sparse.csr_array((vals_d, (rows_d, cols_d)), shape=shape)
+    for matrix in (intended, domain):
+        matrix.sum_duplicates()
+    return intended, domain
+
+
+def sparse_gridworld(noise: float, size: int, gamma: float = 0.9, budget: float = 1.5) -> CMDP:
+    """The ``size x size`` gridworld (layout :func:`gridworld_layout`, same dynamics, reward,
+    cost and rho rules as :func:`gridworld`) with a sparse kernel: ``size = 7`` gives the paper's
+    task exactly (every entry of P equal), ``size = 316`` about 10^5 states."""
+    p = float(noise)
+    if not 0.0 <= p <= 1.0:
+        raise InvalidCMDPError("noise", "a probability in [0, 1]", detail=f"got {p!r}")
+    goal, hazards = gridworld_layout(size)
+    intended, domain = _sparse_gridworld_kernels(int(size))
+    n_states = int(size) ** 2
+    reward = np.zeros((n_states, 4))
+    reward[goal] = GOAL_REWARD
+    cost = np.zeros((n_states, 4))
+    cost[list(hazards)] = HAZARD_COST
+    rho = np.ones(n_states)
+    rho[list(hazards)] = 0.0
+    rho /= rho.sum()
+    return CMDP(P=intended + p * (domain - intended), r=reward, cost=cost, budget=budget,
+                rho=rho, gamma=gamma)
+
+
+def random_sparse_cmdp(n_states: int, seed, n_actions: int = 4, n_successors: int = 10,
+                       gamma: float = 0.9, budget: float | None = None) -> CMDP:
+    """A random sparse CMDP: each pair moves to ``n_successors`` distinct states drawn uniformly
+    with Dirichlet(1) probabilities; reward uniform on [0, 1] and cost the mean of the reward and
+    an independent uniform (rewarding actions cost more, so the constraint binds); rho uniform.
+    The default budget is the uniform policy's exact cost, so the task is feasible. Built without any dense (S, A, S) array (S = 10^5 in about a second)."""
+    for name, value in (("n_states", n_states), ("n_actions", n_actions),
+                        ("n_successors", n_successors)):
+        if int(value) != value or value < 1:
+            raise InvalidCMDPError(name, "a positive integer", detail=f"got {value!r}")
+    if n_successors > n_states:
+        raise InvalidCMDPError("n_successors", f"at most n_states = {n_states}",
+                               detail=f"got {n_successors}")
+    rng = np.random.default_rng(seed)
+    n_pairs = n_states * n_actions
+    # distinct successors: a sorted draw with replacement from [0, S - k] plus 0..k-1
+    draws = np.sort(rng.integers(0, n_states - n_successors + 1, (n_pairs, n_successors)), axis=1)
+    successors = draws + np.arange(n_successors)
+    weights = rng.exponential(size=(n_pairs, n_successors))
+    weights /= weights.sum(axis=1, keepdims=True)
+    P = sparse.csr_array((weights.reshape(-1), successors.reshape(-1),
+                          np.arange(0, n_pairs * n_successors + 1, n_successors)),
+                         shape=(n_pairs, n_states))
+    r = rng.random((n_states, n_actions))
+    cost = 0.5 * (r + rng.random((n_states, n_actions)))
+    rho = np.full(n_states, 1.0 / n_states)
+    if budget is None:
+        probe = CMDP(P, r, cost, 0.0, rho, gamma)
+        budget = evaluate(probe, uniform_policy(n_states, n_actions)).cost_value
+    return CMDP(P, r, cost, budget, rho, gamma)
 
 
 def random_cmdp(n_states: int, n_actions: int, seed, n_constraints: int | None = None,

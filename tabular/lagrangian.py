@@ -67,12 +67,14 @@ def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, f
 
 
 def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None = None,
-                     allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     allowed: np.ndarray | None = None, values: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """An optimal deterministic policy for the per-step ``signal`` (S, A) and its state values.
 
     Howard's policy iteration with exact (certified) evaluation; an action is switched only on a
     strict improvement larger than ``_TIE`` times the value scale, so ties end the iteration.
-    ``allowed`` (S, A) boolean restricts the actions (every state keeps at least one).
+    ``allowed`` (S, A) boolean restricts the actions (every state keeps at least one);
+    ``values`` (S,) warm-starts the first evaluation (the answer does not depend on it).
     """
     n_states, n_actions = signal.shape
     masked = signal if allowed is None else np.where(allowed, signal, -np.inf)
@@ -81,7 +83,7 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
     scale = (np.abs(signal).max() or 1.0) / (1.0 - cmdp.gamma)
     states = np.arange(n_states)
     for _ in range(_PI_STEPS):
-        values = _system(cmdp, actions).solve(signal[states, actions])
+        values = _system(cmdp, actions).solve(signal[states, actions], guess=values)
         q = masked + cmdp.gamma * (cmdp.transition_matrix @ values).reshape(n_states, n_actions)
         best = np.argmax(q, axis=1)
         improve = q[states, best] > q[states, actions] + _TIE * scale
@@ -140,7 +142,8 @@ def solve_lagrangian(cmdp: CMDP, minimum=None) -> LagrangianSolution | float:
         multiplier = max(0.0, (low.reward - high.reward) / (low.cost - high.cost))
         line = low.reward - multiplier * (low.cost - budget)
         signal = cmdp.r - multiplier * cost
-        actions, values = policy_iteration(cmdp, signal, high.actions)
+        actions, values = policy_iteration(cmdp, signal, high.actions,
+                                           values=high.values if high.values.size else None)
         if cmdp.rho @ values + multiplier * budget <= line + _TIE * reward_scale * (
                 1 + multiplier):
             high = _Deterministic(high.actions, high.reward, high.cost, values)
