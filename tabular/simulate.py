@@ -56,6 +56,31 @@ def _draw(cdf, u):
 
 
 @numba.njit(cache=True, inline="always")
+def _next_state(next_start, next_state, next_cdf, row, u):
+    """A draw from one row of the CSR next-state table (likeliest successor first; the row's
+    cdf ends in exactly 1.0)."""
+    i = next_start[row]
+    while u >= next_cdf[i]:
+        i += 1
+    return next_state[i]
+
+
+@numba.njit(cache=True)
+def _row_cumulative(data, indptr):
+    """Per-row running sums, summed in the same order as ``np.cumsum`` along a dense row, with
+    each row's last entry set to exactly 1.0 (so a uniform in [0, 1) always stops in the row)."""
+    out = np.empty_like(data)
+    for row in range(indptr.size - 1):
+        total = 0.0
+        for i in range(indptr[row], indptr[row + 1]):
+            total += data[i]
+            out[i] = total
+        if indptr[row + 1] > indptr[row]:
+            out[indptr[row + 1] - 1] = 1.0
+    return out
+
+
+@numba.njit(cache=True, inline="always")
 def _start_episode(key, episode, weight_cdf, rho_states, rho_cdf):
     """The first draws of every episode (its stream, mixture component, start state): shared by
     both kernels so that they see the same randomness."""
@@ -68,9 +93,10 @@ def _start_episode(key, episode, weight_cdf, rho_states, rho_cdf):
 
 @numba.njit(cache=True)
 def _run_episodes(key, first_episode, horizon, gamma, rho_states, rho_cdf, weight_cdf,
-                  action_cdf, next_state, next_cdf, reward, cost, absorbing, shortcut,
+                  action_cdf, next_start, next_state, next_cdf, reward, cost, absorbing, shortcut,
                   reward_out, cost_out, component_out):
     n_constraints = cost.shape[2]
+    n_actions = reward.shape[1]
     for e in range(reward_out.shape[0]):
         state, j, s = _start_episode(key, first_episode + e, weight_cdf, rho_states, rho_cdf)
         component_out[e] = j
@@ -92,18 +118,19 @@ def _run_episodes(key, first_episode, horizon, gamma, rho_states, rho_cdf, weigh
             for k in range(n_constraints):
                 cost_out[e, k] += discount * cost[s, a, k]
             state, u = _uniform(state)
-            s = next_state[s, a, _draw(next_cdf[s, a], u)]
+            s = _next_state(next_start, next_state, next_cdf, s * n_actions + a, u)
             discount *= gamma
         reward_out[e] = total_reward
 
 
 @numba.njit(cache=True)
 def _run_trajectories(key, first_episode, gamma, rho_states, rho_cdf, weight_cdf, action_cdf,
-                      next_state, next_cdf, reward, cost, states_out, actions_out,
+                      next_start, next_state, next_cdf, reward, cost, states_out, actions_out,
                       rewards_out, costs_out, component_out):
     """Like _run_episodes without the shortcut, drawing the same uniforms in the same order,
     but recording every step (so a trajectory's discounted sums equal simulate's returns)."""
     n_constraints = cost.shape[2]
+    n_actions = reward.shape[1]
     horizon = states_out.shape[1]
     for e in range(states_out.shape[0]):
         state, j, s = _start_episode(key, first_episode + e, weight_cdf, rho_states, rho_cdf)
@@ -117,7 +144,7 @@ def _run_trajectories(key, first_episode, gamma, rho_states, rho_cdf, weight_cdf
             for k in range(n_constraints):
                 costs_out[e, t, k] = cost[s, a, k]
             state, u = _uniform(state)
-            s = next_state[s, a, _draw(next_cdf[s, a], u)]
+            s = _next_state(next_start, next_state, next_cdf, s * n_actions + a, u)
 
 
 def _cumulative(probabilities: np.ndarray) -> np.ndarray:
@@ -134,6 +161,7 @@ def _cumulative(probabilities: np.ndarray) -> np.ndarray:
 class _Tables:
     rho_states: np.ndarray
     rho_cdf: np.ndarray
+    next_start: np.ndarray
     next_state: np.ndarray
     next_cdf: np.ndarray
     absorbing: np.ndarray
@@ -143,26 +171,34 @@ _tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _sampling_tables(cmdp: CMDP) -> _Tables:
-    """Sparse next-state tables (likeliest first, so the scan stops early) and absorbing flags."""
+    """CSR next-state tables from the (S*A, S) kernel (each row's successors likeliest first,
+    ties in state order, so the scan stops early; memory ~ the kernel's non-zeros, dense or
+    sparse task alike) and absorbing flags."""
     cached = _tables.get(cmdp)
     if cached is not None:
         return cached
-    order = np.argsort(-cmdp.P, axis=-1, kind="stable")
-    width = int(np.max(np.count_nonzero(cmdp.P, axis=-1)))
-    order = order[..., :width]
-    next_cdf = _cumulative(np.take_along_axis(cmdp.P, order, axis=-1))
+    kernel = cmdp.transition_matrix
+    rows = np.repeat(np.arange(kernel.shape[0]), np.diff(kernel.indptr))
+    order = np.lexsort((kernel.indices, -kernel.data, rows))
+    data = np.ascontiguousarray(kernel.data[order])
     rho_states = np.flatnonzero(cmdp.rho)
-    diagonal = cmdp.P[np.arange(cmdp.n_states), :, np.arange(cmdp.n_states)]   # (S, A)
+    n_states, n_actions = cmdp.n_states, cmdp.n_actions
+    single = np.diff(kernel.indptr) == 1
+    first = kernel.indptr[:-1]
+    stays = single & (kernel.indices[np.minimum(first, kernel.nnz - 1)]
+                      == np.arange(kernel.shape[0]) // n_actions) & (
+        kernel.data[np.minimum(first, kernel.nnz - 1)] == 1.0)
     absorbing = (
-        np.all(diagonal == 1.0, axis=1)
+        np.all(stays.reshape(n_states, n_actions), axis=1)
         & np.all(cmdp.r == cmdp.r[:, :1], axis=1)
         & np.all(cmdp.costs == cmdp.costs[:, :1], axis=(1, 2))
     )
     tables = _Tables(
         rho_states=rho_states.astype(np.int64),
         rho_cdf=_cumulative(cmdp.rho[rho_states]),
-        next_state=np.ascontiguousarray(order.astype(np.int64)),
-        next_cdf=np.ascontiguousarray(next_cdf),
+        next_start=kernel.indptr.astype(np.int64),
+        next_state=kernel.indices[order].astype(np.int64),
+        next_cdf=_row_cumulative(data, kernel.indptr.astype(np.int64)),
         absorbing=absorbing,
     )
     _tables[cmdp] = tables
@@ -242,8 +278,9 @@ def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
     component_out = np.empty(int(n_episodes), dtype=np.int64)
     _run_episodes(key, np.int64(first_episode), np.int64(horizon), cmdp.gamma,
                   tables.rho_states, tables.rho_cdf, _cumulative(weights),
-                  np.ascontiguousarray(_cumulative(policies)), tables.next_state,
-                  tables.next_cdf, cmdp.r, np.ascontiguousarray(cmdp.costs), tables.absorbing,
+                  np.ascontiguousarray(_cumulative(policies)), tables.next_start,
+                  tables.next_state, tables.next_cdf, cmdp.r, np.ascontiguousarray(cmdp.costs),
+                  tables.absorbing,
                   bool(absorbing_shortcut), reward_out, cost_out, component_out)
     return SimulationResult(
         reward_return=reward_out,
@@ -290,8 +327,9 @@ def simulate_trajectories(cmdp: CMDP, policy, n_episodes: int, horizon: int, see
     component = np.empty(n, dtype=np.int64)
     _run_trajectories(episode_key(seed), np.int64(first_episode), cmdp.gamma, tables.rho_states,
                       tables.rho_cdf, _cumulative(weights),
-                      np.ascontiguousarray(_cumulative(policies)), tables.next_state,
-                      tables.next_cdf, cmdp.r, np.ascontiguousarray(cmdp.costs), states, actions,
+                      np.ascontiguousarray(_cumulative(policies)), tables.next_start,
+                      tables.next_state, tables.next_cdf, cmdp.r, np.ascontiguousarray(cmdp.costs),
+                      states, actions,
                       rewards, costs, component)
     return TrajectoryBatch(states=states, actions=actions, rewards=rewards,
                            costs=costs[..., 0] if cmdp.single_constraint else costs,
