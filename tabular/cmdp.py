@@ -269,6 +269,15 @@ class CMDP:
         """Budgets as a (K,) array whatever the stored shape."""
         return _frozen(np.atleast_1d(np.asarray(self.budget, dtype=np.float64)).copy())
 
+    def next_values(self, values: np.ndarray) -> np.ndarray:
+        """``sum_s' P(s'|s, a) values[s', ...]`` of shape (S, A, ...): the expected next-state
+        value of every pair (dense ``P @ values``; one sparse product for a sparse task)."""
+        values = np.asarray(values)
+        if not self.is_sparse:
+            return self.P @ values
+        flat = values.reshape(self.n_states, -1)
+        return (self.P @ flat).reshape(self.n_states, self.n_actions, *values.shape[1:])
+
     # --- the paper's units (its Section 2) -------------------------------------------------------
 
     @cached_property

@@ -16,8 +16,15 @@ from scipy.stats import norm
 
 from . import families
 from .cmdp import CMDP, InvalidCMDPError
+from .distance import distance
 from .errors import InputError
-from .families import gridworld, gridworld_kernel
+from .families import (
+    GRID_SIZE,
+    gridworld,
+    gridworld_kernel,
+    random_sparse_cmdp,
+    sparse_gridworld,
+)
 
 #: the ten test tasks (gridworld noise) of the paper's published Figure 2 (Section 6)
 PAPER_TEST_TASKS = (0.33994760, 0.25363799, 0.31864008, 0.30796535, 0.33609112, 0.33084822,
@@ -103,7 +110,7 @@ class GridworldNoise(TaskDistribution):
     distance_scale = 0.75
 
     def __init__(self, mean: float = 0.3, std: float = 0.03, low: float = 0.0,
-                 high: float = 0.5, gamma: float = 0.9, budget: float = 1.5):
+                 high: float = 0.5, gamma: float = 0.9, budget: float = 1.5, size: int = 7):
         if not (0.0 <= low < high <= 1.0):
             raise InvalidDistributionError(
                 f"low, high: expected 0 <= low < high <= 1; got low={low}, high={high}")
@@ -113,6 +120,9 @@ class GridworldNoise(TaskDistribution):
             raise InvalidDistributionError(f"mean: expected a finite number; got {mean}")
         self.mean, self.std, self.low, self.high = float(mean), float(std), float(low), float(high)
         self.gamma, self.budget = float(gamma), float(budget)
+        if int(size) != size or size < 4:
+            raise InvalidDistributionError(f"size: expected an integer >= 4; got {size!r}")
+        self.size = int(size)
         self.check()
 
     def sample(self, n: int, seed) -> np.ndarray:
@@ -121,9 +131,14 @@ class GridworldNoise(TaskDistribution):
         return noise[:, None]
 
     def build(self, theta) -> CMDP:
+        if self.size != GRID_SIZE:
+            return sparse_gridworld(float(np.ravel(theta)[0]), self.size, gamma=self.gamma,
+                                    budget=self.budget)
         return gridworld(float(np.ravel(theta)[0]), gamma=self.gamma, budget=self.budget)
 
     def build_many(self, thetas) -> list[CMDP]:
+        if self.size != GRID_SIZE:
+            return [self.build(t) for t in np.asarray(thetas, dtype=np.float64).reshape(-1)]
         noise = np.asarray(thetas, dtype=np.float64).reshape(-1)
         kernels = gridworld_kernel(noise)
         template = gridworld(float(noise[0]) if noise.size else self.mean, self.gamma, self.budget)
@@ -136,12 +151,14 @@ class GridworldNoise(TaskDistribution):
         return np.where(x < self.low, 0.0, np.where(x >= self.high, 1.0, inside))
 
     def to_dict(self) -> dict:
-        return {"family": "gridworld", "mean": self.mean, "std": self.std, "low": self.low,
+        spec = {"family": "gridworld", "mean": self.mean, "std": self.std, "low": self.low,
                 "high": self.high, "gamma": self.gamma, "budget": self.budget}
+        return spec if self.size == GRID_SIZE else {**spec, "size": self.size}
 
     def __repr__(self) -> str:
+        size = "" if self.size == GRID_SIZE else f", size={self.size}"
         return (f"GridworldNoise(mean={self.mean}, std={self.std}, low={self.low}, "
-                f"high={self.high}, gamma={self.gamma}, budget={self.budget})")
+                f"high={self.high}, gamma={self.gamma}, budget={self.budget}{size})")
 
 
 class UniformInterval(TaskDistribution):
@@ -223,8 +240,9 @@ class InterpolatedKernels(TaskDistribution):
 
     def __init__(self, P_a, P_b, r, cost, budget: float, rho, gamma: float):
         self.template = CMDP(P_a, r, cost, budget, rho, gamma)
-        self.P_b = CMDP(P_b, r, cost, budget, rho, gamma).P
-        self.distance_scale = float(0.5 * np.max(np.abs(self.template.P - self.P_b).sum(-1)))
+        other = CMDP(P_b, r, cost, budget, rho, gamma)
+        self.P_b = other.P
+        self.distance_scale = distance(self.template, other, units="task")
         self.low, self.high = 0.0, 1.0
 
     def sample(self, n: int, seed) -> np.ndarray:
@@ -259,6 +277,20 @@ def runnable_family(seed: int = 0, n_states: int = 4, gamma: float = 0.5,
     cost[:, 1] = rng.uniform(0.5, 1.0, n_states)
     rho = np.full(n_states, 1.0 / n_states)
     return InterpolatedKernels(P_a, P_b, r, cost, budget_rate / (1 - gamma), rho, gamma)
+
+
+def random_sparse_family(n_states: int = 1000, seed: int = 0, n_actions: int = 4,
+                         n_successors: int = 10, gamma: float = 0.9) -> InterpolatedKernels:
+    """Sparse tasks at scale: ``P(theta) = (1 - theta) P_a + theta P_b`` with P_a, P_b two
+    :func:`tabular.families.random_sparse_cmdp` kernels (``n_successors`` each, so up to twice
+    that per row), their shared reward and cost from the first, rho uniform, and the budget the
+    uniform policy's cost on P_a. Exact distance ``distance_scale |theta - theta'|``."""
+    first = random_sparse_cmdp(n_states, np.random.SeedSequence([seed, 0]), n_actions,
+                               n_successors, gamma)
+    second = random_sparse_cmdp(n_states, np.random.SeedSequence([seed, 1]), n_actions,
+                                n_successors, gamma, budget=first.budget)
+    return InterpolatedKernels(first.P, second.P, first.r, first.cost, first.budget, first.rho,
+                               gamma)
 
 
 def arms_family(n_tasks: int = 4, gamma: float = 0.5, budget_rate: float = 0.6) -> FiniteUniform:
@@ -321,6 +353,10 @@ families.register(
     "runnable", runnable_family,
     "4-state affine-kernel family at gamma 0.5 where the theory constants act (L = 6)",
     oracle="distance", radius=0.01, safe_oracle="worst-case", horizon=40)
+families.register(
+    "random-sparse", random_sparse_family,
+    "sparse random tasks at scale (default 1,000 states, 10 successors), kernel affine in theta",
+    oracle="distance", radius=0.01, safe_oracle="min-cost", horizon=100)
 families.register(
     "arms", arms_family,
     "a finite family with one good arm per task, where wrong candidates must be eliminated",

@@ -82,7 +82,11 @@ class CMDPEnv(_Env):
                              f"got {action!r}")
         s, a = self.state, int(action)
         cost = cmdp.cost[s, a]
-        self.state = int(self.np_random.choice(cmdp.n_states, p=cmdp.P[s, a]))
+        if cmdp.is_sparse:
+            row = cmdp.transition_matrix[[s * cmdp.n_actions + a]]
+            self.state = int(self.np_random.choice(row.indices, p=row.data))
+        else:
+            self.state = int(self.np_random.choice(cmdp.n_states, p=cmdp.P[s, a]))
         self.t += 1
         truncated = self.horizon is not None and self.t >= self.horizon
         info = {"cost": float(cost) if np.ndim(cost) == 0 else np.array(cost)}

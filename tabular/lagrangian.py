@@ -35,7 +35,7 @@ import numpy as np
 
 from .cmdp import CMDP
 from .evaluate import evaluate
-from .linear import DiscountedSystem
+from .linear import DiscountedSystem, system_for
 
 _SEARCH_STEPS = 200
 _PI_STEPS = 1000
@@ -56,7 +56,7 @@ def _rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
 
 
 def _system(cmdp: CMDP, actions: np.ndarray) -> DiscountedSystem:
-    return DiscountedSystem(cmdp.transition_matrix[_rows(cmdp.n_actions, actions)], cmdp.gamma)
+    return system_for(cmdp, cmdp.transition_matrix[_rows(cmdp.n_actions, actions)])
 
 
 def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
@@ -84,7 +84,7 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
     states = np.arange(n_states)
     for _ in range(_PI_STEPS):
         values = _system(cmdp, actions).solve(signal[states, actions], guess=values)
-        q = masked + cmdp.gamma * (cmdp.transition_matrix @ values).reshape(n_states, n_actions)
+        q = masked + cmdp.gamma * cmdp.next_values(values)
         best = np.argmax(q, axis=1)
         improve = q[states, best] > q[states, actions] + _TIE * scale
         if not improve.any():
@@ -111,7 +111,7 @@ def minimum_cost_policy(cmdp: CMDP) -> tuple[np.ndarray, float]:
     that least cost (task units, constraint 0)."""
     cost = cmdp.costs[..., 0]
     actions, cost_values = policy_iteration(cmdp, -cost)
-    q_cost = -cost + cmdp.gamma * (cmdp.transition_matrix @ cost_values).reshape(cost.shape)
+    q_cost = -cost + cmdp.gamma * cmdp.next_values(cost_values)
     scale = (np.abs(cost).max() or 1.0) / (1.0 - cmdp.gamma)
     allowed = q_cost >= cost_values[:, None] - _TIE * scale
     actions, _ = policy_iteration(cmdp, cmdp.r, actions, allowed)

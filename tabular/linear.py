@@ -18,13 +18,16 @@ seconds on one core): sparse LU (SuperLU with COLAMD ordering) fills in like a d
 expander-like kernels (S = 10^4: 6.1e7 factor entries, 66 s), while restarted GMRES reaches a
 relative residual of 1e-13 in 0.01 s at S = 10^4 and 0.3 s at S = 10^5 (BiCGSTAB is about twice
 as fast but breaks down on near-uniform policies). On grid-like kernels (local transitions) LU
-fill-in is small. So each system is first solved by GMRES(20) with iterative
-refinement; if that does not certify within its iteration budget (slow mixing with gamma near 1),
-the system is factorised once by sparse LU and the factorisation is reused for every further
-right-hand side of the same system (reward and cost values, the transposed visits).
+fill-in is small, and GMRES needs hundreds of iterations (grid: slow mixing): LU is 2-7x faster
+there (50x50 to 316x316 gridworld). So each system is first solved by GMRES(20) (3 restarts,
+one refinement); if that does not certify, the system is factorised once by sparse LU, reused for
+every further right-hand side of the same system (reward and cost values, the transposed
+visits), and later systems of the same task (``system_for``) go to LU directly.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import scipy.sparse as sparse
@@ -32,16 +35,25 @@ import scipy.sparse.linalg as sparse_linalg
 
 #: a solve is accepted when its certified error is below this fraction of the solution's scale
 TOLERANCE = 1e-11
-_KRYLOV_ITERATIONS = 10          # restart cycles of GMRES per refinement step
+_KRYLOV_ITERATIONS = 3           # restart cycles of GMRES per refinement step
 _RESTART = 20
 _REFINEMENTS = 3
+_KRYLOV_REFINEMENTS = 1
+#: "auto": GMRES first, sparse LU if it does not certify; "krylov" / "lu": that method only
+#: (an uncertified "krylov" solve raises)
+METHODS = ("auto", "krylov", "lu")
 
 
 class DiscountedSystem:
     """``M = I - gamma P_pi`` for one sparse row-stochastic ``P_pi`` (S x S), solved exactly to a
     certified bound (module docstring); the factorisation, once made, is reused."""
 
-    def __init__(self, P_pi: sparse.csr_array, gamma: float, tolerance: float = TOLERANCE):
+    def __init__(self, P_pi: sparse.csr_array, gamma: float, tolerance: float = TOLERANCE,
+                 method: str = "auto", owner=None):
+        if method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}; got {method!r}")
+        self.requested = method
+        self.owner = owner
         n_states = P_pi.shape[0]
         self.gamma = float(gamma)
         self.tolerance = float(tolerance)
@@ -80,9 +92,9 @@ class DiscountedSystem:
         if scale == 0:
             return np.zeros_like(b)
         allowed = self.tolerance * scale
-        if self._lu is None:
+        if self._lu is None and self.requested != "lu":
             x = np.zeros_like(b) if guess is None else np.array(guess, dtype=np.float64)
-            for _ in range(_REFINEMENTS + 1):
+            for _ in range(_KRYLOV_REFINEMENTS + 1):
                 residual = b - matrix @ x
                 if norm(residual) <= allowed:
                     self.method = "krylov"
@@ -95,6 +107,11 @@ class DiscountedSystem:
             if norm(b - matrix @ x) <= allowed:
                 self.method = "krylov"
                 return x
+            if self.requested == "krylov":
+                raise ArithmeticError("GMRES did not certify the solve; use method 'auto' or 'lu'")
+        if self._lu is None:
+            if self.owner is not None:
+                _preference[self.owner] = "lu"
             self._lu = sparse_linalg.splu(sparse.csc_array(self.matrix))
         x = self._lu.solve(b, trans="T" if transpose else "N")
         for _ in range(_REFINEMENTS):
@@ -111,6 +128,15 @@ class DiscountedSystem:
         residual = b - matrix @ x
         size = np.abs(residual).sum(axis=0).max() if transpose else np.abs(residual).max()
         return float(size / (1.0 - self.gamma))
+
+
+_preference: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def system_for(task, P_pi: sparse.csr_array) -> DiscountedSystem:
+    """The system of ``P_pi`` on ``task`` (a :class:`tabular.CMDP`), by the method that last
+    certified on this task: once GMRES has failed on one of its systems, LU directly."""
+    return DiscountedSystem(P_pi, task.gamma, method=_preference.get(task, "auto"), owner=task)
 
 
 def policy_kernel(transition_matrix: sparse.csr_array, policy: np.ndarray) -> sparse.csr_array:

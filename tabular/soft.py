@@ -85,10 +85,10 @@ def soft_optimal_policy(cmdp: CMDP, temperature: float, multiplier: float = 0.0,
     policy = np.full((S, A), 1.0 / A)
     identity = np.eye(S)
     for _ in range(max_iterations):
-        P_pi = np.einsum("sa,sat->st", policy, cmdp.P)
+        P_pi = np.einsum("sa,sat->st", policy, cmdp.dense_P)
         per_state = np.sum(policy * signal, axis=1) + temperature * _entropy(policy)
         values = np.linalg.solve(identity - cmdp.gamma * P_pi, per_state)
-        logits = (signal + cmdp.gamma * cmdp.P @ values) / temperature
+        logits = (signal + cmdp.gamma * cmdp.next_values(values)) / temperature
         logits -= logits.max(axis=1, keepdims=True)
         new = np.exp(logits)
         new /= new.sum(axis=1, keepdims=True)

@@ -442,9 +442,8 @@ def occupancy_to_policy(cmdp: CMDP, q: np.ndarray, multipliers: np.ndarray,
     policy = np.zeros_like(q)
     policy[visited] = q[visited] / totals[visited]
     if not visited.all():
-        future = (cmdp.transition_matrix @ lagrangian_values).reshape(q.shape) \
-            if cmdp.is_sparse else cmdp.P @ lagrangian_values
-        lagrangian_q = cmdp.r - cmdp.costs @ multipliers + cmdp.gamma * future
+        lagrangian_q = (cmdp.r - cmdp.costs @ multipliers
+                        + cmdp.gamma * cmdp.next_values(lagrangian_values))
         greedy = np.argmax(lagrangian_q[~visited], axis=1)
         policy[np.flatnonzero(~visited), greedy] = 1.0
     return policy

@@ -33,6 +33,7 @@ from .oracles import (
     DistanceCoverage,
     ExactLPOracle,
     ParameterCoverage,
+    MinimumCostSafePolicy,
     WorstCaseSafePolicy,
 )
 from .training import TrainingResult, check_lemma_3_5, train

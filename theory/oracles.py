@@ -251,11 +251,12 @@ class DistanceCoverage:
 class ExactLPOracle:
     """O_l(M, eps, delta): the exact constrained optimum by the occupancy LP (0-optimal, feasible).
 
-    Returns the policy and its exact values (task units). HiGHS directly by default: ~1 ms per
-    re-solve on the gridworld (benchmarks/bench_lp.py).
+    Returns the policy and its exact values (task units). ``backend="auto"``: HiGHS directly on
+    small dense tasks (~1 ms per re-solve on the gridworld, benchmarks/bench_lp.py), the
+    Lagrangian route on sparse or large ones (benchmarks/bench_scale.py).
     """
 
-    def __init__(self, backend: str = "highspy"):
+    def __init__(self, backend: str = "auto"):
         self.backend = backend
 
     def __call__(self, task: CMDP) -> tabular.Solution:
@@ -298,7 +299,7 @@ class DesignatedSafePolicy:
 
     name = "designated"
 
-    def __init__(self, parameter, xi: float = 0.0, backend: str = "highspy"):
+    def __init__(self, parameter, xi: float = 0.0, backend: str = "auto"):
         self.parameter = np.atleast_1d(np.asarray(parameter, dtype=np.float64))
         self.xi = float(xi)
         self.backend = backend
@@ -373,7 +374,7 @@ class WorstCaseSafePolicy:
         hardest = tasks[int(np.argmax(minima))]
         min_cost_task = CMDP(hardest.P, -hardest.costs.sum(axis=2), np.zeros_like(hardest.r),
                              0.0, hardest.rho, hardest.gamma)
-        return tabular.solve(min_cost_task, backend="highspy").policy
+        return tabular.solve(min_cost_task, backend="auto").policy
 
     @staticmethod
     def _margins(policy: np.ndarray, tasks: list[CMDP]) -> np.ndarray:
@@ -398,3 +399,23 @@ class WorstCaseSafePolicy:
         return {"oracle": self.name, "xi": self.xi, "iterations": self.iterations,
                 "step": self.step, "temperature": self.temperature}
 
+
+
+class MinimumCostSafePolicy:
+    """O_s for large families: the least-cost policy of the cover task whose least cost is
+    highest (the worst-case ascent's start, without the ascent), checked exactly for margin
+    ``xi`` on every cover task. One solve per cover task; :class:`SafePolicyError` if some
+    task's margin is below ``xi`` (then use the worst-case ascent)."""
+
+    name = "min-cost"
+
+    def __init__(self, xi: float = 0.0):
+        self.xi = float(xi)
+
+    def __call__(self, tasks: list[CMDP], distribution: TaskDistribution | None = None
+                 ) -> SafePolicy:
+        return _safe_policy_on(WorstCaseSafePolicy._start(tasks), tasks, self.xi,
+                               "the least-cost policy of the hardest cover task")
+
+    def describe(self) -> dict:
+        return {"oracle": self.name, "xi": self.xi}

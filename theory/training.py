@@ -32,6 +32,7 @@ from .oracles import (
     ParameterCoverage,
     SafePolicy,
     TrainingInputError,
+    MinimumCostSafePolicy,
     WorstCaseSafePolicy,
 )
 from .results import atomic_write
@@ -330,7 +331,7 @@ def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, cove
         np.abs(reward_paper[rows, -1] - form.reward_value_to_paper(result.safe_reward_values[own])),
         np.abs(utility_paper[rows, -1] - form.cost_value_to_paper(result.safe_cost_values[own])),
     ]), axis=0)
-    optimum = np.array([tabular.solve(t, backend="highspy").reward_value for t in
+    optimum = np.array([tabular.solve(t, backend="auto").reward_value for t in
                         tqdm(tasks, desc="held-out optima", disable=not progress)])
     gap = form.reward_value_to_paper(optimum - values.reward_value[rows, own])
     safe_slack = utility_paper[:, -1]
@@ -355,11 +356,15 @@ def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, cove
 
 
 def make_safe_oracle(kind: str, xi: float = 0.0, parameter: float | None = None):
-    """'designated' (optimal policy of the task at ``parameter``) or 'worst-case' O_s."""
+    """'designated' (optimal policy of the task at ``parameter``), 'worst-case' or 'min-cost'
+    O_s."""
     if kind == "designated":
         if parameter is None:
             raise TrainingInputError("safe_parameter: required for the designated O_s")
         return DesignatedSafePolicy(parameter, xi=xi)
     if kind == "worst-case":
         return WorstCaseSafePolicy(xi=xi)
-    raise TrainingInputError(f"safe_oracle: expected 'designated' or 'worst-case'; got {kind!r}")
+    if kind == "min-cost":
+        return MinimumCostSafePolicy(xi=xi)
+    raise TrainingInputError(f"safe_oracle: expected 'designated', 'worst-case' or 'min-cost'; "
+                             f"got {kind!r}")

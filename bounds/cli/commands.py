@@ -129,9 +129,10 @@ class TrainSettings(FamilySettings):
     oracle: str | None = setting(None, "O_c: compare parameters (needs an exact distance scale; "
                                        "the authors') or exact task distance",
                                  choices=("parameter", "distance"))
-    safe_oracle: str | None = setting(None, "O_s: the optimal policy of one task (designated) or "
-                                            "the worst-case slack maximiser",
-                                      choices=("designated", "worst-case"))
+    safe_oracle: str | None = setting(None, "O_s: the optimal policy of one task (designated), "
+                                            "the worst-case slack maximiser, or the least-cost "
+                                            "policy of the hardest cover task (min-cost)",
+                                      choices=("designated", "worst-case", "min-cost"))
     safe_parameter: float | None = setting(None, "parameter of the designated safe task "
                                                  "(gridworld 0.4, as published)")
     xi: float = setting(0.0, "required margin of pi_s on the cover (normalised utility units)",
@@ -144,9 +145,12 @@ class TrainSettings(FamilySettings):
                                   "a number in (0, 1)")
     budget: float | None = setting(None, "gridworld discounted-cost budget (1.5)", non_negative,
                                    "a non-negative number")
+    size: int | None = setting(None, "gridworld side n (7, the paper's; n > 7 builds sparse n x n "
+                                     "tasks, e.g. 50 for 2,500 states)",
+                               lambda n: int(n) == n and n >= 4, "an integer >= 4")
 
     def family_parameters(self) -> dict:
-        return {name: getattr(self, name) for name in ("mean", "std", "gamma", "budget")
+        return {name: getattr(self, name) for name in ("mean", "std", "gamma", "budget", "size")
                 if getattr(self, name) is not None}
 
 

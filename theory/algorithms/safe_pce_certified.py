@@ -110,7 +110,7 @@ class FamilyModel:
         if isinstance(family, FiniteUniform):
             self.kind = "finite"
             tasks = family.tasks
-            self.kernels = np.stack([t.P.reshape(-1) for t in tasks])           # (n, SAS)
+            self.kernels = np.stack([t.dense_P.reshape(-1) for t in tasks])           # (n, SAS)
             weights = family.weights if family.weights is not None else np.full(
                 len(tasks), 1 / len(tasks))
             self.prior = np.log(np.maximum(weights, 1e-300))
@@ -130,9 +130,9 @@ class FamilyModel:
         low, high = float(low), float(high)
         first, last = family.build([low]), family.build([high])
         middle, other = family.build([(low + high) / 2]), family.build([low + 0.3 * (high - low)])
-        slope = (last.P - first.P) / (high - low)
+        slope = (last.dense_P - first.dense_P) / (high - low)
         for task, theta in ((middle, (low + high) / 2), (other, low + 0.3 * (high - low))):
-            if not np.allclose(task.P, first.P + (theta - low) * slope, atol=1e-12, rtol=0):
+            if not np.allclose(task.dense_P, first.dense_P + (theta - low) * slope, atol=1e-12, rtol=0):
                 raise CertificationError("family: expected a transition kernel affine in its "
                                          "parameter (the certificate's model class)")
             for name in ("r", "cost", "rho"):
@@ -141,13 +141,13 @@ class FamilyModel:
                                              "parameter")
         self.template = first
         self.low, self.high = low, high
-        self.base = (first.P - low * slope).reshape(-1)
+        self.base = (first.dense_P - low * slope).reshape(-1)
         self.slope = slope.reshape(-1)
         self.points = np.linspace(low, high, preset.grid)
         self.step = (high - low) / (preset.grid - 1)
         self.prior_points = np.linspace(low, high, preset.prior_grid)
         self.prior = _prior(family, self.prior_points)
-        self.cost, self.reward = _affine_values(first, first.P - low * slope, slope, policies,
+        self.cost, self.reward = _affine_values(first, first.dense_P - low * slope, slope, policies,
                                                 self.points)
         gamma = first.gamma
         b_norm = float(np.max(np.abs(slope).sum(axis=-1)))
@@ -276,7 +276,7 @@ def _family_key(family) -> bytes | None:
     if isinstance(family, FiniteUniform):
         digest = hashlib.sha256()
         for task in family.tasks:
-            for array in (task.P, task.r, task.costs, task.rho, task.budgets):
+            for array in (task.dense_P, task.r, task.costs, task.rho, task.budgets):
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.digest()
     try:
