@@ -133,11 +133,18 @@ def solve_lagrangian(cmdp: CMDP, minimum=None) -> LagrangianSolution | float:
     if first.cost <= budget:
         return LagrangianSolution(_one_hot(first.actions, cmdp.n_actions), 0.0, first.values, 0, 0)
     actions, least = minimum if minimum is not None else minimum_cost_policy(cmdp)
-    if least > budget:
+    if least > budget + _TIE * np.abs(cost).max() / (1.0 - cmdp.gamma):
         return least
-    low, high = first, _Deterministic(actions, *_values(cmdp, actions, cost), np.zeros(0))
+    high = _Deterministic(actions, *_values(cmdp, actions, cost), np.zeros(0))
+    # least <= b, or b is the least cost itself up to round-off: then search with b raised to
+    # the least-cost policy's exact cost, whose answer is that policy (cost above b by round-off)
+    budget = max(budget, high.cost)
+    if first.cost <= budget:
+        return LagrangianSolution(_one_hot(first.actions, cmdp.n_actions), 0.0, first.values, 0, 0)
+    low = first
     multiplier, steps = 0.0, 0
-    for steps in range(1, _SEARCH_STEPS + 1):
+    while steps < _SEARCH_STEPS:
+        steps += 1
         # where the lines V_r(pi) - lambda (V_cost(pi) - b) of low and high cross
         multiplier = max(0.0, (low.reward - high.reward) / (low.cost - high.cost))
         line = low.reward - multiplier * (low.cost - budget)
@@ -186,7 +193,8 @@ def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float
     state = differ[lo]
     visits = [_system(cmdp, a).solve_transposed(cmdp.rho) for a in (feasible, infeasible)]
     states = np.arange(cmdp.n_states)
-    costs = [float(v @ cost[states, a]) for v, a in zip(visits, (feasible, infeasible))]
+    costs = [float(v @ cost[states, a])
+             for v, a in zip(visits, (feasible, infeasible), strict=True)]
     # occupancy weight alpha of the infeasible end that meets the budget with equality; the
     # stationary policy of the mixed occupancy randomises at `state` only
     alpha = (budget - costs[0]) / (costs[1] - costs[0])

@@ -145,6 +145,7 @@ def policy_kernel(transition_matrix: sparse.csr_array, policy: np.ndarray) -> sp
     rows = np.repeat(np.arange(n_states), n_actions)
     weights = policy.reshape(-1)
     keep = weights != 0
-    selector = sparse.csr_array((weights[keep], (rows[keep], np.arange(n_states * n_actions)[keep])),
+    pairs = np.arange(n_states * n_actions)
+    selector = sparse.csr_array((weights[keep], (rows[keep], pairs[keep])),
                                 shape=(n_states, n_states * n_actions))
     return sparse.csr_array(selector @ transition_matrix)

@@ -32,8 +32,8 @@ from .oracles import (
     DesignatedSafePolicy,
     DistanceCoverage,
     ExactLPOracle,
-    ParameterCoverage,
     MinimumCostSafePolicy,
+    ParameterCoverage,
     WorstCaseSafePolicy,
 )
 from .training import TrainingResult, check_lemma_3_5, train
@@ -41,8 +41,9 @@ from .training import TrainingResult, check_lemma_3_5, train
 __all__ = [
     "DOPE", "LBSGD", "PCE", "REGISTRY", "SCALED", "THEORY", "AlgorithmSpec", "DOPEPlus",
     "Deployment", "DesignatedSafePolicy", "DistanceCoverage", "ExactLPOracle",
-    "ExperimentSettings", "ParameterCoverage", "RunRecord", "SafeMetaRL", "SafePCE",
-    "SafePCEPreset", "TestTimeAlgorithm", "TrainingResult", "ViolationSettings",
+    "ExperimentSettings", "MinimumCostSafePolicy", "ParameterCoverage", "RunRecord",
+    "SafeMetaRL", "SafePCE", "SafePCEPreset", "TestTimeAlgorithm", "TrainingResult",
+    "ViolationSettings",
     "WorstCaseSafePolicy", "check_lemma_3_5", "experiment_mixture_weights", "make_algorithm",
     "mixture_weights", "mixture_weights_recursive", "register", "reproduce", "results",
     "run_test_phase", "stage_limit", "train", "violation_rates",

@@ -29,10 +29,10 @@ from .oracles import (
     DesignatedSafePolicy,
     DistanceCoverage,
     ExactLPOracle,
+    MinimumCostSafePolicy,
     ParameterCoverage,
     SafePolicy,
     TrainingInputError,
-    MinimumCostSafePolicy,
     WorstCaseSafePolicy,
 )
 from .results import atomic_write

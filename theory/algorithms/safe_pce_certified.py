@@ -132,7 +132,8 @@ class FamilyModel:
         middle, other = family.build([(low + high) / 2]), family.build([low + 0.3 * (high - low)])
         slope = (last.dense_P - first.dense_P) / (high - low)
         for task, theta in ((middle, (low + high) / 2), (other, low + 0.3 * (high - low))):
-            if not np.allclose(task.dense_P, first.dense_P + (theta - low) * slope, atol=1e-12, rtol=0):
+            if not np.allclose(task.dense_P, first.dense_P + (theta - low) * slope,
+                               atol=1e-12, rtol=0):
                 raise CertificationError("family: expected a transition kernel affine in its "
                                          "parameter (the certificate's model class)")
             for name in ("r", "cost", "rho"):
