@@ -37,7 +37,8 @@ def main():
     tasks = [tabular.gridworld(p) for p in noises]
     results = {}
     for name, solve in (
-        ("cvxpy + HiGHS (DPP, compiled once)", lambda t: tabular.solve(t).lp_value),
+        ("cvxpy + HiGHS (DPP, compiled once)",
+         lambda t: tabular.solve(t, backend="cvxpy").lp_value),
         ("highspy direct (cold, layout cached)",
          lambda t: tabular.solve(t, backend="highspy").lp_value),
         ("highspy direct (warm basis, opt-in)",

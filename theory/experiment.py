@@ -162,7 +162,7 @@ def optimal_value(task) -> float:
     import tabular
 
     try:
-        return tabular.solve(task, backend="highspy").reward_value
+        return tabular.solve(task, backend="auto").reward_value
     except tabular.InfeasibleCMDPError:
         return math.nan
 

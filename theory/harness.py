@@ -211,7 +211,7 @@ def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, ho
         raise InputError(f"seed: expected a non-negative integer; got {seed!r}")
     start = time.perf_counter()
     if optimal_value is None:
-        optimal_value = tabular.solve(task, backend="highspy").reward_value
+        optimal_value = tabular.solve(task, backend="auto").reward_value
     simulator_seed, algorithm_seed = np.random.SeedSequence(int(seed)).spawn(2)
     algorithm.reset(n_episodes, algorithm_seed)
     reward_value = np.empty(n_episodes)
