@@ -6,6 +6,10 @@ Samples from different episodes are independent, so ``q`` is unbiased for ``Q^pi
 the horizon's truncation, kept below ``truncation`` by ignoring first visits too close to the
 end) and ``standard_error`` is an honest standard error. Advantages use the policy itself:
 ``A(s, a) = Q(s, a) - sum_b pi(b|s) Q(s, b)``.
+
+The per-step loops (returns-to-go, the every-visit sums) are small numba kernels that add in the
+same order as the numpy expressions they replaced (``np.bincount`` adds in index order), so their
+results are the same bits.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from tabular.simulate import TrajectoryBatch
@@ -36,14 +41,35 @@ class QEstimate:
         return self.q - value
 
 
+@numba.njit(cache=True)
+def _returns_to_go(signal, gamma, out):
+    for e in range(signal.shape[0]):
+        running = 0.0
+        for t in range(signal.shape[1] - 1, -1, -1):
+            running = signal[e, t] + gamma * running
+            out[e, t] = running
+
+
 def returns_to_go(signal: np.ndarray, gamma: float) -> np.ndarray:
     """G_t = x_t + gamma G_{t+1} along axis 1 (episodes x steps), truncated at the horizon."""
-    out = np.empty_like(signal, dtype=np.float64)
-    running = np.zeros(signal.shape[0])
-    for t in range(signal.shape[1] - 1, -1, -1):
-        running = signal[:, t] + gamma * running
-        out[:, t] = running
+    signal = np.asarray(signal, dtype=np.float64)
+    out = np.empty(signal.shape)
+    _returns_to_go(signal, float(gamma), out)
     return out
+
+
+@numba.njit(cache=True)
+def _every_visit_sums(states, actions, returns, n_actions, pair_sums, pair_counts, state_sums,
+                      state_counts):
+    """Every step's return-to-go added to its pair and its state, in (episode, step) order."""
+    for e in range(states.shape[0]):
+        for t in range(states.shape[1]):
+            s = states[e, t]
+            pair = s * n_actions + actions[e, t]
+            pair_sums[pair] += returns[e, t]
+            pair_counts[pair] += 1.0
+            state_sums[s] += returns[e, t]
+            state_counts[s] += 1.0
 
 
 def first_visit_q(batch: TrajectoryBatch, n_states: int, n_actions: int,
@@ -112,14 +138,14 @@ def every_visit_q(batch: TrajectoryBatch, n_states: int, n_actions: int,
         raise ValueError(f"signal: expected 'reward' or 'cost'; got {signal!r}")
     x = batch.rewards if signal == "reward" else (
         batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
-    G = returns_to_go(x, batch.gamma).ravel()
-    states = batch.states.ravel()
-    pairs = states * n_actions + batch.actions.ravel()
-    pair_counts = np.bincount(pairs, minlength=n_states * n_actions).astype(np.float64)
-    state_counts = np.bincount(states, minlength=n_states).astype(np.float64)
+    G = returns_to_go(x, batch.gamma)
+    pair_sums, pair_counts = np.zeros(n_states * n_actions), np.zeros(n_states * n_actions)
+    state_sums, state_counts = np.zeros(n_states), np.zeros(n_states)
+    _every_visit_sums(batch.states, batch.actions, G, n_actions, pair_sums, pair_counts,
+                      state_sums, state_counts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        q = np.bincount(pairs, weights=G, minlength=n_states * n_actions) / pair_counts
-        v = np.bincount(states, weights=G, minlength=n_states) / state_counts
+        q = pair_sums / pair_counts
+        v = state_sums / state_counts
     return EveryVisitEstimate(q=q.reshape(n_states, n_actions), v=v,
                               pair_counts=pair_counts.reshape(n_states, n_actions).astype(np.int64),
                               state_counts=state_counts.astype(np.int64))

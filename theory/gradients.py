@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 import tabular
@@ -56,6 +57,16 @@ def barrier_gradient(cmdp: CMDP, logits: np.ndarray, eta: float) -> tuple[float,
     return reward + eta * np.log(slack), grad_reward - eta * grad_cost / slack
 
 
+@numba.njit(cache=True)
+def _episode_sums(states, actions, weights, per_episode, visits):
+    """Each step's weight added to its episode's (state, action) and state, in step order."""
+    for e in range(states.shape[0]):
+        for t in range(states.shape[1]):
+            s = states[e, t]
+            per_episode[e, s, actions[e, t]] += weights[e, t]
+            visits[e, s] += weights[e, t]
+
+
 def reinforce_gradient(batch: TrajectoryBatch, logits: np.ndarray, signal: str = "reward",
                        constraint: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(estimate, standard error) of dV_x/dlogits from trajectories of the softmax policy.
@@ -67,14 +78,10 @@ def reinforce_gradient(batch: TrajectoryBatch, logits: np.ndarray, signal: str =
     x = batch.rewards if signal == "reward" else (
         batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
     weights = returns_to_go(x, batch.gamma) * batch.gamma ** np.arange(x.shape[1])[None, :]
-    n_episodes, horizon = x.shape
+    n_episodes = x.shape[0]
     S, A = policy.shape
-    # per-episode sums by one bincount over flat (episode, state, action) indices
-    episode_base = np.repeat(np.arange(n_episodes) * S, horizon)
-    state_index = episode_base + batch.states.ravel()
-    w = weights.ravel()
-    per_episode = np.bincount(state_index * A + batch.actions.ravel(), weights=w,
-                              minlength=n_episodes * S * A).reshape(n_episodes, S, A)
-    visits = np.bincount(state_index, weights=w, minlength=n_episodes * S).reshape(n_episodes, S)
+    per_episode = np.zeros((n_episodes, S, A))
+    visits = np.zeros((n_episodes, S))
+    _episode_sums(batch.states, batch.actions, weights, per_episode, visits)
     per_episode -= visits[:, :, None] * policy[None]
     return per_episode.mean(axis=0), per_episode.std(axis=0, ddof=1) / np.sqrt(n_episodes)

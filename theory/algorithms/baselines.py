@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import numba
 import numpy as np
 
 import tabular
@@ -104,9 +105,17 @@ def discounted_state_visits(batch, n_states: int) -> np.ndarray:
     """Empirical normalised discounted state occupancy ``(1 - gamma) sum_t gamma^t 1[s_t = s]``
     averaged over the episodes of a trajectory batch."""
     discount = batch.gamma ** np.arange(batch.states.shape[1])
-    weights = np.broadcast_to(discount, batch.states.shape).ravel()
-    visits = np.bincount(batch.states.ravel(), weights=weights, minlength=n_states)
+    visits = np.zeros(n_states)
+    _discounted_visits(batch.states, discount, visits)
     return visits * (1 - batch.gamma) / batch.states.shape[0]
+
+
+@numba.njit(cache=True)
+def _discounted_visits(states, discount, visits):
+    """gamma^t added to the state of every step, in (episode, step) order (np.bincount's)."""
+    for e in range(states.shape[0]):
+        for t in range(states.shape[1]):
+            visits[states[e, t]] += discount[t]
 
 
 class FamilyBaseline(TestTimeAlgorithm):

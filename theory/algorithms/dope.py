@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -268,6 +269,14 @@ def _solve_clarabel(model: ExtendedLP) -> np.ndarray:
     return np.asarray(solution.x)
 
 
+@numba.njit(cache=True)
+def _count_transitions(states, actions, counts):
+    """counts[s_t, a_t, s_{t+1}] += 1 over every recorded step with a successor."""
+    for e in range(states.shape[0]):
+        for t in range(states.shape[1] - 1):
+            counts[states[e, t], actions[e, t], states[e, t + 1]] += 1
+
+
 class DOPE(FamilyBaseline):
     """DOPE (``form="dope"``) and DOPE+ (``form="dope-plus"``); see the module docstring."""
 
@@ -325,11 +334,7 @@ class DOPE(FamilyBaseline):
         return kernel_hat, w, self.rho, reward, cost, s.budget, s.gamma
 
     def _count(self, batch) -> None:
-        S, A = self.scales.n_states, self.scales.n_actions
-        current = batch.states[:, :-1].ravel()
-        pair = current * A + batch.actions[:, :-1].ravel()
-        nxt = batch.states[:, 1:].ravel()
-        self.transitions += np.bincount(pair * S + nxt, minlength=S * A * S).reshape(S, A, S)
+        _count_transitions(batch.states, batch.actions, self.transitions)
 
     def _try_plan(self) -> bool:
         self.plans_tried += 1
