@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
@@ -140,6 +140,37 @@ def test_linearised_cost_is_first_order_exact():
         assert abs(exact - first_order) < 50 * t**2
     assert linearised_cost(policy, policy, cost, adv_k, occupancy, 0.2, task.gamma) == (
         pytest.approx(cost, abs=1e-12))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), u=st.floats(0.0, 5.0), zeros=st.booleans())
+def test_compiled_dual_ascent_equals_composing_the_numpy_steps(seed, u, zeros):
+    """adaptation_step (one compiled loop) against tilted_policy and linearised_cost composed
+    here, step by step: the same u to 1e-12 and the same policy to 1e-13, also when the
+    policy has zeros (actions outside the support stay at 0)."""
+    rng = np.random.default_rng(seed)
+    S, A, gamma = 6, 3, 0.9
+    policy = rng.dirichlet(np.ones(A), S)
+    if zeros:
+        policy[0, 1] = 0.0
+        policy[0] /= policy[0].sum()
+    adv_r, adv_k = rng.normal(size=(S, A)), rng.normal(size=(S, A))
+    occupancy = rng.dirichlet(np.ones(S))
+    cost, budget, lam, lam_c, step = 1.3, 1.0, 0.2, 0.2, 0.7
+    reference_u = u
+    for _ in range(12):
+        candidate = tilted_policy(policy, adv_r, adv_k, reference_u, lam, lam_c, gamma)
+        g = linearised_cost(candidate, policy, cost, adv_k, occupancy, lam_c, gamma)
+        reference_u = max(0.0, reference_u + step * (g - budget))
+    candidate = tilted_policy(policy, adv_r, adv_k, reference_u, lam, lam_c, gamma)
+    reference_g = linearised_cost(candidate, policy, cost, adv_k, occupancy, lam_c, gamma)
+    got, got_u, got_g = adaptation_step(policy, adv_r, adv_k, occupancy, cost, budget, lam,
+                                        lam_c, gamma, u, 12, step)
+    assert got_u == pytest.approx(reference_u, abs=1e-12)
+    assert got_g == pytest.approx(reference_g, abs=1e-12)
+    np.testing.assert_allclose(got, candidate, rtol=0, atol=1e-13)
+    if zeros:
+        assert got[0, 1] == 0.0
 
 
 def test_exact_adaptation_converges_to_the_lp_optimum(experiment):

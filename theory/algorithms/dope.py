@@ -59,6 +59,8 @@ import scipy.sparse as sp
 from tabular import CMDP
 from tabular.solve import highs
 
+from .extended_planning import solve_extended
+
 from ..harness import Deployment
 from ..training import TrainingResult
 from .baselines import BaselineInputError, FamilyBaseline, Scales, positive, resolve_preset
@@ -78,6 +80,9 @@ class DOPEPreset:
     warmup: int = 0
     warmup_check: int = 1000
     min_replan: int = 1000
+    #: how the extended LP is solved (:data:`LP_SOLVERS`); every solver returns an optimum of
+    #: the same LP, but not the same one when the optimal face is not a point
+    solver: str = "lagrangian"
 
 
 #: worst-case (simulation-lemma) widths, no warm-up: the algorithm's own guarantee
@@ -190,26 +195,32 @@ def plan_from_solution(model: ExtendedLP, x: np.ndarray, kernel_hat: np.ndarray)
     return Plan(policy=policy, occupancy=mu, kernel=kernel, value=float(model.objective @ x))
 
 
-LP_SOLVERS = ("clarabel", "highs")
+LP_SOLVERS = ("lagrangian", "clarabel", "highs")
 
 
 def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, reward: np.ndarray,
-                cost: np.ndarray, budget: float, gamma: float, solver: str = "clarabel") -> Plan:
+                cost: np.ndarray, budget: float, gamma: float, solver: str = "lagrangian"
+                ) -> Plan:
     """Solve the lifted occupancy LP of the module docstring.
 
     ``reward`` and ``cost`` already include their bonuses (task units, (S, A)); with zero widths
     it is the ordinary occupancy LP of the kernel ``kernel_hat`` (same optimum as
     :func:`tabular.solve`). Raises :class:`InfeasiblePlanError` when no occupancy meets the
-    budget. ``solver``: "clarabel" (interior point; the default because it is the faster at this
-    size: 185 ms against 460 ms for HiGHS's simplex and 312 ms for its interior point on the
-    gridworld's 9,800-column LP, benchmarks/bench_extended_lp.py) or "highs" (dual simplex, a
-    vertex solution). Occupancy below 1e-9 of the total counts as none (pi_s is played
+    budget. ``solver``: "lagrangian" (default; exact, by policy iteration on the extended MDP
+    inside a search on the multiplier, :mod:`theory.algorithms.extended_planning`: a few ms on
+    the gridworld's 9,800-column LP), "clarabel" (interior point: 110-185 ms) or "highs" (dual
+    simplex, a vertex solution: 460 ms); benchmarks/bench_extended_lp.py. Occupancy below 1e-9 of the total counts as none (pi_s is played
     where a state has none).
     """
     if solver not in LP_SOLVERS:
         raise BaselineInputError(f"solver: expected one of {LP_SOLVERS}; got {solver!r}")
     model = extended_lp_model(kernel_hat, width, rho, reward, cost, budget, gamma)
-    x = _solve_clarabel(model) if solver == "clarabel" else _solve_highs(model)
+    if solver == "lagrangian":
+        x = solve_extended(kernel_hat, width, rho, reward, cost, budget, gamma)
+        if x is None:
+            raise InfeasiblePlanError("the pessimistic extended LP is infeasible")
+    else:
+        x = _solve_clarabel(model) if solver == "clarabel" else _solve_highs(model)
     return plan_from_solution(model, x, kernel_hat)
 
 
@@ -297,6 +308,9 @@ class DOPE(FamilyBaseline):
             positive(field_name, value, integer=True)
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise BaselineInputError(f"warmup: expected an integer >= 0; got {warmup!r}")
+        if preset.solver not in LP_SOLVERS:
+            raise BaselineInputError(f"solver: expected one of {LP_SOLVERS}; got "
+                                     f"{preset.solver!r}")
         self.preset_object = preset
         self.preset = preset.name
         self.scales = Scales.of(tasks)
@@ -314,7 +328,7 @@ class DOPE(FamilyBaseline):
     def plan(self) -> Plan:
         """The pessimistic-optimistic plan from the counts so far (may raise
         :class:`InfeasiblePlanError`)."""
-        return extended_lp(*self.lp_inputs())
+        return extended_lp(*self.lp_inputs(), solver=self.preset_object.solver)
 
     def lp_inputs(self) -> tuple:
         """The arguments of :func:`extended_lp` for the counts so far: (P_hat, widths, rho,
@@ -396,7 +410,8 @@ class DOPE(FamilyBaseline):
     def log(self) -> dict:
         return {"preset": self.preset, "form": self.form, "delta": self.delta,
                 "bonus_scale": self.bonus_scale, "warmup": self.warmup,
-                "plans_tried": self.plans_tried, "events": self.events}
+                "solver": self.preset_object.solver, "plans_tried": self.plans_tried,
+                "events": self.events}
 
 
 def calibrate_bonus_scale(training: TrainingResult, tasks: list[CMDP], horizon: int,

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 import tabular
@@ -140,16 +141,63 @@ def adaptation_step(policy: np.ndarray, adv_reward: np.ndarray, adv_cost: np.nda
                     lam_c: float, gamma: float, u: float, dual_iterations: int,
                     dual_step: float) -> tuple[np.ndarray, float, float]:
     """One Safe Meta-RL adaptation (module docstring) from given statistics, any units that
-    agree: (pi_u, u, g(pi_u)) after ``dual_iterations`` projected dual steps from ``u``."""
-    def constraint(u: float) -> tuple[np.ndarray, float]:
-        candidate = tilted_policy(policy, adv_reward, adv_cost, u, lam, lam_c, gamma)
-        return candidate, linearised_cost(candidate, policy, cost_value, adv_cost, occupancy,
-                                          lam_c, gamma)
+    agree: (pi_u, u, g(pi_u)) after ``dual_iterations`` projected dual steps from ``u``.
 
-    for _ in range(dual_iterations):
-        u = max(0.0, u + dual_step * (constraint(u)[1] - budget))
-    candidate, g = constraint(u)
+    The steps run in one compiled loop (:func:`_dual_ascent`) computing :func:`tilted_policy`
+    and :func:`linearised_cost` per step; it agrees with composing those two to ~1e-15
+    (exp, log and dot products in compiled code round in their own way; tested)."""
+    log_policy = np.log(np.where(policy > 0, policy, 1.0))
+    candidate = np.empty_like(policy)
+    u, g = _dual_ascent(policy, log_policy, policy > 0, adv_reward, adv_cost, occupancy,
+                        float(cost_value), float(budget), float(lam), float(lam_c), float(gamma),
+                        float(u), int(dual_iterations), float(dual_step), candidate)
     return candidate, u, g
+
+
+@numba.njit(cache=True)
+def _tilt_and_cost(policy, log_policy, support, adv_reward, adv_cost, occupancy, cost_value,
+                   lam, lam_c, gamma, u, out):
+    """out = tilted_policy(u); returns linearised_cost(out) (both as in their numpy forms)."""
+    temperature = lam + (1 - gamma) * u * lam_c
+    first_order = 0.0
+    kl = 0.0
+    for s in range(policy.shape[0]):
+        top = -np.inf
+        for a in range(policy.shape[1]):
+            if support[s, a]:
+                logit = log_policy[s, a] + (adv_reward[s, a] - u * adv_cost[s, a]) / temperature
+                out[s, a] = logit
+                top = max(top, logit)
+        total = 0.0
+        for a in range(policy.shape[1]):
+            if support[s, a]:
+                out[s, a] = np.exp(out[s, a] - top)
+                total += out[s, a]
+            else:
+                out[s, a] = 0.0
+        linear = 0.0
+        divergence = 0.0
+        for a in range(policy.shape[1]):
+            out[s, a] /= total
+            linear += out[s, a] * adv_cost[s, a]
+            if out[s, a] > 0:
+                divergence += out[s, a] * (np.log(out[s, a]) - log_policy[s, a])
+        first_order += occupancy[s] * linear
+        kl += occupancy[s] * divergence
+    return cost_value + first_order / (1 - gamma) + lam_c * kl
+
+
+@numba.njit(cache=True)
+def _dual_ascent(policy, log_policy, support, adv_reward, adv_cost, occupancy, cost_value,
+                 budget, lam, lam_c, gamma, u, iterations, step, out):
+    """``iterations`` projected steps u <- max(0, u + step (g(pi_u) - b)); then pi_u in out."""
+    for _ in range(iterations):
+        g = _tilt_and_cost(policy, log_policy, support, adv_reward, adv_cost, occupancy,
+                           cost_value, lam, lam_c, gamma, u, out)
+        u = max(0.0, u + step * (g - budget))
+    g = _tilt_and_cost(policy, log_policy, support, adv_reward, adv_cost, occupancy, cost_value,
+                       lam, lam_c, gamma, u, out)
+    return u, g
 
 
 class SafeMetaRL(TrajectoryLearner):
