@@ -59,11 +59,10 @@ import scipy.sparse as sp
 from tabular import CMDP
 from tabular.solve import highs
 
-from .extended_planning import solve_extended
-
 from ..harness import Deployment
 from ..training import TrainingResult
 from .baselines import BaselineInputError, FamilyBaseline, Scales, positive, resolve_preset
+from .extended_planning import solve_extended
 
 #: bonus_scale of the paper-experiment preset (calibration in the module docstring)
 PAPER_EXPERIMENT_BONUS_SCALE = 2.0**-11
@@ -209,8 +208,8 @@ def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, rewa
     budget. ``solver``: "lagrangian" (default; exact, by policy iteration on the extended MDP
     inside a search on the multiplier, :mod:`theory.algorithms.extended_planning`: a few ms on
     the gridworld's 9,800-column LP), "clarabel" (interior point: 110-185 ms) or "highs" (dual
-    simplex, a vertex solution: 460 ms); benchmarks/bench_extended_lp.py. Occupancy below 1e-9 of the total counts as none (pi_s is played
-    where a state has none).
+    simplex, a vertex solution: 320-460 ms); benchmarks/bench_extended_lp.py. Occupancy below
+    1e-9 of the total counts as none (pi_s is played where a state has none).
     """
     if solver not in LP_SOLVERS:
         raise BaselineInputError(f"solver: expected one of {LP_SOLVERS}; got {solver!r}")
