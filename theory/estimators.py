@@ -59,16 +59,22 @@ def returns_to_go(signal: np.ndarray, gamma: float) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _every_visit_sums(states, actions, returns, n_actions, pair_sums, pair_counts, state_sums,
-                      state_counts):
-    """Every step's return-to-go added to its pair and its state, in (episode, step) order."""
+def _every_visit_sums(states, actions, signal, gamma, n_actions, pair_sums, pair_counts,
+                      state_sums, state_counts):
+    """Every step's return-to-go (computed per episode as in :func:`returns_to_go`) added to
+    its pair and its state, in (episode, step) order."""
+    returns = np.empty(states.shape[1])
     for e in range(states.shape[0]):
+        running = 0.0
+        for t in range(states.shape[1] - 1, -1, -1):
+            running = signal[e, t] + gamma * running
+            returns[t] = running
         for t in range(states.shape[1]):
             s = states[e, t]
             pair = s * n_actions + actions[e, t]
-            pair_sums[pair] += returns[e, t]
+            pair_sums[pair] += returns[t]
             pair_counts[pair] += 1.0
-            state_sums[s] += returns[e, t]
+            state_sums[s] += returns[t]
             state_counts[s] += 1.0
 
 
@@ -138,11 +144,11 @@ def every_visit_q(batch: TrajectoryBatch, n_states: int, n_actions: int,
         raise ValueError(f"signal: expected 'reward' or 'cost'; got {signal!r}")
     x = batch.rewards if signal == "reward" else (
         batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
-    G = returns_to_go(x, batch.gamma)
     pair_sums, pair_counts = np.zeros(n_states * n_actions), np.zeros(n_states * n_actions)
     state_sums, state_counts = np.zeros(n_states), np.zeros(n_states)
-    _every_visit_sums(batch.states, batch.actions, G, n_actions, pair_sums, pair_counts,
-                      state_sums, state_counts)
+    _every_visit_sums(batch.states, batch.actions, np.asarray(x, dtype=np.float64),
+                      float(batch.gamma), n_actions, pair_sums, pair_counts, state_sums,
+                      state_counts)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = pair_sums / pair_counts
         v = state_sums / state_counts

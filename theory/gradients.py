@@ -20,8 +20,6 @@ import tabular
 from tabular import CMDP
 from tabular.simulate import TrajectoryBatch
 
-from .estimators import returns_to_go
-
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -58,13 +56,20 @@ def barrier_gradient(cmdp: CMDP, logits: np.ndarray, eta: float) -> tuple[float,
 
 
 @numba.njit(cache=True)
-def _episode_sums(states, actions, weights, per_episode, visits):
-    """Each step's weight added to its episode's (state, action) and state, in step order."""
+def _episode_sums(states, actions, signal, gamma, discount, per_episode, visits):
+    """Each step's weight gamma^t G_t (G_t as in :func:`returns_to_go`) added to its episode's
+    (state, action) and state, in step order."""
+    returns = np.empty(states.shape[1])
     for e in range(states.shape[0]):
+        running = 0.0
+        for t in range(states.shape[1] - 1, -1, -1):
+            running = signal[e, t] + gamma * running
+            returns[t] = running
         for t in range(states.shape[1]):
             s = states[e, t]
-            per_episode[e, s, actions[e, t]] += weights[e, t]
-            visits[e, s] += weights[e, t]
+            weight = returns[t] * discount[t]
+            per_episode[e, s, actions[e, t]] += weight
+            visits[e, s] += weight
 
 
 def reinforce_gradient(batch: TrajectoryBatch, logits: np.ndarray, signal: str = "reward",
@@ -77,11 +82,11 @@ def reinforce_gradient(batch: TrajectoryBatch, logits: np.ndarray, signal: str =
     policy = softmax(logits)
     x = batch.rewards if signal == "reward" else (
         batch.costs if batch.costs.ndim == 2 else batch.costs[..., constraint])
-    weights = returns_to_go(x, batch.gamma) * batch.gamma ** np.arange(x.shape[1])[None, :]
     n_episodes = x.shape[0]
     S, A = policy.shape
     per_episode = np.zeros((n_episodes, S, A))
     visits = np.zeros((n_episodes, S))
-    _episode_sums(batch.states, batch.actions, weights, per_episode, visits)
+    _episode_sums(batch.states, batch.actions, np.asarray(x, dtype=np.float64),
+                  float(batch.gamma), batch.gamma ** np.arange(x.shape[1]), per_episode, visits)
     per_episode -= visits[:, :, None] * policy[None]
     return per_episode.mean(axis=0), per_episode.std(axis=0, ddof=1) / np.sqrt(n_episodes)

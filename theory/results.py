@@ -30,7 +30,6 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 
 from tabular.errors import InputError
 
@@ -134,6 +133,8 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95
                          f"got {successes}, {trials}")
     if not 0 < confidence < 1:
         raise InputError(f"confidence: expected a number in (0, 1); got {confidence!r}")
+    from scipy.stats import binomtest  # scipy.stats costs 0.6 s to import: only here
+
     interval = binomtest(int(successes), int(trials)).proportion_ci(confidence, method="exact")
     return float(interval.low), float(interval.high)
 
