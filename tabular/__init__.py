@@ -19,7 +19,14 @@ from .families import gridworld, gridworld_kernel, random_cmdp
 from .policy import Mixture, deterministic_policy, uniform_policy, validate_policy
 from .simulate import SimulationResult, TrajectoryBatch, simulate, simulate_trajectories
 from .soft import SoftSolution, solve_soft
-from .solve import InfeasibleCMDPError, Solution, SolverError, minimum_cost, solve
+from .solve import (
+    InfeasibleCMDPError,
+    Solution,
+    SolverError,
+    minimum_cost,
+    solve,
+    solve_sequence,
+)
 
 __all__ = [
     "CMDP",
@@ -53,6 +60,7 @@ __all__ = [
     "simulate",
     "simulate_trajectories",
     "solve",
+    "solve_sequence",
     "solve_soft",
     "SoftSolution",
     "uniform_policy",

@@ -378,11 +378,26 @@ def _resolve_backend(cmdp: CMDP, backend: str) -> str:
     return "lagrangian" if cmdp.single_constraint else "highspy"
 
 
-def _solve_lagrangian(cmdp: CMDP) -> Solution:
+def solve_sequence(tasks, backend: str = "auto") -> list[Solution]:
+    """:func:`solve` on each of ``tasks`` in order; where the Lagrangian route is used, each
+    solve starts from the previous task's optimal actions and multiplier (exact all the same:
+    the search certifies its answer), which pays on a family swept in parameter order."""
+    solutions, warm = [], None
+    for task in tasks:
+        if _resolve_backend(task, backend) == "lagrangian":
+            solution = _solve_lagrangian(task, warm)
+            warm = (np.argmax(solution.policy, axis=1), solution.multipliers)
+        else:
+            solution = solve(task, backend=backend)
+        solutions.append(solution)
+    return solutions
+
+
+def _solve_lagrangian(cmdp: CMDP, warm: tuple | None = None) -> Solution:
     """The vertex optimum by :func:`tabular.lagrangian.solve_lagrangian`, exactly feasible."""
     from .lagrangian import solve_lagrangian
 
-    result = solve_lagrangian(cmdp)
+    result = solve_lagrangian(cmdp, warm=warm)
     if isinstance(result, float):
         raise InfeasibleCMDPError(cmdp.budget, result)
     exact = evaluate(cmdp, result.policy)

@@ -287,3 +287,20 @@ def test_monte_carlo_mean_on_a_large_sparse_task_matches_the_exact_value():
                           (result.cost_return, exact.cost_value)):
         se = sample.std(ddof=1) / np.sqrt(sample.size)
         assert abs(sample.mean() - value) <= 4 * se
+
+
+def test_warm_started_sequence_gives_the_cold_optima():
+    """solve_sequence (each Lagrangian solve from its neighbour's actions and multiplier) on a
+    sweep of a sparse family and of the 20x20 gridworld: every optimum equal to the cold
+    solve's (1e-9 of the value scale), feasible, and certified by the Bellman equation."""
+    family = tabular.distributions.random_sparse_family(n_states=300, seed=3)
+    sweeps = [[family.build([t]) for t in np.linspace(0.0, 1.0, 7)],
+              [sparse_gridworld(p, 20) for p in (0.1, 0.2, 0.25, 0.3, 0.4)]]
+    for tasks in sweeps:
+        for task, warm in zip(tasks, tabular.solve_sequence(tasks), strict=True):
+            cold = tabular.solve(task, backend="lagrangian")
+            scale = 1 / (1 - task.gamma)
+            assert warm.reward_value == pytest.approx(cold.reward_value, abs=1e-9 * scale)
+            assert warm.cost_value <= task.budget
+            assert _bellman_residual(task, warm.multipliers, warm.lagrangian_values) \
+                <= 1e-8 * scale
