@@ -21,6 +21,9 @@ nothing: numba and import costs are paid before the table (a warm-up task of 50 
   the min-cost O_s, on tabular.distributions.random_sparse_family of that size; then one
   Safe-PCE (paper-experiment preset) run of --episodes episodes on a task drawn from D (sizes
   up to --train-max).
+* gridworld: what `safepce train --family gridworld --size N` does (Algorithm 1 with the
+  family's defaults, then Lemma 3.5's check on 1,000 held-out tasks), then one Safe-PCE run of
+  --episodes episodes of 600 steps on the noise-0.3 task, for each N of --grid-sizes.
 
 Growth exponents are least-squares slopes of log(time) on log(S) over the sizes measured.
 """
@@ -91,6 +94,34 @@ def train_and_run(n_states: int, radius: float, episodes: int, seed: int):
     return train_time, run_time, training.cover_size, violating
 
 
+def gridworld_train_and_run(size: int, episodes: int, seed: int):
+    """CPU seconds of `safepce train --family gridworld --size N` (the same calls) and of one
+    Safe-PCE run on its noise-0.3 task."""
+    import theory
+    from theory.algorithms.registry import make_algorithm
+    from theory.harness import run_test_phase
+    from theory.training import check_lemma_3_5, make_coverage_oracle, make_safe_oracle
+
+    spec = tabular.families.family_spec("gridworld")
+    family = tabular.families.make("gridworld", size=size)
+    coverage = make_coverage_oracle(spec.oracle, spec.radius)
+
+    def train():
+        result = theory.train(family, coverage, 0.05, seed=seed, progress=False,
+                              safe_oracle=make_safe_oracle(spec.safe_oracle,
+                                                           parameter=spec.safe_parameter))
+        return result, check_lemma_3_5(result, family, coverage, n_heldout=1000)
+
+    train_time, (training, report) = cpu(train)
+    algorithm = make_algorithm("safe-pce", training, family, horizon=spec.horizon)
+    run_time, record = cpu(run_test_phase, algorithm, family.build([0.3]), episodes,
+                           spec.horizon, seed)
+    return {"grid": size, "S": size * size, "train": train_time, "run": run_time,
+            "cover_size": training.cover_size, "heldout_coverage": report["heldout_coverage"],
+            "final_regret": float(record.cumulative_regret[-1]),
+            "violating_episodes": int(np.sum(record.cost_value > record.budget))}
+
+
 def exponent(sizes, times) -> float | None:
     points = [(s, t) for s, t in zip(sizes, times, strict=True) if t is not None and t > 0]
     if len(points) < 2:
@@ -107,10 +138,14 @@ def main():
     parser.add_argument("--train-max", type=int, default=10_000)
     parser.add_argument("--radius", type=float, default=0.05)
     parser.add_argument("--episodes", type=int, default=40_000)
+    parser.add_argument("--grid-sizes", type=int, nargs="*", default=[50])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
+    from theory.sweep import tune_allocator
+
+    tune_allocator()                               # as the command line does
     warm = random_sparse_cmdp(50, seed=0)          # imports, numba, first-call costs
     tabular.simulate(warm, tabular.solve(warm).policy, 10, 10, seed=0)
     load = os.getloadavg()
@@ -167,6 +202,15 @@ def main():
               f"{fmt(row['policy_iteration'], 7)} {fmt(row.get('mdptoolbox'), 7)} "
               f"{fmt(pi_ratio, 7)} {fmt(row.get('train'), 7)} {fmt(row.get('run'), 6)} "
               f"{fmt(row.get('cover_size'), 5, 'd') if 'cover_size' in row else fmt(None, 5)}")
+    grids = []
+    for size in args.grid_sizes:
+        grids.append(gridworld_train_and_run(size, args.episodes, args.seed))
+        print(json.dumps(grids[-1]), flush=True)
+    for grid in grids:
+        print(f"gridworld {grid['grid']}x{grid['grid']} ({grid['S']} states): train "
+              f"{grid['train']:.1f} CPU-s (cover {grid['cover_size']}), one Safe-PCE run of "
+              f"{args.episodes} episodes {grid['run']:.1f} CPU-s; together "
+              f"{grid['train'] + grid['run']:.1f} CPU-s")
     exponents = {name: exponent(sizes, column(name)) for name in (
         "solve", "linprog", "evaluate", "simulate", "policy_iteration", "mdptoolbox", "train")}
     print("growth exponents (time ~ S^k): " + ", ".join(
@@ -174,7 +218,7 @@ def main():
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench_scale.json").write_text(json.dumps(
-            {"rows": rows, "exponents": exponents, "load_average": load,
+            {"rows": rows, "gridworlds": grids, "exponents": exponents, "load_average": load,
              "cores": os.cpu_count()}, indent=1))
 
 
