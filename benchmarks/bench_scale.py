@@ -12,7 +12,8 @@ nothing: numba and import costs are paid before the table (a warm-up task of 50 
 
 * solve: tabular.solve (backend "auto": the Lagrangian route for a sparse task), beside
   linprog(method="highs") on the occupancy LP built here from the same CSR kernel (sizes up to
-  --linprog-max), and the two optimal values' difference.
+  --linprog-max; in a child process given up after --linprog-timeout wall seconds, printed
+  as ">"), and the two optimal values' difference.
 * evaluate: tabular.evaluate of the optimal policy (certified sparse solves).
 * simulate: 1,000 episodes of 100 steps of the optimal policy (numba, CSR tables).
 * policy iteration: tabular.lagrangian.policy_iteration on the reward alone, beside
@@ -53,14 +54,34 @@ def cpu(function, *args, **kwargs):
     return time.process_time() - start, value
 
 
-def linprog_value(task) -> float:
-    """The occupancy LP from its definition, handed to scipy's HiGHS (its default method)."""
+def linprog_value(task) -> tuple[float, float]:
+    """The occupancy LP from its definition, handed to scipy's HiGHS (its default method):
+    (CPU seconds, optimal value)."""
+    start = time.process_time()
     S, A = task.n_states, task.n_actions
     flow = sparse.kron(sparse.eye(S), np.ones((1, A))) - task.gamma * task.transition_matrix.T
     result = linprog(-task.r.reshape(-1), A_eq=sparse.csr_array(flow), b_eq=task.rho,
                      A_ub=task.cost.reshape(1, -1), b_ub=[task.budget], bounds=(0, None),
                      method="highs")
-    return -result.fun
+    return time.process_time() - start, -result.fun
+
+
+def _linprog_job(n_states: int, seed: int):
+    return linprog_value(random_sparse_cmdp(n_states, seed=seed))
+
+
+def linprog_with_timeout(n_states: int, seed: int, timeout: float):
+    """linprog in a child process (same task, rebuilt from its seed), given up after
+    ``timeout`` seconds: (CPU seconds, value) or (None, None)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        job = pool.apply_async(_linprog_job, (n_states, seed))
+        try:
+            return job.get(timeout=timeout)
+        except multiprocessing.TimeoutError:
+            pool.terminate()
+            return None, None
 
 
 def mdptoolbox_policy_iteration(task):
@@ -134,6 +155,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
     parser.add_argument("--linprog-max", type=int, default=10_000)
+    parser.add_argument("--linprog-timeout", type=float, default=300.0,
+                        help="wall seconds after which linprog is given up (printed as >)")
     parser.add_argument("--pi-max", type=int, default=10_000)
     parser.add_argument("--train-max", type=int, default=10_000)
     parser.add_argument("--radius", type=float, default=0.05)
@@ -160,8 +183,12 @@ def main():
         row["randomising_states"] = int(((solution.policy > 0).sum(axis=1) > 1).sum())
         row["feasible"] = bool(solution.cost_value <= task.budget)
         if S <= args.linprog_max:
-            row["linprog"], value = cpu(linprog_value, task)
-            row["value_difference"] = abs(value - solution.reward_value)
+            seconds, value = linprog_with_timeout(S, args.seed, args.linprog_timeout)
+            if seconds is None:
+                row["linprog_timeout"] = args.linprog_timeout
+            else:
+                row["linprog"] = seconds
+                row["value_difference"] = abs(value - solution.reward_value)
         row["evaluate"], _ = cpu(tabular.evaluate, task, solution.policy)
         row["simulate"], _ = cpu(tabular.simulate, task, solution.policy, 1000, 100, args.seed)
         row["policy_iteration"], (actions, _) = cpu(policy_iteration, task, task.r)
@@ -196,7 +223,9 @@ def main():
     for row in rows:
         lp_ratio = row["linprog"] / row["solve"] if "linprog" in row else None
         pi_ratio = row["mdptoolbox"] / row["policy_iteration"] if "mdptoolbox" in row else None
-        print(f"{row['S']:>7d} {fmt(row['solve'], 8)} {fmt(row.get('linprog'), 8)} "
+        linprog = fmt(row.get("linprog"), 8) if "linprog_timeout" not in row else \
+            f"{'>' + format(row['linprog_timeout'], '.0f'):>8s}"
+        print(f"{row['S']:>7d} {fmt(row['solve'], 8)} {linprog} "
               f"{fmt(lp_ratio, 7)} {fmt(row.get('value_difference'), 8, '.1e')} "
               f"{fmt(row['evaluate'], 7)} {fmt(row['simulate'], 7)} "
               f"{fmt(row['policy_iteration'], 7)} {fmt(row.get('mdptoolbox'), 7)} "

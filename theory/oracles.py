@@ -230,16 +230,29 @@ class DistanceCoverage:
         S, A = first.n_states, first.n_actions
         blocks = [np.stack([t.utility_form.reward.ravel() for t in tasks]),
                   np.stack([t.utility_form.utility.ravel() for t in tasks]),
-                  np.stack([t.rho for t in tasks]),
-                  np.stack([t.P.ravel() for t in tasks])]
+                  np.stack([t.rho for t in tasks])]
         groups = np.concatenate([
             np.full(blocks[0].shape[1] + blocks[1].shape[1], -1),
             np.zeros(S, dtype=np.int64),
-            1 + np.repeat(np.arange(S * A), S),
         ])
         features = np.concatenate(blocks, axis=1)
         varying = features.max(axis=0) > features.min(axis=0)
-        return features[:, varying], groups[varying]
+        features, groups = features[:, varying], groups[varying]
+        if any(t.is_sparse for t in tasks):
+            # kernel entries as one sparse (N, S*A*S) matrix; only the varying columns are
+            # made dense (no task's S^2 A array is ever built)
+            kernels = sparse.vstack([t.transition_matrix.reshape(1, -1) for t in tasks],
+                                    format="csc")
+            union = np.unique(kernels.tocoo().col)      # entries non-zero in some task
+            kernel_features = kernels[:, union].toarray()
+            keep = kernel_features.max(axis=0) > kernel_features.min(axis=0)
+            columns, kernel_features = union[keep], kernel_features[:, keep]
+        else:
+            kernel_features = np.stack([t.P.ravel() for t in tasks])
+            columns = np.flatnonzero(kernel_features.max(axis=0) > kernel_features.min(axis=0))
+            kernel_features = kernel_features[:, columns]
+        return (np.concatenate([features, kernel_features], axis=1),
+                np.concatenate([groups, 1 + columns // S]))
 
     def describe(self) -> dict:
         return {"oracle": self.name, "radius": self.radius}

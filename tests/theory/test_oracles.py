@@ -171,3 +171,21 @@ def test_finite_family_cover_equals_the_greedy_on_every_sample():
             got = oracle.greedy_cover(theta, family, max_uncovered)
             assert got.indices.tolist() == expected.indices.tolist()
             assert got.n_uncovered == expected.n_uncovered
+
+
+def test_distance_coverage_of_sparse_tasks_equals_the_dense_one():
+    """A finite family given twice, dense and as sparse copies: the same coverage matrix (the
+    sparse path builds features from the union of the kernels' non-zeros only), and both agree
+    with tabular.distance pair by pair."""
+    import scipy.sparse as sp
+
+    dense = [tabular.families.random_cmdp(5, 2, seed=s, concentration=0.3) for s in range(6)]
+    sparse_tasks = [tabular.CMDP(sp.csr_array(t.P.reshape(10, 5)), t.r, t.cost, t.budget,
+                                 t.rho, t.gamma) for t in dense]
+    theta = np.arange(6.0)[:, None]
+    radius = float(np.median([tabular.distance(a, b) for a in dense for b in dense]))
+    matrices = [DistanceCoverage(radius).coverage_matrix(theta, FiniteUniform(tasks)).toarray()
+                for tasks in (dense, sparse_tasks)]
+    assert np.array_equal(matrices[0] > 0, matrices[1] > 0)
+    expected = np.array([[tabular.distance(a, b) <= radius for b in dense] for a in dense])
+    assert np.array_equal(matrices[1] > 0, expected)
