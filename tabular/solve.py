@@ -14,7 +14,7 @@ so at most K states randomise. All values are in task (cost-form) units.
 
 Interchangeable backends give the same optimum:
 
-* ``"cvxpy"`` (default): a DPP problem with parameters (a sparse parameter for ``gamma P``,
+* ``"cvxpy"``: a DPP problem with parameters (a sparse parameter for ``gamma P``,
   canonicalisation backend COO) compiled once per (S, A, K, sparsity pattern) and re-used, solved
   with HiGHS (simplex, so a vertex) or Clarabel (interior point, not a vertex).
 * ``"highspy"``: the same LP handed to HiGHS directly, with the constraint layout of each

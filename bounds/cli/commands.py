@@ -77,7 +77,9 @@ class Figure1Settings:
     gamma: float = setting(0.9, "discount factor", discount, "a number in (0, 1)")
     budget: float = setting(1.5, "discounted-cost budget", non_negative,
                             "a non-negative number")
-    backend: str = setting("cvxpy", "LP backend (both use HiGHS)", choices=("cvxpy", "highspy"))
+    backend: str = setting("cvxpy", "solver backend: the LP (cvxpy or highspy, both HiGHS), the "
+                                    "Lagrangian route, or auto",
+                           choices=("cvxpy", "highspy", "lagrangian", "auto"))
 
 
 def run_figure1(settings: Figure1Settings, run: RunSettings) -> int:
