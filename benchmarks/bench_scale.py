@@ -166,9 +166,9 @@ def main():
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from theory.sweep import tune_allocator
+    from theory.sweep import tune_process
 
-    tune_allocator()                               # as the command line does
+    tune_process()                                 # as the command line does
     warm = random_sparse_cmdp(50, seed=0)          # imports, numba, first-call costs
     tabular.simulate(warm, tabular.solve(warm).policy, 10, 10, seed=0)
     load = os.getloadavg()

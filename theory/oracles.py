@@ -226,8 +226,7 @@ class DistanceCoverage:
         ``groups[k] = -1`` marks a sup-norm coordinate (reward, utility); ``groups[k] = g >= 0``
         marks an entry of probability row g (rho or P(.|s, a)), whose TV is half its L1 gap.
         """
-        first = tasks[0]
-        S, A = first.n_states, first.n_actions
+        S = tasks[0].n_states
         blocks = [np.stack([t.utility_form.reward.ravel() for t in tasks]),
                   np.stack([t.utility_form.utility.ravel() for t in tasks]),
                   np.stack([t.rho for t in tasks])]

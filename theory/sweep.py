@@ -26,6 +26,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from tabular.errors import InputError, positive_int
@@ -118,14 +119,18 @@ class ResultStore:
 _MALLOC_OPTIONS = ((-1, 512 << 20), (-2, 64 << 20), (-3, 256 << 20))
 
 
-def tune_allocator() -> bool:
-    """Keep freed memory in the process instead of handing it back to the kernel at once
-    (glibc only; True if applied). A run allocates and frees arrays of megabytes thousands of
-    times (trajectory batches, sparse factorisations); by default glibc returns each to the
-    kernel and the next one comes back as fresh zeroed pages. Measured on `safepce train
+def tune_process() -> bool:
+    """Tune this process for safepce's workload: BLAS single-threaded (threadpoolctl; the
+    linear algebra is on vectors and small matrices, where a second BLAS thread only spins:
+    reproduce 49.6 -> 32.7 CPU-s, a 3e4-state GMRES solve 0.15 -> 0.02 CPU-s; processes give
+    the parallelism), and freed memory kept in the process instead of handed back to the
+    kernel at once (glibc only; returns True if applied). A run allocates and frees arrays of
+    megabytes thousands of times (trajectory batches, sparse factorisations); by default glibc
+    returns each to the kernel and the next one comes back as fresh zeroed pages. Measured on `safepce train
     --family gridworld --size 50 --heldout 200`: 22.1 -> 14.8 CPU-s, minor page faults 1.86M ->
     85k. Called by the command line and by its worker processes, never on library import
     (it changes the process's allocator; at most ~512 MB of freed memory is kept)."""
+    threadpool_limits(limits=1, user_api="blas")
     try:
         libc = ctypes.CDLL(None)
         return all(libc.mallopt(option, value) == 1 for option, value in _MALLOC_OPTIONS)
@@ -137,8 +142,8 @@ def _worker_init() -> None:
     """In each worker process: leave Ctrl-C to the main process (the terminal sends it to the
     whole process group), and die with the main process even on kill -9 (Linux's
     PR_SET_PDEATHSIG; elsewhere the pool's own broken-pipe detection ends them); and the
-    allocator tuned as in the main process (:func:`tune_allocator`)."""
-    tune_allocator()
+    process tuned as the main process is (:func:`tune_process`)."""
+    tune_process()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG = 1

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from theory.experiment import ExperimentSettings, ViolationSettings
-from theory.sweep import tune_allocator
+from theory.sweep import tune_process
 
 from ..sweeps import SweepDeltaSettings
 from ..verify import VerifySettings
@@ -89,7 +89,7 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    tune_allocator()
+    tune_process()
     args = build_parser().parse_args(argv)
     command: Command = args.command_spec
     try:
