@@ -128,8 +128,9 @@ def tune_process() -> bool:
     megabytes thousands of times (trajectory batches, sparse factorisations); by default glibc
     returns each to the kernel and the next one comes back as fresh zeroed pages. Measured on
     `safepce train --family gridworld --size 50 --heldout 200`: 22.1 -> 14.8 CPU-s, minor page
-    faults 1.86M -> 85k. Called by the command line and by its worker processes, never on library import
-    (it changes the process's allocator; at most ~512 MB of freed memory is kept)."""
+    faults 1.86M -> 85k. Called by the command line and by its worker processes, never on
+    library import (it changes the process's allocator and BLAS; at most ~512 MB of freed
+    memory is kept)."""
     threadpool_limits(limits=1, user_api="blas")
     try:
         libc = ctypes.CDLL(None)
