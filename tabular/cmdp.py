@@ -278,6 +278,14 @@ class CMDP:
         flat = values.reshape(self.n_states, -1)
         return (self.P @ flat).reshape(self.n_states, self.n_actions, *values.shape[1:])
 
+    def discounted_next_values(self, values: np.ndarray) -> np.ndarray:
+        """``gamma sum_s' P(s'|s, a) values[s', ...]``, (S, A, ...). For a dense task computed as
+        ``(gamma P) @ values``, the order every Q-value in safepce used before sparse tasks
+        existed, so dense results keep their last bits."""
+        if not self.is_sparse:
+            return self.gamma * self.P @ np.asarray(values)
+        return self.gamma * self.next_values(values)
+
     # --- the paper's units (its Section 2) -------------------------------------------------------
 
     @cached_property

@@ -88,7 +88,7 @@ def soft_optimal_policy(cmdp: CMDP, temperature: float, multiplier: float = 0.0,
         P_pi = np.einsum("sa,sat->st", policy, cmdp.dense_P)
         per_state = np.sum(policy * signal, axis=1) + temperature * _entropy(policy)
         values = np.linalg.solve(identity - cmdp.gamma * P_pi, per_state)
-        logits = (signal + cmdp.gamma * cmdp.next_values(values)) / temperature
+        logits = (signal + cmdp.discounted_next_values(values)) / temperature
         logits -= logits.max(axis=1, keepdims=True)
         new = np.exp(logits)
         new /= new.sum(axis=1, keepdims=True)

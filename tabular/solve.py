@@ -458,7 +458,7 @@ def occupancy_to_policy(cmdp: CMDP, q: np.ndarray, multipliers: np.ndarray,
     policy[visited] = q[visited] / totals[visited]
     if not visited.all():
         lagrangian_q = (cmdp.r - cmdp.costs @ multipliers
-                        + cmdp.gamma * cmdp.next_values(lagrangian_values))
+                        + cmdp.discounted_next_values(lagrangian_values))
         greedy = np.argmax(lagrangian_q[~visited], axis=1)
         policy[np.flatnonzero(~visited), greedy] = 1.0
     return policy

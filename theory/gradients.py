@@ -39,7 +39,7 @@ def exact_gradient(cmdp: CMDP, logits: np.ndarray, signal: str = "reward",
         value = float(np.atleast_1d(exact.cost_value)[constraint])
     else:
         raise ValueError(f"signal: expected 'reward' or 'cost'; got {signal!r}")
-    q = x + cmdp.gamma * cmdp.next_values(state_values)
+    q = x + cmdp.discounted_next_values(state_values)
     occupancy = exact.occupancy.sum(axis=1)
     gradient = occupancy[:, None] * policy * (q - state_values[:, None]) / (1 - cmdp.gamma)
     return float(value), gradient

@@ -127,9 +127,9 @@ def exact_statistics(task: CMDP, policy: np.ndarray, scales: Scales
     """(A_r, A_k, d, V_k) of ``policy`` on ``task`` computed exactly, scaled cost form: what the
     Monte-Carlo estimates of one batch estimate (H -> infinity)."""
     exact = tabular.evaluate(task, policy)
-    q_r = task.r + task.gamma * task.next_values(exact.reward_state_values)
+    q_r = task.r + task.discounted_next_values(exact.reward_state_values)
     cost_values = np.reshape(exact.cost_state_values, (task.n_states, -1))[:, 0]
-    q_k = task.costs[..., 0] + task.gamma * task.next_values(cost_values)
+    q_k = task.costs[..., 0] + task.discounted_next_values(cost_values)
     adv_r = (q_r - exact.reward_state_values[:, None]) / scales.reward_max
     adv_k = (q_k - cost_values[:, None]) / scales.cost_max
     occupancy = exact.occupancy.sum(axis=1)          # normalised: sums to 1
