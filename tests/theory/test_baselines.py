@@ -24,8 +24,10 @@ from theory.algorithms.dope import (
     InfeasiblePlanError,
     bonus,
     extended_lp,
+    extended_lp_model,
     widths,
 )
+from theory.algorithms.extended_planning import solve_extended
 from theory.algorithms.lb_sgd import LBSGD, barrier_step
 from theory.algorithms.safe_meta_rl import (
     SAFE_META_RL_SMOOTHED,
@@ -257,7 +259,7 @@ def test_barrier_direction_is_the_exact_barrier_gradient():
 # --- DOPE / DOPE+ ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("solver", ["clarabel", "highs"])
+@pytest.mark.parametrize("solver", ["lagrangian", "clarabel", "highs"])
 @given(seed=st.integers(0, 10_000))
 def test_extended_lp_with_zero_widths_is_the_occupancy_lp(solver, seed):
     task = tabular.random_cmdp(5, 3, seed=seed)
@@ -266,6 +268,33 @@ def test_extended_lp_with_zero_widths_is_the_occupancy_lp(solver, seed):
     # Clarabel is an interior-point method: its optimum is good to its 1e-8 tolerances
     assert plan.value == pytest.approx(tabular.solve(task).reward_value, rel=1e-6, abs=1e-8)
     assert tabular.evaluate(task, plan.policy).cost_value <= task.budget * (1 + 1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 100_000), width=st.sampled_from([0.0, 0.01, 0.05, 0.2, 1.0]),
+       slack=st.sampled_from([-0.3, 0.0, 0.2, 0.5, 2.0]))
+def test_exact_extended_planning_equals_highs_on_the_lifted_lp(seed, width, slack):
+    """theory.algorithms.extended_planning against HiGHS's simplex on the same lifted LP: the
+    same optimal value (1e-8 relative), the same verdict on feasibility, and its solution
+    x = (mu, q) satisfies every row of the LP (flow, consistency, box, budget) to 1e-9."""
+    task = tabular.random_cmdp(5, 3, seed=seed, concentration=0.5)
+    w = np.random.default_rng(seed).uniform(0, width, task.P.shape)
+    cost = task.cost + 0.1
+    budget = task.budget + slack
+    args = (task.P, w, task.rho, task.r, cost, budget, task.gamma)
+    try:
+        reference = extended_lp(*args, solver="highs").value
+    except InfeasiblePlanError:
+        reference = None
+    x = solve_extended(*args)
+    assert (x is None) == (reference is None)
+    if x is None:
+        return
+    model = extended_lp_model(*args)
+    rows = model.matrix @ x
+    assert np.all(rows >= model.row_lower - 1e-9) and np.all(rows <= model.row_upper + 1e-9)
+    assert np.all(x >= -1e-12)
+    assert model.objective @ x == pytest.approx(reference, rel=1e-8, abs=1e-9)
 
 
 def test_extended_lp_against_scipy_on_a_joint_lp():
