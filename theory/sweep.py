@@ -223,6 +223,9 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None)
         client = Client(cluster)
+    # the workers connected now run as the command line does (workers that join later keep
+    # their own BLAS threads and allocator: same numbers, more CPU)
+    client.run(tune_process)
     try:
         yield client.get_executor()
     finally:
