@@ -16,14 +16,14 @@ bound that is checked, not assumed.
 Method, chosen by measurement (random kernels with 10 successors per pair, A = 4, gamma 0.9; CPU
 seconds on one core): sparse LU (SuperLU with COLAMD ordering) fills in like a dense matrix on
 expander-like kernels (S = 10^4: 6.1e7 factor entries, 66 s), while restarted GMRES reaches a
-relative residual of 1e-13 in 0.01 s at S = 10^4 and 0.3 s at S = 10^5 (BiCGSTAB is about twice
-as fast but breaks down on near-uniform policies). On grid-like kernels (local transitions) LU
-fill-in is small, and GMRES needs hundreds of iterations (grid: slow mixing): LU is 2-7x faster
-there (50x50 to 316x316 gridworld). So each system is first solved by GMRES(20) (3 restarts,
-one refinement); if that does not certify, the system is factorised once by sparse LU, reused for
-every further right-hand side of the same system (reward and cost values, the transposed
-visits), and later systems of tasks with the same sparsity pattern (``system_for``) go to LU
-directly.
+relative residual of 1e-13 in 0.006 s at S = 10^4 and 0.15-0.25 s at S = 10^5 (compiled here,
+:func:`_gmres`; scipy's spends ~5 ms of Python per call; BiCGSTAB breaks down on near-uniform
+policies). On grid-like kernels (local transitions) LU fill-in is small, and GMRES needs
+hundreds of iterations (grid: slow mixing): LU is 2-7x faster there (50x50 to 316x316
+gridworld). So each system is first solved by GMRES(20) (3 restarts, one refinement); if that
+does not certify, the system is factorised once by sparse LU, reused for every further
+right-hand side of the same system (reward and cost values, the transposed visits), and later
+systems of tasks with the same sparsity pattern (``system_for``) go to LU directly.
 """
 
 from __future__ import annotations
