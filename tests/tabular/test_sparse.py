@@ -304,3 +304,13 @@ def test_warm_started_sequence_gives_the_cold_optima():
             assert warm.cost_value <= task.budget
             assert _bellman_residual(task, warm.multipliers, warm.lagrangian_values) \
                 <= 1e-8 * scale
+
+
+def test_infeasible_sparse_task_reports_the_least_cost_of_scipys_lp():
+    task = random_sparse_cmdp(200, seed=9)
+    negated = tabular.CMDP(task.P, -task.cost, task.cost, task.budget, task.rho, task.gamma)
+    least = scipy_lp(negated, with_budget=False).fun
+    with pytest.raises(tabular.InfeasibleCMDPError) as info:
+        tabular.solve(task.with_budget(0.9 * least))
+    assert info.value.minimum_cost == pytest.approx(least, rel=1e-9)
+    assert tabular.minimum_cost(task) == pytest.approx(least, rel=1e-9)
