@@ -27,11 +27,10 @@ from tabular.distributions import PAPER_TEST_TASKS, TaskDistribution
 
 from .algorithms.registry import REGISTRY, make_algorithm
 from .harness import RunRecord, authors_report, run_test_phase
-from .oracles import DesignatedSafePolicy, WorstCaseSafePolicy
 from .results import clopper_pearson
 from .settings import SettingsError, algorithm_delta, non_negative, positive, setting, validate
 from .sweep import ResultStore, make_executor, run_sweep
-from .training import TrainingResult, make_coverage_oracle, train
+from .training import TrainingResult, make_coverage_oracle, make_safe_oracle, train
 
 #: what `safepce reproduce` runs by default: the paper's six algorithms and the certified
 #: Safe-PCE (safe-pce-certified, beyond the paper)
@@ -67,9 +66,16 @@ class FamilySettings:
         "a positive number")
     delta: float = setting(0.05, "delta of Algorithm 1", algorithm_delta, "a number in (0, 1/3)")
     seed: int = setting(0, "root seed", non_negative, "a non-negative integer")
+    size: int | None = setting(None, "gridworld side n (7, the paper's; n > 7 builds sparse n x n "
+                                     "tasks, e.g. 50 for 2,500 states)",
+                               lambda n: int(n) == n and n >= 4, "an integer >= 4")
 
     def validate(self):
-        return validate(self)
+        validate(self)
+        if self.size is not None and (self.family != "gridworld" or self.family_file):
+            raise SettingsError(f"--size: only the gridworld family has a side length; got "
+                                f"--family {self.family}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class ExperimentSettings(PhaseSettings):
                           choices=REPORTS)
 
     def validate(self) -> ExperimentSettings:
-        validate(self)
+        FamilySettings.validate(self)
         if self.family == "gridworld" and self.family_file is None and self.tasks > len(
                 PAPER_TEST_TASKS):
             raise SettingsError(f"--tasks: expected an integer in [1, {len(PAPER_TEST_TASKS)}] "
@@ -117,16 +123,17 @@ class ViolationSettings(PhaseSettings):
 
 
 @lru_cache(maxsize=8)
-def _family(name: str, family_file: str | None):
+def _family(name: str, family_file: str | None, size: int | None = None):
     if family_file is not None:
         return families.make("file", path=str(Path(family_file).resolve())), \
             families.family_spec("file")
-    return families.make(name), families.family_spec(name)
+    parameters = {} if size is None else {"size": int(size)}
+    return families.make(name, **parameters), families.family_spec(name)
 
 
 def experiment_family(settings: FamilySettings) -> tuple[TaskDistribution, families.FamilySpec]:
     """(D, its registry spec) of the settings' family (cached per process)."""
-    return _family(settings.family, settings.family_file)
+    return _family(settings.family, settings.family_file, settings.size)
 
 
 def experiment_training(settings: FamilySettings, progress: bool = False
@@ -134,10 +141,7 @@ def experiment_training(settings: FamilySettings, progress: bool = False
     """Algorithm 1 on the settings' family with its training defaults."""
     distribution, spec = experiment_family(settings)
     radius = spec.radius if settings.radius is None else settings.radius
-    if spec.safe_oracle == "designated":
-        safe_oracle = DesignatedSafePolicy(spec.safe_parameter)
-    else:
-        safe_oracle = WorstCaseSafePolicy(xi=0.0)
+    safe_oracle = make_safe_oracle(spec.safe_oracle, parameter=spec.safe_parameter)
     training = train(distribution, make_coverage_oracle(spec.oracle, radius), settings.delta,
                      seed=settings.seed, safe_oracle=safe_oracle, progress=progress)
     return training, distribution
@@ -310,7 +314,8 @@ def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
     records = []
     for item in settings_list:
         training = _load_training(item["training_path"])
-        family = FamilySettings(family=item["family"], family_file=item["family_file"])
+        family = FamilySettings(family=item["family"], family_file=item["family_file"],
+                                size=item.get("size"))
         distribution, _ = experiment_family(family)
         task = distribution.build([item["task_parameter"]])
         # above noise ~0.43 no gridworld policy is feasible: V* is undefined there
@@ -351,7 +356,9 @@ def violation_items(training_path, settings: ViolationSettings) -> list[tuple[st
                                 "episodes": int(settings.episodes),
                                 "horizon": int(settings.resolved_horizon()),
                                 "delta": float(settings.delta), "family": settings.family,
-                                "family_file": family_file, "training_path": str(training_path)})
+                                "family_file": family_file, "training_path": str(training_path),
+                                # only when given, so that earlier stores keep their keys
+                                **({} if settings.size is None else {"size": settings.size})})
             for i in range(settings.runs) for key in settings.algorithms]
 
 

@@ -147,10 +147,6 @@ class TrainSettings(FamilySettings):
                                   "a number in (0, 1)")
     budget: float | None = setting(None, "gridworld discounted-cost budget (1.5)", non_negative,
                                    "a non-negative number")
-    size: int | None = setting(None, "gridworld side n (7, the paper's; n > 7 builds sparse n x n "
-                                     "tasks, e.g. 50 for 2,500 states)",
-                               lambda n: int(n) == n and n >= 4, "an integer >= 4")
-
     def family_parameters(self) -> dict:
         return {name: getattr(self, name) for name in ("mean", "std", "gamma", "budget", "size")
                 if getattr(self, name) is not None}
@@ -158,7 +154,7 @@ class TrainSettings(FamilySettings):
 
 def run_train(settings: TrainSettings, run: RunSettings) -> int:
     """Algorithm 1 on a family; the result, cover table, summary and figure."""
-    validate(settings)
+    settings.validate()
     if settings.family_file is None:
         spec = families.family_spec(settings.family)
         distribution = families.make(settings.family, **settings.family_parameters())

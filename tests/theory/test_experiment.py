@@ -164,3 +164,17 @@ def test_report_authors_hides_exactly_the_violating_runs(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["report"] == "every-episode"
     assert summary["results"][0]["runs_with_violation"] == sum(stopped)
+
+
+def test_size_selects_the_sparse_gridworld_and_only_for_the_gridworld():
+    from theory.experiment import ExperimentSettings, experiment_family
+    from theory.settings import SettingsError
+
+    distribution, spec = experiment_family(ExperimentSettings(size=10))
+    task = distribution.build([0.3])
+    assert task.is_sparse and task.n_states == 100 and spec.name == "gridworld"
+    # the same dynamics rule as the paper's grid: noise p moves 0.75 p of TV at interior cells
+    other = distribution.build([0.2])
+    assert tabular.distance(task, other, units="task") == pytest.approx(0.075, abs=1e-12)
+    with pytest.raises(SettingsError, match="--size"):
+        ExperimentSettings(family="arms", size=10).validate()
