@@ -24,7 +24,7 @@ QUICKSTART = [
                   "cost = np.array([[1.0, 0.6], [0.5, 0.2], [0.0, 0.0]])\n"
                   "task = tabular.CMDP(P, r, cost, budget=3.0, rho=np.ones(S) / S, gamma=0.9)\n"
                   "task.utility_form.utility[..., 0]"),
-    new_code_cell("solution = tabular.solve(task)       # occupancy LP (cvxpy + HiGHS)\n"
+    new_code_cell("solution = tabular.solve(task)       # occupancy LP (HiGHS: small dense task)\n"
                   "print(solution.reward_value, solution.cost_value, solution.multipliers)\n"
                   "solution.policy"),
     new_markdown_cell("The LP optimum is attained by the returned policy (exact evaluation) and "
