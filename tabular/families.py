@@ -78,14 +78,17 @@ def _gridworld_kernels() -> tuple[np.ndarray, np.ndarray]:
     return intended, domain
 
 
-@lru_cache(maxsize=1)
-def _gridworld_signals() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    reward = np.zeros((N_STATES, 4))
-    reward[GOAL_STATE] = GOAL_REWARD
-    cost = np.zeros((N_STATES, 4))
-    cost[list(HAZARD_STATES)] = HAZARD_COST
-    rho = np.ones(N_STATES)
-    rho[list(HAZARD_STATES)] = 0.0
+@lru_cache(maxsize=4)
+def _gridworld_signals(size: int = GRID_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reward, cost, rho) of the ``size x size`` gridworld (:func:`gridworld_layout`)."""
+    goal, hazards = gridworld_layout(size)
+    n_states = size * size
+    reward = np.zeros((n_states, 4))
+    reward[goal] = GOAL_REWARD
+    cost = np.zeros((n_states, 4))
+    cost[list(hazards)] = HAZARD_COST
+    rho = np.ones(n_states)
+    rho[list(hazards)] = 0.0
     rho /= rho.sum()
     return reward, cost, rho
 
@@ -184,16 +187,8 @@ def sparse_gridworld(noise: float, size: int, gamma: float = 0.9, budget: float 
     p = float(noise)
     if not 0.0 <= p <= 1.0:
         raise InvalidCMDPError("noise", "a probability in [0, 1]", detail=f"got {p!r}")
-    goal, hazards = gridworld_layout(size)
+    reward, cost, rho = _gridworld_signals(int(size))
     intended, domain = _sparse_gridworld_kernels(int(size))
-    n_states = int(size) ** 2
-    reward = np.zeros((n_states, 4))
-    reward[goal] = GOAL_REWARD
-    cost = np.zeros((n_states, 4))
-    cost[list(hazards)] = HAZARD_COST
-    rho = np.ones(n_states)
-    rho[list(hazards)] = 0.0
-    rho /= rho.sum()
     return CMDP(P=intended + p * (domain - intended), r=reward, cost=cost, budget=budget,
                 rho=rho, gamma=gamma)
 

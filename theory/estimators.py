@@ -41,13 +41,20 @@ class QEstimate:
         return self.q - value
 
 
+@numba.njit(cache=True, inline="always")
+def episode_returns(signal_row, gamma, out):
+    """out[t] = G_t = x_t + gamma G_{t+1} over one episode's steps (truncated at the horizon);
+    the one place the recursion is written (the kernels below and theory.gradients use it)."""
+    running = 0.0
+    for t in range(signal_row.size - 1, -1, -1):
+        running = signal_row[t] + gamma * running
+        out[t] = running
+
+
 @numba.njit(cache=True)
 def _returns_to_go(signal, gamma, out):
     for e in range(signal.shape[0]):
-        running = 0.0
-        for t in range(signal.shape[1] - 1, -1, -1):
-            running = signal[e, t] + gamma * running
-            out[e, t] = running
+        episode_returns(signal[e], gamma, out[e])
 
 
 def returns_to_go(signal: np.ndarray, gamma: float) -> np.ndarray:
@@ -65,10 +72,7 @@ def _every_visit_sums(states, actions, signal, gamma, n_actions, pair_sums, pair
     its pair and its state, in (episode, step) order."""
     returns = np.empty(states.shape[1])
     for e in range(states.shape[0]):
-        running = 0.0
-        for t in range(states.shape[1] - 1, -1, -1):
-            running = signal[e, t] + gamma * running
-            returns[t] = running
+        episode_returns(signal[e], gamma, returns)
         for t in range(states.shape[1]):
             s = states[e, t]
             pair = s * n_actions + actions[e, t]

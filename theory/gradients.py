@@ -20,6 +20,8 @@ import tabular
 from tabular import CMDP
 from tabular.simulate import TrajectoryBatch
 
+from .estimators import episode_returns
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -61,10 +63,7 @@ def _episode_sums(states, actions, signal, gamma, discount, per_episode, visits)
     (state, action) and state, in step order."""
     returns = np.empty(states.shape[1])
     for e in range(states.shape[0]):
-        running = 0.0
-        for t in range(states.shape[1] - 1, -1, -1):
-            running = signal[e, t] + gamma * running
-            returns[t] = running
+        episode_returns(signal[e], gamma, returns)
         for t in range(states.shape[1]):
             s = states[e, t]
             weight = returns[t] * discount[t]
