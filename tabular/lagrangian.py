@@ -151,8 +151,10 @@ def _warm_bracket(cmdp: CMDP, cost: np.ndarray, budget: float, actions: np.ndarr
 
 def solve_lagrangian(cmdp: CMDP, minimum=None, warm: tuple | None = None
                      ) -> LagrangianSolution | float:
-    """Maximise V_r subject to V_cost <= b (one constraint) by the Lagrangian route (module
-    docstring). Returns the least achievable cost (a float) instead when no policy is feasible.
+    """Maximise V_r subject to V_cost <= b (one constraint; cost form, task units) by the
+    Lagrangian route (module docstring): the occupancy LP's optimum (Altman 1999), the same
+    as :func:`tabular.solve`'s. Returns the least achievable cost (a float, task units) instead
+    when no policy is feasible.
 
     ``minimum`` may carry a precomputed :func:`minimum_cost_policy` result. ``warm`` =
     (actions (S,), multiplier) of a nearby task's solution starts the search from a bracket

@@ -416,8 +416,9 @@ class WorstCaseSafePolicy:
 class MinimumCostSafePolicy:
     """O_s for large families: the least-cost policy of the cover task whose least cost is
     highest (the worst-case ascent's start, without the ascent), checked exactly for margin
-    ``xi`` on every cover task. One solve per cover task; :class:`SafePolicyError` if some
-    task's margin is below ``xi`` (then use the worst-case ascent)."""
+    ``xi`` (normalised utility units, Assumption 3.3) on every cover task. One solve per cover
+    task; :class:`SafePolicyError` if some task's margin is below ``xi`` (then use the
+    worst-case ascent)."""
 
     name = "min-cost"
 

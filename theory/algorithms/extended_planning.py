@@ -110,7 +110,9 @@ def solve_extended(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray,
                    reward: np.ndarray, cost: np.ndarray, budget: float, gamma: float
                    ) -> np.ndarray | None:
     """The LP's solution x = (mu (S*A), q (S*A*S)) by the module docstring's route, or None
-    when no (mu, q) meets the budget."""
+    when no (mu, q) meets the budget. Task units: ``reward`` and ``cost`` (S, A) already carry
+    their bonuses, ``budget`` bounds the discounted cost; mu is the unnormalised discounted
+    occupancy (it sums to 1 / (1 - gamma))."""
     lower = np.clip(kernel_hat - width, 0.0, 1.0)
     upper = np.clip(kernel_hat + width, 0.0, 1.0)
     n_actions = reward.shape[1]
