@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-import tabular
-from theory.algorithms.dope import DOPEPlus, extended_lp, extended_lp_model
-from theory.experiment import ExperimentSettings, experiment_training
+from safepce import tabular
+from safepce.theory.algorithms.dope import DOPEPlus, extended_lp, extended_lp_model
+from safepce.theory.experiment import ExperimentSettings, experiment_training
 
 
 def main():

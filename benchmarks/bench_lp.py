@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.optimize import linprog
 
-import tabular
+from safepce import tabular
 
 
 def linprog_solve(task):

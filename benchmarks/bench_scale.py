@@ -42,10 +42,10 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.optimize import linprog
 
-import tabular
-from tabular.distributions import random_sparse_family
-from tabular.families import random_sparse_cmdp
-from tabular.lagrangian import policy_iteration
+from safepce import tabular
+from safepce.tabular.distributions import random_sparse_family
+from safepce.tabular.families import random_sparse_cmdp
+from safepce.tabular.lagrangian import policy_iteration
 
 
 def cpu(function, *args, **kwargs):
@@ -100,9 +100,9 @@ def mdptoolbox_policy_iteration(task):
 
 
 def train_and_run(n_states: int, radius: float, episodes: int, seed: int):
-    import theory
-    from theory.algorithms.registry import make_algorithm
-    from theory.harness import run_test_phase
+    from safepce import theory
+    from safepce.theory.algorithms.registry import make_algorithm
+    from safepce.theory.harness import run_test_phase
 
     family = random_sparse_family(n_states=n_states, seed=seed)
     train_time, training = cpu(theory.train, family, theory.DistanceCoverage(radius), 0.1,
@@ -118,10 +118,10 @@ def train_and_run(n_states: int, radius: float, episodes: int, seed: int):
 def gridworld_train_and_run(size: int, episodes: int, seed: int):
     """CPU seconds of `safepce train --family gridworld --size N` (the same calls) and of one
     Safe-PCE run on its noise-0.3 task."""
-    import theory
-    from theory.algorithms.registry import make_algorithm
-    from theory.harness import run_test_phase
-    from theory.training import check_lemma_3_5, make_coverage_oracle, make_safe_oracle
+    from safepce import theory
+    from safepce.theory.algorithms.registry import make_algorithm
+    from safepce.theory.harness import run_test_phase
+    from safepce.theory.training import check_lemma_3_5, make_coverage_oracle, make_safe_oracle
 
     spec = tabular.families.family_spec("gridworld")
     family = tabular.families.make("gridworld", size=size)
@@ -166,7 +166,7 @@ def main():
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from theory.sweep import tune_process
+    from safepce.theory.sweep import tune_process
 
     tune_process()                                 # as the command line does
     warm = random_sparse_cmdp(50, seed=0)          # imports, numba, first-call costs

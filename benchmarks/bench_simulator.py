@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-import tabular
+from safepce import tabular
 
 HORIZON = 600
 

@@ -2,7 +2,7 @@
 (Theorem 4.2 / App. E, Corollaries 4.3 and F.1, Lemma 3.5, Table 1), covering numbers
 (Def. 4.1), the lower-bound hard family of App. G with its explicit Theorem 5.1 bound, sample
 complexity from exact run records, ``verify`` (a table of claims), sweeps, the plots that put data
-beside a bound, and the command line (``bounds.cli``)."""
+beside a bound, and the command line (``safepce.bounds.cli``)."""
 
 from . import verify
 from .covering import covering_number, greedy_covering_estimate

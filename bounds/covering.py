@@ -22,8 +22,8 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from tabular.distributions import TaskDistribution
-from theory.oracles import TrainingInputError
+from safepce.tabular.distributions import TaskDistribution
+from safepce.theory.oracles import TrainingInputError
 
 
 def _checked(radius: float, delta: float) -> tuple[float, float]:

@@ -26,16 +26,21 @@ from functools import lru_cache
 import numpy as np
 from scipy.optimize import brentq
 
-import tabular
-from tabular.distance import simulation_lemma_constant
-from tabular.distributions import PAPER_TEST_TASKS, GridworldNoise
-from theory.algorithms.registry import make_algorithm
-from theory.algorithms.safe_pce import mixture_weights, mixture_weights_recursive
-from theory.experiment import ExperimentSettings, experiment_training, optimal_value, run_seed
-from theory.harness import authors_report, run_test_phase
-from theory.oracles import ParameterCoverage
-from theory.results import clopper_pearson
-from theory.training import initial_sample_size, stopping_statistic
+from safepce import tabular
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.tabular.distributions import PAPER_TEST_TASKS, GridworldNoise
+from safepce.theory.algorithms.registry import make_algorithm
+from safepce.theory.algorithms.safe_pce import mixture_weights, mixture_weights_recursive
+from safepce.theory.experiment import (
+    ExperimentSettings,
+    experiment_training,
+    optimal_value,
+    run_seed,
+)
+from safepce.theory.harness import authors_report, run_test_phase
+from safepce.theory.oracles import ParameterCoverage
+from safepce.theory.results import clopper_pearson
+from safepce.theory.training import initial_sample_size, stopping_statistic
 
 #: the experiment: K, H, the budget and gamma of the gridworld (Section 6 of the paper)
 K, H, BUDGET, GAMMA = 40_000, 600, 1.5, 0.9

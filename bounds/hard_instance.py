@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import tabular
-from tabular import CMDP
-from tabular.distributions import FiniteUniform
-from tabular.errors import InputError
+from safepce import tabular
+from safepce.tabular import CMDP
+from safepce.tabular.distributions import FiniteUniform
+from safepce.tabular.errors import InputError
 
 #: LP optima meet their budget up to round-off; a slack above -1e-9 counts as feasible
 SLACK_TOLERANCE = 1e-9
@@ -288,7 +288,8 @@ tabular.families.register(
 def hard_families():
     """A hypothesis strategy of App. G hard families (``safepce[testing]``): (m, gamma, xi, eps)
     among settings where :func:`check_hard_family` holds, as task distributions (uniform D);
-    the bounds-side companion of :mod:`tabular.strategies` (tabular cannot import bounds)."""
+    the bounds-side companion of :mod:`safepce.tabular.strategies` (tabular cannot import
+    bounds)."""
     from hypothesis import strategies as st
 
     settings = [(1, 0.9, 0.1, 0.1), (2, 0.9, 0.1, 0.1), (1, 0.8, 0.2, 0.1)]

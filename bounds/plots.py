@@ -1,12 +1,13 @@
 """Plots that put measured data beside the paper's bounds; each takes its data as arguments and
-returns a :class:`matplotlib.figure.Figure` (``theory.figures.save_figure`` writes PNG + PDF)."""
+returns a :class:`matplotlib.figure.Figure` (``safepce.theory.figures.save_figure`` writes PNG +
+PDF)."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from theory.figures import TEXT_WIDTH, new_figure, styled
+from safepce.theory.figures import TEXT_WIDTH, new_figure, styled
 
 from .sample_complexity import fitted_slope
 from .upper import theorem_4_2_terms

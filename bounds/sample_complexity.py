@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
-from tabular.errors import InputError
-from theory.harness import VIOLATION_TOLERANCE, RunRecord
-from theory.results import clopper_pearson
+from safepce.tabular.errors import InputError
+from safepce.theory.harness import VIOLATION_TOLERANCE, RunRecord
+from safepce.theory.results import clopper_pearson
 
 
 def output_values(record: RunRecord) -> tuple[np.ndarray, np.ndarray]:

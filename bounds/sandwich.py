@@ -3,16 +3,18 @@
 For each cell of a grid in 1/eps, 1/xi or C = 2^m (Ni & Kamgarpour 2026, arXiv:2601.21845):
 
 * **Lower bound** (Theorem 5.1, explicit Bretagnolle-Huber form,
-  :func:`bounds.hard_instance.sample_lower_bound`): loop-transition samples any algorithm that is
+  :func:`safepce.bounds.hard_instance.sample_lower_bound`): loop-transition samples any algorithm
+  that is
   eps-optimal and feasible with probability >= 1 - delta on every task needs on the null task.
 * **Empirical**: Safe-PCE with the paper's own constants (the ``theory`` preset, no tuning) on
   test tasks drawn from D (uniform over the 2^m tasks), trained by Algorithm 1 (distance oracle,
-  worst-case O_s); its sample complexity is :func:`bounds.sample_complexity.episodes_to_accuracy`
+  worst-case O_s); its sample complexity is
+  :func:`safepce.bounds.sample_complexity.episodes_to_accuracy`
   (episodes until pi_out, the running mixture of deployed policies, is eps-optimal and feasible
   and stays so until K), in transitions = episodes x H. A run that never settles within K is
   censored (counted as > K H); a quantile is finite only if enough runs settled.
 * **Upper bound**: the smallest K at which App. E's explicit bound on Reg(K) (Theorem 4.2's four
-  terms, :func:`bounds.upper.theorem_4_2_terms`) divided by K is at most eps, with E = 2^m
+  terms, :func:`safepce.bounds.upper.theorem_4_2_terms`) divided by K is at most eps, with E = 2^m
   candidates, v_{l,s} = xi and alpha_{l,1} of Eq. 6 (what every run of the cell shares), in
   transitions (x H). Since pi_out's reward gap is Reg(K)/K (Eq. 1 summed, divided by K), a
   bound on Reg(K)/K <= eps bounds the episodes until pi_out is eps-optimal.
@@ -45,15 +47,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from tabular.distance import simulation_lemma_constant
-from tabular.errors import InputError
-from theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights
-from theory.figures import TEXT_WIDTH, new_figure, styled
-from theory.harness import run_test_phase
-from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
-from theory.results import write_json
-from theory.sweep import map_runs
-from theory.training import TrainingResult, train
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.tabular.errors import InputError
+from safepce.theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights
+from safepce.theory.figures import TEXT_WIDTH, new_figure, styled
+from safepce.theory.harness import run_test_phase
+from safepce.theory.oracles import DistanceCoverage, WorstCaseSafePolicy
+from safepce.theory.results import write_json
+from safepce.theory.sweep import map_runs
+from safepce.theory.training import TrainingResult, train
 
 from .hard_instance import hard_family, sample_lower_bound
 from .sample_complexity import episodes_to_accuracy, fitted_slope_with_error

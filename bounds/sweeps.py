@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from theory.experiment import (
+from safepce.theory.experiment import (
     ViolationSettings,
     algorithm_keys,
     experiment_training,
     violation_rates,
 )
-from theory.figures import TEXT_WIDTH, new_figure, styled
-from theory.settings import algorithm_delta, positive, setting
-from theory.sweep import ResultStore
-from theory.training import TrainingResult
+from safepce.theory.figures import TEXT_WIDTH, new_figure, styled
+from safepce.theory.settings import algorithm_delta, positive, setting
+from safepce.theory.sweep import ResultStore
+from safepce.theory.training import TrainingResult
 
 
 @dataclass(frozen=True)

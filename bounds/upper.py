@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tabular.distance import simulation_lemma_constant
-from tabular.errors import InputError
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.tabular.errors import InputError
 
 
 class BoundInputError(InputError):

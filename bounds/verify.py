@@ -19,31 +19,31 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-import tabular
-from tabular.distance import simulation_lemma_constant
-from tabular.distributions import runnable_family
-from tabular.errors import InputError
-from theory.algorithms.registry import make_algorithm
-from theory.algorithms.safe_pce import (
+from safepce import tabular
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.tabular.distributions import runnable_family
+from safepce.tabular.errors import InputError
+from safepce.theory.algorithms.registry import make_algorithm
+from safepce.theory.algorithms.safe_pce import (
     THEORY,
     SafePCE,
     SafePCEPreset,
     mixture_weights,
     mixture_weights_recursive,
 )
-from theory.algorithms.safe_pce_certified import CERTIFIED
-from theory.experiment import (
+from safepce.theory.algorithms.safe_pce_certified import CERTIFIED
+from safepce.theory.experiment import (
     PAPER_TEST_TASKS,
     ExperimentSettings,
     experiment_training,
     run_seed,
 )
-from theory.harness import run_test_phase
-from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
-from theory.results import atomic_write, write_table
-from theory.settings import setting
-from theory.sweep import map_runs
-from theory.training import TrainingResult, check_lemma_3_5, train
+from safepce.theory.harness import run_test_phase
+from safepce.theory.oracles import DistanceCoverage, WorstCaseSafePolicy
+from safepce.theory.results import atomic_write, write_table
+from safepce.theory.settings import setting
+from safepce.theory.sweep import map_runs
+from safepce.theory.training import TrainingResult, check_lemma_3_5, train
 
 from .covering import covering_number
 from .hard_instance import (
@@ -546,7 +546,7 @@ def claim_sandwich(context: VerifyContext) -> list[Claim]:
 def _certified_runs(args) -> list[dict]:
     """Worker: certified Safe-PCE runs on the runnable or the hard family (test tasks from D)."""
     which, training_path, thetas, seeds, n_episodes, horizon = args
-    from theory.algorithms.safe_pce_certified import CertifiedSafePCE
+    from safepce.theory.algorithms.safe_pce_certified import CertifiedSafePCE
 
     family = (runnable_family(RUNNABLE["seed"], gamma=RUNNABLE["gamma"]) if which == "runnable"
               else CERTIFIED_HARD_CELL.family().distribution)

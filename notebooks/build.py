@@ -15,7 +15,7 @@ QUICKSTART = [
     new_markdown_cell("# Quick start: define a CMDP, solve it exactly, simulate it\n\n"
                       "Tasks are stored in cost form (reward, non-negative cost, budget). "
                       "`task.utility_form` gives the paper's normalised utility form."),
-    new_code_cell("import numpy as np\nimport tabular\n\n"
+    new_code_cell("import numpy as np\nfrom safepce import tabular\n\n"
                   "S, A = 3, 2\n"
                   "P = np.zeros((S, A, S))\n"
                   "P[:, 0] = [0.8, 0.2, 0.0]   # action 0 drifts to state 0 (rewarding)\n"
@@ -53,12 +53,12 @@ EXPERIMENT = [
                       "published test tasks. At 5,000 episodes DOPE and DOPE+ are still in their "
                       "14,000-episode warm-up on pi_s. `safepce reproduce` runs the full size."),
     new_code_cell("EPISODES, TASKS = 5000, 3\n"
-                  "from theory.experiment import ExperimentSettings, reproduce, summarise\n"
-                  "from theory.figures import plot_figure2\n"
+                  "from safepce.theory.experiment import ExperimentSettings, reproduce, summarise\n"
+                  "from safepce.theory.figures import plot_figure2\n"
                   "settings = ExperimentSettings(episodes=EPISODES, tasks=TASKS)\n"
                   "training, distribution, records, rows = reproduce(settings, progress=False)\n"
                   "training.cover_parameters[:, 0].round(4)"),
-    new_code_cell("import numpy as np, tabular\n"
+    new_code_cell("import numpy as np\nfrom safepce import tabular\n"
                   "for key, runs in records.items():\n"
                   "    print(key, summarise(key, runs)['final_regret_mean'], "
                   "summarise(key, runs)['violations'])\n"
@@ -69,7 +69,7 @@ EXPERIMENT = [
                   "training.policies}\n"
                   "assert set(np.round(np.unique(pce.cost_value), 9)) <= values"),
     new_code_cell("# every plotting function returns a matplotlib Figure (shown inline here; "
-                  "theory.figures.save_figure writes PNG + PDF)\n"
+                  "safepce.theory.figures.save_figure writes PNG + PDF)\n"
                   "plot_figure2(records, 1.5)"),
 ]
 
@@ -78,24 +78,25 @@ THEOREMS = [
                       "The hard family of App. G, its explicit Bretagnolle-Huber lower bound, and "
                       "Theorem 4.2's explicit regret bound on Safe-PCE [theory] runs. "
                       "`safepce verify` runs every check."),
-    new_code_cell("from bounds.hard_instance import hard_family, check_hard_family, "
+    new_code_cell("from safepce.bounds.hard_instance import hard_family, check_hard_family, "
                   "sample_lower_bound\n"
                   "family = hard_family(m=2, gamma=0.9, xi=0.1, eps=0.1)\n"
                   "check = check_hard_family(family)\n"
                   "assert check['distinct'] > 0 and check['covering'] > 0\n"
                   "{k: v for k, v in check.items() if k != 'optimal_values'}"),
-    new_code_cell("import numpy as np\nfrom bounds.sample_complexity import fitted_slope\n"
+    new_code_cell("import numpy as np\nfrom safepce.bounds.sample_complexity import fitted_slope\n"
                   "eps = np.geomspace(0.01, 0.1, 5)\n"
                   "bound = [sample_lower_bound(hard_family(2, 0.9, 0.1, e), 0.05) for e in eps]\n"
                   "slope = fitted_slope(1 / eps, bound)\n"
                   "assert abs(slope - 2) < 0.3\n"
                   "slope"),
-    new_code_cell("from tabular.distributions import runnable_family\n"
-                  "from theory.training import train\n"
-                  "from theory.oracles import DistanceCoverage, WorstCaseSafePolicy\n"
-                  "from theory.algorithms.safe_pce import THEORY, SafePCE, mixture_weights\n"
-                  "from theory.harness import run_test_phase\n"
-                  "from bounds.upper import theorem_4_2_terms\n"
+    new_code_cell("from safepce.tabular.distributions import runnable_family\n"
+                  "from safepce.theory.training import train\n"
+                  "from safepce.theory.oracles import DistanceCoverage, WorstCaseSafePolicy\n"
+                  "from safepce.theory.algorithms.safe_pce import (THEORY, SafePCE,\n"
+                  "                                               mixture_weights)\n"
+                  "from safepce.theory.harness import run_test_phase\n"
+                  "from safepce.bounds.upper import theorem_4_2_terms\n"
                   "family = runnable_family(0)\n"
                   "training = train(family, DistanceCoverage(0.01), 0.1, "
                   "safe_oracle=WorstCaseSafePolicy(xi=0.5), progress=False)\n"

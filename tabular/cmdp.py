@@ -139,8 +139,9 @@ class CMDP:
     Args:
         P: transition kernel, shape (S, A, S) with ``P[s, a, s']`` = Pr(s' | s, a); or a
             ``scipy.sparse`` matrix of shape (S*A, S) whose row ``s*A + a`` is Pr(. | s, a),
-            kept sparse (CSR) inside: construction, validation, :func:`tabular.evaluate`,
-            :func:`tabular.evaluate_batch`, :func:`tabular.solve`, the simulator and the
+            kept sparse (CSR) inside: construction, validation, :func:`safepce.tabular.evaluate`,
+            :func:`safepce.tabular.evaluate_batch`, :func:`safepce.tabular.solve`, the simulator and
+            the
             distance never densify it (see :attr:`is_sparse`, :attr:`transition_matrix`).
         r: reward, shape (S, A), task units.
         cost: non-negative per-step cost, shape (S, A) for one constraint or (S, A, K) for K.

@@ -63,12 +63,12 @@ class TaskDistribution(ABC):
         """CDF of a 1-D parameter, where known in closed form."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form CDF")
 
-    #: set by :func:`tabular.families.make`: the registered name and parameters
+    #: set by :func:`safepce.tabular.families.make`: the registered name and parameters
     family_spec: dict | None = None
 
     def to_dict(self) -> dict:
         """A JSON description from which :func:`distribution_from_dict` rebuilds it (families
-        made through :func:`tabular.families.make` describe themselves)."""
+        made through :func:`safepce.tabular.families.make` describe themselves)."""
         if self.family_spec is None:
             raise NotImplementedError(f"{type(self).__name__} cannot be described in JSON")
         return dict(self.family_spec)
@@ -282,7 +282,8 @@ def runnable_family(seed: int = 0, n_states: int = 4, gamma: float = 0.5,
 def random_sparse_family(n_states: int = 1000, seed: int = 0, n_actions: int = 4,
                          n_successors: int = 10, gamma: float = 0.9) -> InterpolatedKernels:
     """Sparse tasks at scale: ``P(theta) = (1 - theta) P_a + theta P_b`` with P_a, P_b two
-    :func:`tabular.families.random_sparse_cmdp` kernels (``n_successors`` each, so up to twice
+    :func:`safepce.tabular.families.random_sparse_cmdp` kernels (``n_successors`` each, so up to
+    twice
     that per row), their shared reward and cost from the first, rho uniform, and the budget the
     uniform policy's cost on P_a. Exact distance ``distance_scale |theta - theta'|``."""
     first = random_sparse_cmdp(n_states, np.random.SeedSequence([seed, 0]), n_actions,

@@ -1,7 +1,8 @@
 """Named task families: the registry of task distributions (``register`` / ``make``), the
 paper's 7x7 gridworld (Ni & Kamgarpour 2026, arXiv:2601.21845, Section 6) and random CMDPs.
 
-A registered family is a factory of a :class:`tabular.distributions.TaskDistribution` with its
+A registered family is a factory of a :class:`safepce.tabular.distributions.TaskDistribution` with
+its
 training defaults (coverage oracle and radius, safe-policy oracle, episode length), so that every
 command can run on it by name (``--family NAME``); ``make(name, **params)`` builds it and records
 ``{"family": name, **params}`` as its JSON description. Families saved as files (``save_family``
@@ -341,7 +342,8 @@ def save_family(path: str | Path, tasks: Sequence[CMDP], weights=None) -> Path:
 
 def load_family(path: str | Path):
     """The finite family saved by :func:`save_family` (a
-    :class:`tabular.distributions.FiniteUniform`); a missing or foreign file is refused with an
+    :class:`safepce.tabular.distributions.FiniteUniform`); a missing or foreign file is refused with
+    an
     error naming it."""
     from .distributions import FiniteUniform
 

@@ -1,4 +1,4 @@
-"""A Gymnasium view of any :class:`tabular.CMDP`, and an importer from Gymnasium's toy_text.
+"""A Gymnasium view of any :class:`safepce.tabular.CMDP`, and an importer from Gymnasium's toy_text.
 
 Gymnasium is optional (``pip install 'safepce[gym]'``). Importing this module registers
 ``safepce/Gridworld-v0`` (the paper's gridworld; kwarg ``noise``, default 0.1) and
@@ -28,14 +28,14 @@ CMDP_ID = "safepce/CMDP-v0"
 
 def _require_gymnasium() -> None:
     if gymnasium is None:
-        raise ImportError("tabular.gym needs Gymnasium: pip install 'safepce[gym]'")
+        raise ImportError("safepce.tabular.gym needs Gymnasium: pip install 'safepce[gym]'")
 
 
 _Env = gymnasium.Env if gymnasium is not None else object
 
 
 class CMDPEnv(_Env):
-    """A Gymnasium environment simulating a :class:`tabular.CMDP`.
+    """A Gymnasium environment simulating a :class:`safepce.tabular.CMDP`.
 
     Discrete(S) observations, Discrete(A) actions, the start state drawn from rho, episodes
     truncated after ``horizon`` steps (None: never; the CMDP itself never terminates). ``step``
@@ -114,7 +114,7 @@ _register()
 
 
 def from_toy_text(env, cost=None, budget=0.0, gamma: float = 0.99, rho=None) -> CMDP:
-    """A :class:`tabular.CMDP` from a Gymnasium toy_text environment's ``env.unwrapped.P``.
+    """A :class:`safepce.tabular.CMDP` from a Gymnasium toy_text environment's ``env.unwrapped.P``.
 
     ``P[s][a]`` lists ``(probability, next_state, reward, terminated)``. Rewards become their
     expectation over next states (values are unchanged); terminating transitions lead to one

@@ -1,7 +1,7 @@
 """The constrained optimum of a one-constraint CMDP by the Lagrangian route: exact policy
 iteration inside, an exact line search on the multiplier outside, and a vertex at the end.
 
-For one constraint the dual function of the occupancy LP (see :mod:`tabular.solve`),
+For one constraint the dual function of the occupancy LP (see :mod:`safepce.tabular.solve`),
 
     L(lambda) = max_pi  V_r(pi) - lambda (V_cost(pi) - b),      lambda >= 0,
 
@@ -23,7 +23,8 @@ differ with the occupancy weight that meets the budget with equality gives an op
 randomises at one state: the LP's vertex (at most K = 1 randomising states). Its exact cost is
 then checked, and the randomisation moved toward the feasible side until it is <= b exactly.
 
-Every solve is a sparse one (:class:`tabular.linear.DiscountedSystem`), so the cost per step is a
+Every solve is a sparse one (:class:`safepce.tabular.linear.DiscountedSystem`), so the cost per step
+is a
 few sparse solves with ~S A successors' non-zeros: no S x SA constraint matrix is ever factorised.
 """
 
@@ -153,7 +154,8 @@ def solve_lagrangian(cmdp: CMDP, minimum=None, warm: tuple | None = None
                      ) -> LagrangianSolution | float:
     """Maximise V_r subject to V_cost <= b (one constraint; cost form, task units) by the
     Lagrangian route (module docstring): the occupancy LP's optimum (Altman 1999), the same
-    as :func:`tabular.solve`'s. Returns the least achievable cost (a float, task units) instead
+    as :func:`safepce.tabular.solve`'s. Returns the least achievable cost (a float, task units)
+    instead
     when no policy is feasible.
 
     ``minimum`` may carry a precomputed :func:`minimum_cost_policy` result. ``warm`` =

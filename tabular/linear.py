@@ -154,7 +154,8 @@ def _gmres(indptr, indices, data, b, x, restart, cycles, tolerance):
     until the 2-norm residual is below ``tolerance`` or ``cycles`` restarts are spent. Compiled
     because scipy's version spends ~5 ms of Python per call on systems of 10^3 states. Its dot
     products are BLAS calls: run it with BLAS single-threaded (the command line does, see
-    ``theory.sweep.tune_process``), or a second BLAS thread spins on every one of them (S = 3e4:
+    ``safepce.theory.sweep.tune_process``), or a second BLAS thread spins on every one of them (S =
+    3e4:
     0.15 CPU-s per solve against 0.02)."""
     n = b.size
     basis = np.empty((restart + 1, n))
@@ -228,7 +229,7 @@ def _pattern(task) -> tuple:
 
 
 def system_for(task, P_pi: sparse.csr_array) -> DiscountedSystem:
-    """The system of ``P_pi`` on ``task`` (a :class:`tabular.CMDP`), by the method that last
+    """The system of ``P_pi`` on ``task`` (a :class:`safepce.tabular.CMDP`), by the method that last
     certified on a task of the same sparsity pattern and discount: once GMRES has failed on
     one such system, LU directly."""
     return DiscountedSystem(P_pi, task.gamma, method=_preference.get(_pattern(task), "auto"),

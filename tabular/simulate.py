@@ -2,7 +2,7 @@
 
 Each episode starts from ``s_0 ~ rho``, runs ``horizon`` steps and returns
 ``R = sum_{t<H} gamma^t r(s_t, a_t)`` and ``C_j = sum_{t<H} gamma^t cost_j(s_t, a_t)`` in task
-units. A :class:`tabular.Mixture` draws one component per episode (Def. 2.3 of the paper).
+units. A :class:`safepce.tabular.Mixture` draws one component per episode (Def. 2.3 of the paper).
 
 Randomness: episode ``e`` of a call with seed ``seed`` uses its own SplitMix64 stream, keyed by
 ``(seed, first_episode + e)``. The numbers of an episode therefore do not depend on how episodes
@@ -265,7 +265,8 @@ def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
 
     Args:
         cmdp: the task.
-        policy: an (S, A) row-stochastic array or a :class:`tabular.Mixture` (one draw/episode).
+        policy: an (S, A) row-stochastic array or a :class:`safepce.tabular.Mixture` (one
+        draw/episode).
         n_episodes: number of episodes (>= 0).
         horizon: steps per episode H (>= 1); returns are truncated sums over t < H (Eq. 4).
         seed: int, ``SeedSequence`` or ``Generator`` (see :func:`episode_key`).

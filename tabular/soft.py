@@ -21,7 +21,7 @@ bracketing and Brent's method; u = 0 when pi_0 is feasible already. Because the 
 optimum is unique, no mixing of policies is needed (unlike the unregularised LP).
 
 This is the "soft optimal policy" the authors start LB-SGD from (noise-0.4 gridworld task,
-temperature 8; see :mod:`theory.algorithms.lb_sgd`), computed exactly rather than by
+temperature 8; see :mod:`safepce.theory.algorithms.lb_sgd`), computed exactly rather than by
 primal-dual iterations.
 """
 
@@ -66,7 +66,8 @@ def _entropy(policy: np.ndarray) -> np.ndarray:
 
 def soft_evaluate(cmdp: CMDP, policy: np.ndarray) -> tuple[float, float, float]:
     """(V_r, V_cost, H) of ``policy`` on a one-constraint ``cmdp``: exact discounted values
-    (:func:`tabular.evaluate`) and the discounted entropy ``E[sum_t gamma^t Ent(pi(.|s_t))]``
+    (:func:`safepce.tabular.evaluate`) and the discounted entropy ``E[sum_t gamma^t
+    Ent(pi(.|s_t))]``
     (nats), s_0 ~ rho, from the same evaluation's state occupancy."""
     exact = evaluate(cmdp, policy)
     visits = exact.occupancy.sum(axis=1) / (1 - cmdp.gamma)     # unnormalised state occupancy
@@ -103,7 +104,7 @@ def soft_optimal_policy(cmdp: CMDP, temperature: float, multiplier: float = 0.0,
 def solve_soft(cmdp: CMDP, temperature: float, tolerance: float = 1e-12) -> SoftSolution:
     """The entropy-regularised constrained optimum (module docstring) of a one-constraint
     ``cmdp`` at temperature beta = ``temperature`` > 0. The budget holds to ``tolerance``
-    (relative to max(1, b)); raises :class:`tabular.InfeasibleCMDPError` when no finite
+    (relative to max(1, b)); raises :class:`safepce.tabular.InfeasibleCMDPError` when no finite
     multiplier brings the soft optimum within the budget (no Slater point)."""
     if not isinstance(cmdp, CMDP) or not cmdp.single_constraint:
         raise InvalidCMDPError("cmdp", "a tabular.CMDP with one constraint")

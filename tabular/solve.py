@@ -21,7 +21,8 @@ Interchangeable backends give the same optimum:
   structure computed once; the fast path for families. Solves start cold so that results are
   bit-for-bit independent of what was solved before. Takes sparse tasks (the LP's matrix is
   built from the CSR kernel); the only exact route for K >= 2 constraints on large tasks.
-* ``"lagrangian"`` (one constraint): :mod:`tabular.lagrangian`, policy iteration with certified
+* ``"lagrangian"`` (one constraint): :mod:`safepce.tabular.lagrangian`, policy iteration with
+certified
   sparse solves inside an exact search on the multiplier, then the one-state randomisation that
   makes it the LP's vertex. No S x SA matrix is factorised, so it scales to S = 10^5.
 * ``"auto"`` (default): ``"highspy"`` for dense tasks with S A <= 4,000 (what every safepce
@@ -117,7 +118,8 @@ class Solution:
     """The constrained optimum of a CMDP (task units).
 
     ``policy`` is (S, A); ``reward_value`` and ``cost_value`` are its exact values by
-    :func:`tabular.evaluate` (``lp_value`` is the LP objective, equal up to solver tolerance);
+    :func:`safepce.tabular.evaluate` (``lp_value`` is the LP objective, equal up to solver
+    tolerance);
     ``multipliers`` are the Lagrange multipliers lambda >= 0 of the budgets (scalar for one
     constraint); ``lagrangian_values`` is V_lambda (S,), the flow-row duals; ``occupancy`` is the
     normalised state-action occupancy (sums to 1); ``budget_tightening`` is how much the budget
@@ -394,7 +396,8 @@ def solve_sequence(tasks, backend: str = "auto") -> list[Solution]:
 
 
 def _solve_lagrangian(cmdp: CMDP, warm: tuple | None = None) -> Solution:
-    """The vertex optimum by :func:`tabular.lagrangian.solve_lagrangian`, exactly feasible."""
+    """The vertex optimum by :func:`safepce.tabular.lagrangian.solve_lagrangian`, exactly
+    feasible."""
     from .lagrangian import solve_lagrangian
 
     result = solve_lagrangian(cmdp, warm=warm)

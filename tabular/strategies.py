@@ -6,7 +6,7 @@ counterexamples, and carries its promise in its name and arguments:
 
 * :func:`cmdps` with ``slater_margin=xi``: the task's budget exceeds its least achievable
   discounted cost by at least ``xi`` (task units), certified by the occupancy LP
-  (:func:`tabular.minimum_cost`), not assumed.
+  (:func:`safepce.tabular.minimum_cost`), not assumed.
 * :func:`task_families` with ``slater_margin=xi``: every member shares action 0 at cost 0, so
   the policy that always plays it (``family.slater_policy``) has slack exactly ``budget >= xi``
   on every member (Assumption 3.3); ``family.distances`` holds the exact pairwise task distances
@@ -72,7 +72,7 @@ def _gammas(gamma) -> st.SearchStrategy:
 @st.composite
 def cmdps(draw, n_states=(1, 4), n_actions=(2, 3), gamma=(0.5, 0.9),
           slater_margin: float | None = None) -> CMDP:
-    """A valid single-constraint :class:`tabular.CMDP` (cost form) whose budget is met with
+    """A valid single-constraint :class:`safepce.tabular.CMDP` (cost form) whose budget is met with
     slack at least ``slater_margin`` (task units) by some policy, certified by the LP (with no
     margin: a budget some policy meets)."""
     S = draw(st.integers(*_range(n_states, "n_states")))
@@ -153,7 +153,8 @@ def task_families(draw, n_tasks=(2, 4), n_states=(1, 3), n_actions=(2, 3), gamma
 
 
 def runnable_families(seeds=(0, 4)) -> st.SearchStrategy:
-    """:func:`tabular.distributions.runnable_family` for a seed in ``seeds`` (gamma 0.5, L = 6,
+    """:func:`safepce.tabular.distributions.runnable_family` for a seed in ``seeds`` (gamma 0.5, L =
+    6,
     where Safe-PCE's theory constants act within ~10^4 episodes)."""
     return st.integers(*seeds).map(lambda seed: families.make("runnable", seed=seed))
 

@@ -3,7 +3,7 @@ table lists the same cases)."""
 
 import pytest
 
-from bounds.cli import main
+from safepce.bounds.cli import main
 
 CASES = [
     # (command line, words the message must contain)

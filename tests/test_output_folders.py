@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from bounds.cli import main
-from theory.results import MANIFEST
+from safepce.bounds.cli import main
+from safepce.theory.results import MANIFEST
 
 SMALL = {
     "violations": ["violations", "--runs", "2", "--episodes", "600", "--algorithms", "pce",

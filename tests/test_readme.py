@@ -31,8 +31,7 @@ def test_extension_example_runs_and_its_numbers_are_exact(capsys):
     namespace: dict = {}
     exec(compile(code, "README example", "exec"), namespace)
     record, task, policy = namespace["record"], namespace["task"], namespace["Guess"](0.2).policy
-    import tabular
-
+    from safepce import tabular
     exact = tabular.evaluate(task, policy)
     assert (record.cost_value == exact.cost_value).all()
     assert record.summary()["violations"] == (2000 if exact.cost_value > 1.5 else 0)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from tabular.simulate import TrajectoryBatch
+from safepce.tabular.simulate import TrajectoryBatch
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,7 +3,7 @@ registered task family, and violation rates over many runs.
 
 ``reproduce`` trains with the family's defaults (for the gridworld, the experiment's: parameter
 oracle, radius 0.005, pi_s = the optimal policy of the noise-0.4 task), then runs each test-time
-algorithm of the registry (:mod:`theory.algorithms`) on the test tasks (the gridworld's ten
+algorithm of the registry (:mod:`safepce.theory.algorithms`) on the test tasks (the gridworld's ten
 published ones; draws from D for other families) for K episodes, from the same pi_s, with common
 random numbers across algorithms (task i uses the same seed for every algorithm). Every run is
 named with its registry key and preset.
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tabular import families
-from tabular.distributions import PAPER_TEST_TASKS, TaskDistribution
+from safepce.tabular import families
+from safepce.tabular.distributions import PAPER_TEST_TASKS, TaskDistribution
 
 from .algorithms.registry import REGISTRY, make_algorithm
 from .harness import RunRecord, authors_report, run_test_phase
@@ -163,8 +163,7 @@ def run_seed(root: int, index: int) -> int:
 
 def optimal_value(task) -> float:
     """V* of a test task (task units), NaN where no policy meets the budget."""
-    import tabular
-
+    from safepce import tabular
     try:
         return tabular.solve(task, backend="auto").reward_value
     except tabular.InfeasibleCMDPError:
@@ -241,7 +240,7 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
 
     Returns (training, distribution, {key: [RunRecord per task]}, rows of the per-run table);
     the records hold every episode, the rows follow ``settings.report`` (``"authors"``: each run
-    as :func:`theory.harness.authors_report` stores it).
+    as :func:`safepce.theory.harness.authors_report` stores it).
     """
     settings.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -309,8 +308,7 @@ def _load_training(path: str) -> TrainingResult:
 
 def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
     """Sweep worker: one record (settings, seed, metrics) per violation run."""
-    import tabular
-
+    from safepce import tabular
     records = []
     for item in settings_list:
         training = _load_training(item["training_path"])
@@ -369,7 +367,8 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
     ``settings.runs`` test tasks drawn from D with fresh seeds, with 95% Clopper-Pearson
     intervals.
 
-    Runs go through :func:`theory.sweep.run_sweep` (process pool or Dask); with a ``store`` a
+    Runs go through :func:`safepce.theory.sweep.run_sweep` (process pool or Dask); with a ``store``
+    a
     killed sweep resumes where it stopped. The numbers do not depend on engine or workers.
     Returns {"per_algorithm": [flat record per algorithm], "runs": [row per run]}.
     """

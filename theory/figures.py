@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from tabular.families import (
+from safepce.tabular.families import (
     ACTION_DELTAS,
     GOAL_STATE,
     GRID_SIZE,
@@ -150,7 +150,8 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
     budget is drawn thin, and each label counts the runs with a violation (a band can stay
     under the budget while some runs violate). Labels and colours come from the registry.
 
-    ``report="authors"``: the records are :func:`theory.harness.authors_report` views (each run
+    ``report="authors"``: the records are :func:`safepce.theory.harness.authors_report` views (each
+    run
     stopped before its first infeasible mixture, 0 afterwards); the labels count the stopped
     runs and the title says that the curves hide them."""
     from .algorithms.registry import REGISTRY

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-import tabular
-from tabular import CMDP
-from tabular.simulate import TrajectoryBatch
+from safepce import tabular
+from safepce.tabular import CMDP
+from safepce.tabular.simulate import TrajectoryBatch
 
 from .estimators import episode_returns
 

@@ -10,7 +10,8 @@ Protocol. Each round the algorithm proposes a :class:`Deployment` (component pol
 and the most episodes it may run before it could change its mind); the harness simulates that
 block with the numba simulator and hands the returns back; the algorithm answers how many of them
 it consumed (it stops at the first episode after which it would deploy something else). Episode k
-always uses the random stream of global index k (``tabular.simulate(first_episode=k)``), so the
+always uses the random stream of global index k (``safepce.tabular.simulate(first_episode=k)``), so
+the
 outcome is identical to playing one episode at a time; episodes simulated beyond the consumed
 ones are discarded unseen.
 """
@@ -27,9 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import tabular
-from tabular import CMDP, Mixture
-from tabular.errors import InputError, positive_int
+from safepce import tabular
+from safepce.tabular import CMDP, Mixture
+from safepce.tabular.errors import InputError, positive_int
 
 #: a deployed policy counts as violating when its exact cost exceeds the budget by more than this
 VIOLATION_TOLERANCE = 1e-9

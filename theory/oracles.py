@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
-import tabular
-from tabular import CMDP
-from tabular.distributions import TaskDistribution
-from tabular.errors import InputError
+from safepce import tabular
+from safepce.tabular import CMDP
+from safepce.tabular.distributions import TaskDistribution
+from safepce.tabular.errors import InputError
 
 from .gradients import exact_gradient, softmax
 
@@ -330,7 +330,8 @@ class DesignatedSafePolicy:
 
 class GivenSafePolicy:
     """O_s for a family that comes with a simultaneous Slater policy (e.g. the property-test
-    families of :mod:`tabular.strategies`): that policy, checked exactly for margin ``xi`` on
+    families of :mod:`safepce.tabular.strategies`): that policy, checked exactly for margin ``xi``
+    on
     every cover task (Assumption 3.3)."""
 
     name = "given"
@@ -397,7 +398,7 @@ class WorstCaseSafePolicy:
     @staticmethod
     def _margins_and_gradients(logits: np.ndarray, tasks: list[CMDP]):
         """Normalised worst-constraint slack of each task and its gradient in the logits
-        (policy-gradient theorem, :func:`theory.gradients.exact_gradient`)."""
+        (policy-gradient theorem, :func:`safepce.theory.gradients.exact_gradient`)."""
         margins, gradients = [], []
         for task in tasks:
             costs = [exact_gradient(task, logits, "cost", j) for j in range(task.n_constraints)]

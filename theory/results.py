@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tabular.errors import InputError
+from safepce.tabular.errors import InputError
 
 #: the top-level keys of every summary.json, in order
 SUMMARY_KEYS = ("command", "settings", "versions", "wall_seconds", "results")

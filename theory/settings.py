@@ -4,7 +4,8 @@ A field made with :func:`setting` carries its help text and, optionally, its che
 and the words for the expected range) and choices. :func:`validate` checks any settings
 dataclass the same way (NaN and infinity refused for every float) and raises
 :class:`SettingsError` naming the flag (``--field-name: expected ...; got ...``); the command line
-(``bounds.cli``) generates its flags, with their defaults in ``--help``, from the same fields.
+(``safepce.bounds.cli``) generates its flags, with their defaults in ``--help``, from the same
+fields.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import MISSING, field, fields
 
-from tabular.errors import InputError
+from safepce.tabular.errors import InputError
 
 
 class SettingsError(InputError):

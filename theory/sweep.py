@@ -29,7 +29,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from tabular.errors import InputError, positive_int
+from safepce.tabular.errors import InputError, positive_int
 
 from .results import (
     MANIFEST,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from tabular import CMDP
+from safepce.tabular import CMDP
 
 from .harness import VIOLATION_TOLERANCE, RunRecord, TestTimeAlgorithm, run_test_phase
 from .oracles import DistanceCoverage, GivenSafePolicy, WorstCaseSafePolicy

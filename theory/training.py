@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-import tabular
-from tabular.distance import simulation_lemma_constant
-from tabular.distributions import TaskDistribution, distribution_from_dict
+from safepce import tabular
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.tabular.distributions import TaskDistribution, distribution_from_dict
 
 from .oracles import (
     DesignatedSafePolicy,
@@ -291,7 +291,7 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
 
 
 def _own_and_safe_values(tasks, policies, nearest) -> tabular.BatchEvaluation:
-    """The (T, N + 1) values of :func:`tabular.evaluate_batch` restricted to what Lemma 3.5
+    """The (T, N + 1) values of :func:`safepce.tabular.evaluate_batch` restricted to what Lemma 3.5
     reads (each task's nearest cover policy and pi_s, the last column); NaN elsewhere. For
     sparse tasks, where each pair is a sparse solve, this is 2 solves per task instead of N+1."""
     reward = np.full((len(tasks), len(policies)), np.nan)

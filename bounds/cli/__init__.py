@@ -1,6 +1,7 @@
 """The whole ``safepce`` command line, at the top of the import flow (tabular <- theory <-
 bounds): one table of commands, each with its settings dataclass (flags, defaults and ranges
-come from its fields), the :class:`~bounds.cli.flags.RunSettings` flags it takes, and its runner.
+come from its fields), the :class:`~safepce.bounds.cli.flags.RunSettings` flags it takes, and its
+runner.
 
 Bad input ends in one line on stderr (``safepce COMMAND: error: ...``) and exit code 2.
 """
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from theory.experiment import ExperimentSettings, ViolationSettings
-from theory.sweep import tune_process
+from safepce.theory.experiment import ExperimentSettings, ViolationSettings
+from safepce.theory.sweep import tune_process
 
 from ..sweeps import SweepDeltaSettings
 from ..verify import VerifySettings

@@ -1,6 +1,7 @@
 """The runners of every ``safepce`` command. Each takes its settings dataclass (what it computes)
 and a :class:`RunSettings` (where and how it runs), writes one output folder in the format of
-:mod:`theory.results` (summary.json, a per-run or per-item table, figures as PNG and PDF) and
+:mod:`safepce.theory.results` (summary.json, a per-run or per-item table, figures as PNG and PDF)
+and
 returns the exit code."""
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-import tabular
-from tabular import families
-from theory import results
-from theory.experiment import (
+from safepce import tabular
+from safepce.tabular import families
+from safepce.theory import results
+from safepce.theory.experiment import (
     FIGURE_2,
     FIGURE_2_APPENDIX,
     REPORTS,
@@ -30,9 +31,9 @@ from theory.experiment import (
     summarise,
     violation_rates,
 )
-from theory.figures import plot_figure1, plot_figure2, plot_training, save_figure
-from theory.harness import authors_report
-from theory.settings import (
+from safepce.theory.figures import plot_figure1, plot_figure2, plot_training, save_figure
+from safepce.theory.harness import authors_report
+from safepce.theory.settings import (
     discount,
     non_negative,
     positive,
@@ -40,8 +41,8 @@ from theory.settings import (
     setting,
     validate,
 )
-from theory.sweep import check_scheduler
-from theory.training import (
+from safepce.theory.sweep import check_scheduler
+from safepce.theory.training import (
     TrainingResult,
     check_lemma_3_5,
     make_coverage_oracle,
@@ -287,7 +288,7 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
 
 def run_violations(settings: ViolationSettings, run: RunSettings) -> int:
     """Violation rates over many runs on test tasks drawn from D (Clopper-Pearson intervals)."""
-    from theory.sweep import ResultStore
+    from safepce.theory.sweep import ResultStore
 
     from ..sweeps import plot_violation_rates
 

@@ -8,8 +8,8 @@ import dataclasses
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from tabular.errors import InputError
-from theory.settings import choices_of, field_type, flag, positive, setting
+from safepce.tabular.errors import InputError
+from safepce.theory.settings import choices_of, field_type, flag, positive, setting
 
 
 class UsageError(InputError):
@@ -92,16 +92,17 @@ def add_run_flags(parser: argparse.ArgumentParser, command: str, names: tuple[st
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
-    from theory.settings import validate
+    from safepce.theory.settings import validate
 
     return validate(dataclasses.replace(settings_from(RunSettings, args), out=args.out))
 
 
 def take_output(run: RunSettings, command: str, settings, keep: tuple[str, ...] = ()) -> Path:
     """Create and check the output folder, then claim it for this command and settings
-    (:func:`theory.results.claim_output`: refuses another command's or settings' results unless
+    (:func:`safepce.theory.results.claim_output`: refuses another command's or settings' results
+    unless
     --overwrite, and removes stale outputs)."""
-    from theory.results import claim_output
+    from safepce.theory.results import claim_output
 
     out = prepare_output(run.out)
     claim_output(out, command, dataclasses.asdict(settings), keep=keep, overwrite=run.overwrite)

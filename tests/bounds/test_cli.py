@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-import tabular
-from bounds.cli import main
-from theory.training import TrainingResult
+from safepce import tabular
+from safepce.bounds.cli import main
+from safepce.theory.training import TrainingResult
 
 
 def test_train_writes_result_table_summary_and_figure(tmp_path):

@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tabular
-from bounds.covering import (
+from safepce import tabular
+from safepce.bounds.covering import (
     covering_number,
     covering_number_sample,
     greedy_covering_estimate,
     max_points_in_intervals,
 )
-from tabular.distributions import GridworldNoise, UniformInterval
-from theory.oracles import ParameterCoverage, TrainingInputError
+from safepce.tabular.distributions import GridworldNoise, UniformInterval
+from safepce.theory.oracles import ParameterCoverage, TrainingInputError
 
 
 @given(values=st.lists(st.floats(0, 1), min_size=1, max_size=9), width=st.floats(0.01, 0.5))

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-import tabular
-from bounds import erratum
-from tabular.distance import simulation_lemma_constant
+from safepce import tabular
+from safepce.bounds import erratum
+from safepce.tabular.distance import simulation_lemma_constant
 
 BY_NAME = {f.name: f for f in erratum.FINDINGS}
 
@@ -71,7 +71,7 @@ def test_plotting_monitor():
 def test_eq_28_off_by_one():
     """The App. D recursion by hand; Eq. 6's closed form (the toolkit's) equals it, Eq. 28's
     does not."""
-    from theory.algorithms.safe_pce import mixture_weights
+    from safepce.theory.algorithms.safe_pce import mixture_weights
 
     v_s, eps, gamma = 0.5, 1e-4, 0.5
     L = simulation_lemma_constant(gamma)
@@ -115,7 +115,7 @@ def test_assumption_3_3_top_of_support():
 
 
 def test_sample_schedule():
-    from theory.training import initial_sample_size
+    from safepce.theory.training import initial_sample_size
 
     assert initial_sample_size(0.05) == math.ceil(math.log(0.05) ** 2 / 0.05**2) == 3590
     result = measure("sample-schedule")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-import tabular
-from bounds.covering import covering_number_sample
-from bounds.hard_instance import (
+from safepce import tabular
+from safepce.bounds.covering import covering_number_sample
+from safepce.bounds.hard_instance import (
     HardFamilyError,
     bernoulli_kl,
     check_hard_family,
@@ -84,7 +84,7 @@ def test_sequential_identification_respects_the_lower_bound():
     """Under M_0 the algorithm must test every gate: its mean samples exceed the explicit bound,
     and it names the right task (so returns an eps-optimal feasible policy) at rate >= 1 - delta
     up to sampling error."""
-    from bounds.hard_instance import sequential_identification
+    from safepce.bounds.hard_instance import sequential_identification
 
     family = hard_family(1, 0.9, 0.1, 0.1)
     runs = [sequential_identification(family, 0, 0.05, seed) for seed in range(30)]

@@ -6,15 +6,15 @@ import numpy as np
 import pandas
 import pytest
 
-from bounds.cli import main
-from bounds.sample_complexity import (
+from safepce.bounds.cli import main
+from safepce.bounds.sample_complexity import (
     episodes_to_accuracy,
     fitted_slope,
     regret_rate_episodes,
     violation_rate,
 )
-from theory.harness import RunRecord
-from theory.results import load
+from safepce.theory.harness import RunRecord
+from safepce.theory.results import load
 
 
 def _record(rewards, costs, optimum=1.0, budget=1.0):
@@ -81,7 +81,7 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
 
 def test_verify_runs_the_claim_table_in_order(tmp_path):
     """verify iterates the table it is given: a new claim is one row."""
-    from bounds.verify import CLAIMS, ClaimCheck, claim_eq_6, claim_lemma_c3, run_verify
+    from safepce.bounds.verify import CLAIMS, ClaimCheck, claim_eq_6, claim_lemma_c3, run_verify
 
     assert [c.name for c in CLAIMS][:2] == ["lemma-c3", "eq-6"]
     table = (ClaimCheck("eq-6", "Eq. 6", claim_eq_6),

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-import bounds.verify as verify
-from bounds.cli import main
-from bounds.sample_complexity import fitted_slope_with_error
-from bounds.sandwich import (
+import safepce.bounds.verify as verify
+from safepce.bounds.cli import main
+from safepce.bounds.sample_complexity import fitted_slope_with_error
+from safepce.bounds.sandwich import (
     DELTA,
     GAMMA,
     RADIUS,
@@ -22,8 +22,8 @@ from bounds.sandwich import (
     run_cell,
     upper_bound_episodes,
 )
-from bounds.upper import theorem_4_2_terms
-from tabular.distance import simulation_lemma_constant
+from safepce.bounds.upper import theorem_4_2_terms
+from safepce.tabular.distance import simulation_lemma_constant
 
 
 def test_upper_bound_is_the_least_k_with_bound_over_k_below_eps():
@@ -105,8 +105,7 @@ def test_a_failed_check_makes_verify_exit_1(tmp_path, monkeypatch):
 
 def test_verify_and_the_sandwich_resume_from_their_store(tmp_path, monkeypatch):
     """A claim (and a sandwich cell) already in the store is read back, not run again."""
-    import bounds.sandwich as sandwich_module
-
+    import safepce.bounds.sandwich as sandwich_module
     calls = []
 
     def claim(context):

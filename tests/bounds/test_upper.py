@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bounds.upper import (
+from safepce.bounds.upper import (
     BoundInputError,
     corollary_4_3_samples,
     corollary_f_1,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import tabular
-from tabular import CMDP, InvalidCMDPError
+from safepce import tabular
+from safepce.tabular import CMDP, InvalidCMDPError
 
 
 def _valid(**overrides):

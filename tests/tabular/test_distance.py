@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tabular
-from tabular import InvalidCMDPError
-from tabular.distance import simulation_lemma_constant
+from safepce import tabular
+from safepce.tabular import InvalidCMDPError
+from safepce.tabular.distance import simulation_lemma_constant
 
 
 def test_gridworld_distance_is_three_quarters_of_the_noise_gap():

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tabular
-from tabular.distributions import (
+from safepce import tabular
+from safepce.tabular.distributions import (
     FiniteUniform,
     GridworldNoise,
     InvalidDistributionError,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tabular
-from tabular import InvalidPolicyError, Mixture
+from safepce import tabular
+from safepce.tabular import InvalidPolicyError, Mixture
 
 
 def _random_policy(rng, S, A):

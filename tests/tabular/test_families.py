@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import tabular
-from tabular import InvalidCMDPError
-from tabular.families import GOAL_STATE, HAZARD_STATES, state_of
+from safepce import tabular
+from safepce.tabular import InvalidCMDPError
+from safepce.tabular.families import GOAL_STATE, HAZARD_STATES, state_of
 
 
 def test_interior_transition_example_from_the_paper():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import bounds  # noqa: F401  (registers the hard family)
-import tabular
-from tabular import families
-from tabular.distributions import distribution_from_dict
+import safepce.bounds  # noqa: F401  (registers the hard family)
+from safepce import tabular
+from safepce.tabular import families
+from safepce.tabular.distributions import distribution_from_dict
 
 
 def test_registered_families_describe_themselves():

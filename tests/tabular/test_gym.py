@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import tabular
-from tabular.gym import as_gym_env, from_toy_text
+from safepce import tabular
+from safepce.tabular.gym import as_gym_env, from_toy_text
 
 gymnasium = pytest.importorskip("gymnasium")
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import tabular
-from tabular import Mixture
-from tabular.simulate import InvalidSimulationError
+from safepce import tabular
+from safepce.tabular import Mixture
+from safepce.tabular.simulate import InvalidSimulationError
 
 
 def _within_4_se(samples, exact):

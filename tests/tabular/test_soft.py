@@ -7,8 +7,8 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-import tabular
-from tabular.soft import SoftSolverError, soft_evaluate, solve_soft
+from safepce import tabular
+from safepce.tabular.soft import SoftSolverError, soft_evaluate, solve_soft
 
 
 def _budgeted(seed: int, S: int = 5, A: int = 3, where: float = 0.5):

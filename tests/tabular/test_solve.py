@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-import tabular
-import tabular.strategies as cst
-from tabular import InfeasibleCMDPError
+import safepce.tabular.strategies as cst
+from safepce import tabular
+from safepce.tabular import InfeasibleCMDPError
 
 PAPER_OPTIMA = {0.1: 59.73693, 0.2: 56.43349, 0.3: 51.96282, 0.4: 44.91545}  # PAPER.md sec. 7
 

@@ -9,17 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-import tabular
-from tabular.cmdp import InvalidCMDPError
-from tabular.families import (
+from safepce import tabular
+from safepce.tabular.cmdp import InvalidCMDPError
+from safepce.tabular.families import (
     gridworld,
     gridworld_layout,
     random_cmdp,
     random_sparse_cmdp,
     sparse_gridworld,
 )
-from tabular.lagrangian import solve_lagrangian
-from tabular.linear import DiscountedSystem, policy_kernel
+from safepce.tabular.lagrangian import solve_lagrangian
+from safepce.tabular.linear import DiscountedSystem, policy_kernel
 
 
 def as_sparse(task: tabular.CMDP) -> tabular.CMDP:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from scipy.optimize import linprog
 
-import tabular.strategies as cst
+import safepce.tabular.strategies as cst
 
 FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -9,15 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-import tabular
-from theory.algorithms import make_algorithm
-from theory.algorithms.baselines import (
+from safepce import tabular
+from safepce.theory.algorithms import make_algorithm
+from safepce.theory.algorithms.baselines import (
     BaselineInputError,
     Scales,
     discounted_state_visits,
     high_entropy_safe_start,
 )
-from theory.algorithms.dope import (
+from safepce.theory.algorithms.dope import (
     DOPE,
     DOPE_THEORY,
     DOPEPlus,
@@ -27,9 +27,9 @@ from theory.algorithms.dope import (
     extended_lp_model,
     widths,
 )
-from theory.algorithms.extended_planning import solve_extended
-from theory.algorithms.lb_sgd import LBSGD, barrier_step
-from theory.algorithms.safe_meta_rl import (
+from safepce.theory.algorithms.extended_planning import solve_extended
+from safepce.theory.algorithms.lb_sgd import LBSGD, barrier_step
+from safepce.theory.algorithms.safe_meta_rl import (
     SAFE_META_RL_SMOOTHED,
     SafeMetaRL,
     adaptation_step,
@@ -39,14 +39,14 @@ from theory.algorithms.safe_meta_rl import (
     linearised_cost,
     tilted_policy,
 )
-from theory.estimators import first_visit_q
-from theory.experiment import (
+from safepce.theory.estimators import first_visit_q
+from safepce.theory.experiment import (
     ExperimentSettings,
     experiment_training,
     run_seed,
 )
-from theory.gradients import exact_gradient, softmax
-from theory.harness import run_test_phase
+from safepce.theory.gradients import exact_gradient, softmax
+from safepce.theory.harness import run_test_phase
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_exact_safe_meta_rl_on_the_ten_test_tasks(experiment):
     (regret < 1,000 over 800 steps of 50 episodes on every task) yet overshoots the budget by
     more than 1e-3 early on some tasks (the dual has not converged), so its violations with
     Monte-Carlo estimates are not all estimation error."""
-    from theory.experiment import PAPER_TEST_TASKS
+    from safepce.theory.experiment import PAPER_TEST_TASKS
 
     training, _, tasks = experiment
     overshoot = []
@@ -245,7 +245,7 @@ def test_barrier_step_keeps_the_exact_iterate_feasible(seed):
 
 
 def test_barrier_direction_is_the_exact_barrier_gradient():
-    from theory.gradients import barrier_gradient
+    from safepce.theory.gradients import barrier_gradient
 
     logits = np.random.default_rng(1).normal(size=(5, 3))
     cost, grad_k = exact_gradient(tabular.random_cmdp(5, 3, seed=1), logits, "cost")
@@ -274,7 +274,8 @@ def test_extended_lp_with_zero_widths_is_the_occupancy_lp(solver, seed):
 @given(seed=st.integers(0, 100_000), width=st.sampled_from([0.0, 0.01, 0.05, 0.2, 1.0]),
        slack=st.sampled_from([-0.3, 0.0, 0.2, 0.5, 2.0]))
 def test_exact_extended_planning_equals_highs_on_the_lifted_lp(seed, width, slack):
-    """theory.algorithms.extended_planning against HiGHS's simplex on the same lifted LP: the
+    """safepce.theory.algorithms.extended_planning against HiGHS's simplex on the same lifted LP:
+    the
     same optimal value (1e-8 relative), the same verdict on feasibility, and its solution
     x = (mu, q) satisfies every row of the LP (flow, consistency, box, budget) to 1e-9."""
     task = tabular.random_cmdp(5, 3, seed=seed, concentration=0.5)
@@ -387,7 +388,7 @@ def test_widths_cover_the_true_kernel():
 def test_paper_experiment_width_scale_is_the_calibrated_one(experiment):
     """The preset's constant is what calibrate_bonus_scale finds: after 14,000 episodes of pi_s
     DOPE+'s pessimistic problem is feasible on every cover task at 2^-11 and not at 2^-10."""
-    from theory.algorithms.dope import PAPER_EXPERIMENT_BONUS_SCALE, calibrate_bonus_scale
+    from safepce.theory.algorithms.dope import PAPER_EXPERIMENT_BONUS_SCALE, calibrate_bonus_scale
 
     training, _, tasks = experiment
     assert calibrate_bonus_scale(training, tasks, 600) == PAPER_EXPERIMENT_BONUS_SCALE == 2**-11
@@ -456,7 +457,7 @@ def test_authors_lb_sgd_step_is_uncertified_with_a_slack_floor(experiment):
     """One update of the paper-experiment preset moves the logits by exactly
     4 (grad V_r - 0.1 grad V_c / max(b - mean cost, 0.05)) in raw units, computed here from the
     same batch; with the budget made tight the floor 0.05 is what divides."""
-    from theory.gradients import reinforce_gradient
+    from safepce.theory.gradients import reinforce_gradient
 
     training, distribution, _ = experiment
     task = tabular.gridworld(0.33)
@@ -496,8 +497,7 @@ def test_authors_safe_meta_rl_never_leaves_the_support_of_pi_s(experiment):
 def test_authors_safe_meta_rl_resets_the_dual(experiment, monkeypatch):
     """Every adaptation of the paper-experiment preset starts its 30 dual steps from u = 0; the
     smoothed variant starts from the previous adaptation's u."""
-    import theory.algorithms.safe_meta_rl as module
-
+    import safepce.theory.algorithms.safe_meta_rl as module
     training, distribution, _ = experiment
     task = tabular.gridworld(0.33)
     for key, reset in (("safe-meta-rl", True), ("safe-meta-rl-smoothed", False)):

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-import tabular
-from bounds.cli import main
-from tabular.families import PAPER_GRIDWORLD_OPTIMA
+from safepce import tabular
+from safepce.bounds.cli import main
+from safepce.tabular.families import PAPER_GRIDWORLD_OPTIMA
 
 
 def test_figure1_writes_the_paper_optima(tmp_path, capsys):

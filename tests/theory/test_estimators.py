@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import tabular
-from theory.estimators import first_visit_q, returns_to_go
+from safepce import tabular
+from safepce.theory.estimators import first_visit_q, returns_to_go
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,8 @@ def test_advantages_match_exact_q_minus_v(setting):
 
 def test_every_visit_q_against_a_literal_loop():
     """Every-visit Q and V against a step-by-step loop that sums returns-to-go by hand."""
-    import tabular
-    from theory.estimators import every_visit_q
+    from safepce import tabular
+    from safepce.theory.estimators import every_visit_q
 
     task = tabular.random_cmdp(4, 3, 2)
     policy = np.full((4, 3), 1 / 3)

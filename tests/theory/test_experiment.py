@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-import tabular
-from bounds.cli import main
-from theory.experiment import (
+from safepce import tabular
+from safepce.bounds.cli import main
+from safepce.theory.experiment import (
     PAPER_TEST_TASKS,
     ExperimentSettings,
     ViolationSettings,
@@ -16,9 +16,9 @@ from theory.experiment import (
     reproduce,
     violation_rates,
 )
-from theory.harness import RunRecord
-from theory.results import load
-from theory.settings import SettingsError
+from safepce.theory.harness import RunRecord
+from safepce.theory.results import load
+from safepce.theory.settings import SettingsError
 
 
 def test_reproduce_small(tmp_path):
@@ -167,8 +167,8 @@ def test_report_authors_hides_exactly_the_violating_runs(tmp_path):
 
 
 def test_size_selects_the_sparse_gridworld_and_only_for_the_gridworld():
-    from theory.experiment import ExperimentSettings, experiment_family
-    from theory.settings import SettingsError
+    from safepce.theory.experiment import ExperimentSettings, experiment_family
+    from safepce.theory.settings import SettingsError
 
     distribution, spec = experiment_family(ExperimentSettings(size=10))
     task = distribution.build([0.3])

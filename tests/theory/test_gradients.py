@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tabular
-from theory.gradients import (
+from safepce import tabular
+from safepce.theory.gradients import (
     barrier_gradient,
     exact_gradient,
     reinforce_gradient,

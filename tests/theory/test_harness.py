@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import tabular
-from theory.harness import Deployment, TestTimeAlgorithm, run_test_phase
+from safepce import tabular
+from safepce.theory.harness import Deployment, TestTimeAlgorithm, run_test_phase
 
 
 class FixedMixture(TestTimeAlgorithm):
@@ -154,7 +154,7 @@ def test_authors_report_stops_before_the_first_violation():
     first violating episode on (not stored), the values before it are untouched."""
     import numpy as np
 
-    from theory.harness import RunRecord, authors_report
+    from safepce.theory.harness import RunRecord, authors_report
 
     cost = np.array([1.0, 1.2, 1.4, 1.6, 1.0, 1.7])
     reward = np.array([40.0, 41.0, 42.0, 50.0, 43.0, 51.0])

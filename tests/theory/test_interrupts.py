@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-COMMAND = [sys.executable, "-m", "bounds.cli", "violations", "--runs", "400", "--episodes",
+COMMAND = [sys.executable, "-m", "safepce", "violations", "--runs", "400", "--episodes",
            "6000", "--algorithms", "safe-pce", "--workers", "2", "--quiet"]
-REPRODUCE = [sys.executable, "-m", "bounds.cli", "reproduce", "--episodes", "3000", "--tasks",
+REPRODUCE = [sys.executable, "-m", "safepce", "reproduce", "--episodes", "3000", "--tasks",
              "10", "--algorithms", "safe-meta-rl", "lb-sgd", "--workers", "2", "--quiet"]
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import tabular
-from tabular.distributions import FiniteUniform, GridworldNoise, UniformInterval
-from theory.oracles import (
+from safepce import tabular
+from safepce.tabular.distributions import FiniteUniform, GridworldNoise, UniformInterval
+from safepce.theory.oracles import (
     DesignatedSafePolicy,
     DistanceCoverage,
     ParameterCoverage,
@@ -156,8 +156,8 @@ def test_worst_case_safe_policy_improves_on_the_designated_one():
 def test_finite_family_cover_equals_the_greedy_on_every_sample():
     """The deduplicated greedy (distinct tasks weighted by multiplicity) picks the same sample
     indices as Subroutine 3 on the full N x N coverage matrix of the sample."""
-    from tabular.distributions import runnable_family
-    from theory.oracles import greedy_cover_sparse
+    from safepce.tabular.distributions import runnable_family
+    from safepce.theory.oracles import greedy_cover_sparse
 
     base = runnable_family(0)
     tasks = [base.build([t]) for t in (0.0, 0.001, 0.3, 0.302, 0.9)]

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-import tabular
-from tabular.distance import simulation_lemma_constant
-from theory.algorithms import (
+from safepce import tabular
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.theory.algorithms import (
     REGISTRY,
     SAFE_PCE_EXPERIMENT,
     SafeMetaRL,
@@ -16,8 +16,8 @@ from theory.algorithms import (
     make_algorithm,
     register,
 )
-from theory.algorithms.baselines import BaselineInputError
-from theory.experiment import ExperimentSettings, experiment_training
+from safepce.theory.algorithms.baselines import BaselineInputError
+from safepce.theory.experiment import ExperimentSettings, experiment_training
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pandas
 import pytest
 from scipy.stats import beta
 
-from bounds.cli import main
-from theory import results
+from safepce.bounds.cli import main
+from safepce.theory import results
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (1, 1000), (436, 1000)])

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tabular
-from tabular.distributions import GridworldNoise
-from theory.algorithms.safe_pce import (
+from safepce import tabular
+from safepce.tabular.distributions import GridworldNoise
+from safepce.theory.algorithms.safe_pce import (
     PCE,
     SAFE_PCE_POOLED_GATE,
     THEORY,
@@ -21,9 +21,9 @@ from theory.algorithms.safe_pce import (
     mixture_weights_recursive,
     stage_limit,
 )
-from theory.harness import run_test_phase
-from theory.oracles import DesignatedSafePolicy, ParameterCoverage
-from theory.training import train
+from safepce.theory.harness import run_test_phase
+from safepce.theory.oracles import DesignatedSafePolicy, ParameterCoverage
+from safepce.theory.training import train
 
 H = 600
 

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-import tabular
-from tabular.distributions import GridworldNoise, runnable_family
-from theory.algorithms import make_algorithm
-from theory.algorithms.safe_pce_certified import (
+from safepce import tabular
+from safepce.tabular.distributions import GridworldNoise, runnable_family
+from safepce.theory.algorithms import make_algorithm
+from safepce.theory.algorithms.safe_pce_certified import (
     CERTIFIED,
     CertificationError,
     CertifiedPreset,
@@ -17,8 +17,8 @@ from theory.algorithms.safe_pce_certified import (
     FamilyModel,
     certified_weights,
 )
-from theory.experiment import ExperimentSettings, experiment_training
-from theory.harness import run_test_phase
+from safepce.theory.experiment import ExperimentSettings, experiment_training
+from safepce.theory.harness import run_test_phase
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_confidence_set_shrinks_around_the_truth(gridworld):
 
 
 def test_finite_family_set_is_exact():
-    from bounds.sandwich import Cell, cell_training
+    from safepce.bounds.sandwich import Cell, cell_training
 
     cell = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
     family = cell.family().distribution
@@ -149,7 +149,7 @@ def test_published_tasks_safe_and_learning(gridworld):
     """Three published tasks at K = 40,000: no infeasible deployed policy, regret far below
     pi_s's and the tuned Safe-PCE's (about 40k on these tasks)."""
     training, family = gridworld
-    from theory.experiment import PAPER_TEST_TASKS, optimal_value, run_seed
+    from safepce.theory.experiment import PAPER_TEST_TASKS, optimal_value, run_seed
 
     for i in (0, 1, 8):
         task = tabular.gridworld(PAPER_TEST_TASKS[i])

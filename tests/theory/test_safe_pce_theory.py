@@ -11,13 +11,13 @@ import math
 import numpy as np
 import pytest
 
-import tabular
-from bounds.hard_instance import hard_family
-from tabular.distributions import arms_family
-from theory.algorithms.safe_pce import PCE, THEORY, SafePCE
-from theory.harness import run_test_phase
-from theory.oracles import DistanceCoverage, WorstCaseSafePolicy
-from theory.training import train
+from safepce import tabular
+from safepce.bounds.hard_instance import hard_family
+from safepce.tabular.distributions import arms_family
+from safepce.theory.algorithms.safe_pce import PCE, THEORY, SafePCE
+from safepce.theory.harness import run_test_phase
+from safepce.theory.oracles import DistanceCoverage, WorstCaseSafePolicy
+from safepce.theory.training import train
 
 CHUNK = 4096
 

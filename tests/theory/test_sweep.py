@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bounds.cli import main
-from theory.sweep import ResultStore, StoreError, make_executor, run_sweep
+from safepce.bounds.cli import main
+from safepce.theory.sweep import ResultStore, StoreError, make_executor, run_sweep
 
 
 def square_chunk(settings_list):
@@ -64,7 +64,7 @@ def test_same_table_on_one_worker_two_workers_and_dask(tmp_path):
 
 
 def test_kill_and_resume_gives_the_uninterrupted_table(tmp_path):
-    command = [sys.executable, "-m", "bounds.cli", "violations", "--runs", "120", "--episodes",
+    command = [sys.executable, "-m", "safepce", "violations", "--runs", "120", "--episodes",
                "6000", "--algorithms", "safe-pce", "--workers", "1", "--quiet"]
     reference = tmp_path / "reference"
     subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)

@@ -1,12 +1,12 @@
-"""theory.testing's checkers raise exactly when the guarantee fails, with numbers computed
+"""safepce.theory.testing's checkers raise exactly when the guarantee fails, with numbers computed
 here: a fixed-policy algorithm's regret is K (V* - V(pi)) and pi_out's gap is V* - V(pi)."""
 
 import numpy as np
 import pytest
 
-import tabular
-from theory.harness import Deployment, TestTimeAlgorithm
-from theory.testing import check_output_accuracy, check_regret_bound, check_safe_exploration
+from safepce import tabular
+from safepce.theory.harness import Deployment, TestTimeAlgorithm
+from safepce.theory.testing import check_output_accuracy, check_regret_bound, check_safe_exploration
 
 
 class Fixed(TestTimeAlgorithm):

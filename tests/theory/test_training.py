@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-import tabular
-from bounds.covering import covering_number
-from tabular.distributions import GridworldNoise, InvalidDistributionError, TaskDistribution
-from theory.oracles import DesignatedSafePolicy, ParameterCoverage, SafePolicyError
-from theory.training import (
+from safepce import tabular
+from safepce.bounds.covering import covering_number
+from safepce.tabular.distributions import GridworldNoise, InvalidDistributionError, TaskDistribution
+from safepce.theory.oracles import DesignatedSafePolicy, ParameterCoverage, SafePolicyError
+from safepce.theory.training import (
     TrainingInputError,
     TrainingResult,
     check_lemma_3_5,

@@ -6,18 +6,18 @@ and LB-SGD, or in *scaled cost form*: reward ``r / r_max`` in [0, 1], cost ``k /
 (read off the training tasks); the preset's ``units`` says which. Scaling keeps feasibility
 (``V_k <= b``) and the ranking of policies unchanged but changes what a step size or a
 regulariser means; it is not the utility conversion of Section 2 of the paper, which stays in
-:class:`tabular.UtilityForm`. The harness records exact values in task units.
+:class:`safepce.tabular.UtilityForm`. The harness records exact values in task units.
 
 What a baseline may know. Like Safe-PCE, a baseline sees the test task only through trajectories.
 From training it receives pi_s and the training (cover) tasks, i.e. the family's static structure:
 S, A, gamma, the budget and the scales above (DOPE/DOPE+ also take rho, r and the cost from them,
-see :mod:`theory.algorithms.dope`), and the task pi_s was computed on.
+see :mod:`safepce.theory.algorithms.dope`), and the task pi_s was computed on.
 
 Start policies (:class:`TrajectoryLearner`). Exponential tilting (Safe Meta-RL) and softmax
 gradients (LB-SGD) cannot move a deterministic policy, and pi_s (an LP vertex) is deterministic
 in all but at most one state. A learner starts from pi_s itself (the authors' Safe Meta-RL: it
 then only moves where pi_s randomises), from the entropy-regularised constrained optimum of pi_s's
-task (the authors' LB-SGD, :func:`tabular.solve_soft`), or from the smoothed
+task (the authors' LB-SGD, :func:`safepce.tabular.solve_soft`), or from the smoothed
 ``pi_0 = (1 - eta) pi_s + eta uniform`` with the largest eta on a grid of step 0.01 whose cost on
 every training task stays at most ``b - margin_fraction * (b - max_i V_k(pi_s; M_i))``: half of
 pi_s's worst slack on the cover is kept in reserve (:func:`high_entropy_safe_start`; eta = 0.04
@@ -31,9 +31,9 @@ from dataclasses import dataclass, fields, replace
 import numba
 import numpy as np
 
-import tabular
-from tabular import CMDP
-from tabular.errors import InputError, positive_int, positive_number
+from safepce import tabular
+from safepce.tabular import CMDP
+from safepce.tabular.errors import InputError, positive_int, positive_number
 
 from ..harness import TestTimeAlgorithm
 
@@ -160,7 +160,8 @@ class TrajectoryLearner(FamilyBaseline):
 
     * ``"smoothed"``: the high-entropy safe start of :func:`high_entropy_safe_start`;
     * ``"pi_s"``: pi_s itself, as the authors ran Safe Meta-RL;
-    * ``"soft"``: the entropy-regularised constrained optimum (:func:`tabular.solve_soft`) of the
+    * ``"soft"``: the entropy-regularised constrained optimum (:func:`safepce.tabular.solve_soft`)
+    of the
       task pi_s was computed on, at ``start_temperature``, as the authors ran LB-SGD.
 
     ``reset`` zeroes the episode and iteration counters and the event log."""

@@ -56,8 +56,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from tabular import CMDP
-from tabular.solve import highs
+from safepce.tabular import CMDP
+from safepce.tabular.solve import highs
 
 from ..harness import Deployment
 from ..training import TrainingResult
@@ -204,9 +204,10 @@ def extended_lp(kernel_hat: np.ndarray, width: np.ndarray, rho: np.ndarray, rewa
 
     ``reward`` and ``cost`` already include their bonuses (task units, (S, A)); with zero widths
     it is the ordinary occupancy LP of the kernel ``kernel_hat`` (same optimum as
-    :func:`tabular.solve`). Raises :class:`InfeasiblePlanError` when no occupancy meets the
+    :func:`safepce.tabular.solve`). Raises :class:`InfeasiblePlanError` when no occupancy meets the
     budget. ``solver``: "lagrangian" (default; exact, by policy iteration on the extended MDP
-    inside a search on the multiplier, :mod:`theory.algorithms.extended_planning`: a few ms on
+    inside a search on the multiplier, :mod:`safepce.theory.algorithms.extended_planning`: a few ms
+    on
     the gridworld's 9,800-column LP), "clarabel" (interior point: 110-185 ms) or "highs" (dual
     simplex, a vertex solution: 320-460 ms); benchmarks/bench_extended_lp.py. Occupancy below
     1e-9 of the total counts as none (pi_s is played where a state has none).
@@ -419,8 +420,7 @@ def calibrate_bonus_scale(training: TrainingResult, tasks: list[CMDP], horizon: 
     """The largest bonus_scale on the halving grid 1, 1/2, ... (down to ``smallest``) at which the
     pessimistic problem is feasible on *every* task after ``episodes`` episodes of pi_s (how the
     paper-experiment preset's constant was obtained from the reported warm-up length)."""
-    import tabular
-
+    from safepce import tabular
     algorithms = []
     for i, task in enumerate(tasks):
         algorithm = (DOPEPlus if form == "dope-plus" else DOPE)(

@@ -1,6 +1,6 @@
 """The extended (lifted) occupancy LP of DOPE / DOPE+ solved exactly without an LP solver.
 
-The LP of :mod:`theory.algorithms.dope` optimises jointly over an occupancy and a kernel
+The LP of :mod:`safepce.theory.algorithms.dope` optimises jointly over an occupancy and a kernel
 ``P_tilde`` in the box set ``lower <= P_tilde(.|s,a) <= upper`` (rectangular: one box per pair,
 rows summing to 1). For a fixed multiplier lambda >= 0 its Lagrangian
 
@@ -12,7 +12,8 @@ into next states in decreasing order of V, each up to its ``upper`` (a fractiona
 exact). Policy iteration on that extended MDP (exact evaluation of each (pi, P_tilde), then the
 greedy pair and row) reaches its optimum in finitely many steps, since the greedy row is fixed by
 the order of V. L is convex and piecewise linear in lambda, and by LP duality its minimum is the
-LP's optimum; the multiplier is found as in :mod:`tabular.lagrangian` (lines of an infeasible and
+LP's optimum; the multiplier is found as in :mod:`safepce.tabular.lagrangian` (lines of an
+infeasible and
 a feasible solution crossed until the Lagrangian value at the crossing is no larger than the
 lines'), and the LP's solution is the mixture of the two end solutions' (mu, q) that meets the
 budget with equality, which is feasible (the lifted feasible set is convex) and optimal (both are

@@ -2,7 +2,8 @@
 
 A softmax policy ``pi_theta(a|s) ∝ exp(theta[s, a])`` climbs the log-barrier objective
 ``B(theta) = V_r(theta) + eta log(b - V_k(theta))`` (in the preset's units,
-:mod:`theory.algorithms.baselines`) with REINFORCE estimates of grad V_r and grad V_k from one
+:mod:`safepce.theory.algorithms.baselines`) with REINFORCE estimates of grad V_r and grad V_k from
+one
 batch of episodes per iteration:
 
     g_t = grad V_r - eta grad V_k / s_t,     theta_{t+1} = theta_t + gamma_t g_t,
@@ -23,13 +24,14 @@ Presets (every number is a field of :class:`LBSGDPreset`):
 * ``paper-experiment`` (key ``lb-sgd``): what the authors ran for the paper's Figure 2 (their
   code, facts recorded for the toolkit): start from the entropy-regularised constrained optimum
   of the task pi_s comes from (the noise-0.4 gridworld task) at temperature 8
-  (:func:`tabular.solve_soft`; V_r 37-40 on the ten test tasks), raw task units, REINFORCE,
+  (:func:`safepce.tabular.solve_soft`; V_r 37-40 on the ten test tasks), raw task units, REINFORCE,
   the *uncertified* step ``theta += 4 (grad V_r - 0.1 grad V_k / s)`` with
   ``s = max(b - mean cost of the batch, 0.05)`` (no confidence term, so the barrier never stops
   a step), one batch of 500 episodes, then 3,000 per batch.
 * ``certified`` (key ``lb-sgd-certified``): the method as its analysis requires, our earlier
   variant: scaled cost form, the high-entropy safe start near pi_s
-  (:func:`theory.baselines.high_entropy_safe_start`), the lower confidence bound on the slack
+  (:func:`safepce.theory.baselines.high_entropy_safe_start`), the lower confidence bound on the
+  slack
   (2 standard errors) and the certified step above capped at 4; batches of 500 for the first
   5,000 episodes, then 3,000.
 """
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tabular import CMDP
+from safepce.tabular import CMDP
 
 from ..gradients import reinforce_gradient
 from ..harness import Deployment

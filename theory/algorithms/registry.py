@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tabular.errors import InputError
+from safepce.tabular.errors import InputError
 
 from .dope import DOPE, DOPE_EXPERIMENT, DOPE_THEORY, DOPEPlus
 from .lb_sgd import LB_SGD_CERTIFIED, LB_SGD_EXPERIMENT, LBSGD

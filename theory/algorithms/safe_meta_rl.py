@@ -1,7 +1,8 @@
 """Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), with the settings of App. H.1.
 
 Each iteration runs the current policy pi for a batch of episodes, estimates Monte-Carlo
-advantages A_r and A_k (in the preset's units, :mod:`theory.algorithms.baselines`), the empirical
+advantages A_r and A_k (in the preset's units, :mod:`safepce.theory.algorithms.baselines`), the
+empirical
 normalised discounted state occupancy d and the cost value V_k(pi), and takes one KL-regularised
 step, the closed-form solution of
 
@@ -20,12 +21,14 @@ Presets (every number is a field of :class:`SafeMetaRLPreset`):
 * ``paper-experiment`` (key ``safe-meta-rl``): what the authors ran for the paper's Figure 2
   (their code, facts recorded for the toolkit): start from pi_s itself, raw task units (reward
   and cost as the task has them), every-visit Monte-Carlo Q and V with ``A = Q - V`` on the pairs
-  taken and 0 elsewhere (:func:`theory.estimators.every_visit_q`), the dual reset to u = 0 at
+  taken and 0 elsewhere (:func:`safepce.theory.estimators.every_visit_q`), the dual reset to u = 0
+  at
   every adaptation, 30 projected steps of size 1.0, batches of 50, lam = lam_c = 0.2, no guard.
   Tilting keeps zeros at zero, so from a (nearly) deterministic pi_s this learner can only move
   where pi_s randomises: the figure's curve is essentially pi_s's.
 * ``smoothed`` (key ``safe-meta-rl-smoothed``): our earlier reading of the paper's text: the
-  high-entropy safe start of :func:`theory.baselines.high_entropy_safe_start` (so that tilting
+  high-entropy safe start of :func:`safepce.theory.baselines.high_entropy_safe_start` (so that
+  tilting
   can move the policy anywhere), scaled cost form, first-visit Q with a policy-weighted baseline,
   the dual warm-started from the previous adaptation with step 100 per unit of scaled cost. Kept
   because it is what the method does once it can move: it violates in most runs (README,
@@ -43,8 +46,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-import tabular
-from tabular import CMDP
+from safepce import tabular
+from safepce.tabular import CMDP
 
 from ..estimators import every_visit_q, first_visit_q
 from ..harness import Deployment

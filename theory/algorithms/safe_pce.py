@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tabular import UtilityForm
-from tabular.distance import simulation_lemma_constant
-from tabular.errors import InputError
+from safepce.tabular import UtilityForm
+from safepce.tabular.distance import simulation_lemma_constant
+from safepce.tabular.errors import InputError
 
 from ..harness import Deployment, TestTimeAlgorithm
 from ..training import TrainingResult
@@ -250,7 +250,8 @@ def theory_constants(eps: float, gamma: float, delta: float, scale: float = 1.0)
 
 class SafePCE(TestTimeAlgorithm):
     """Safe-PCE (Algorithm 2). Needs the training result (U_hat, pi_s), the family's units (a
-    :class:`tabular.UtilityForm` of any task of the family: scales, budget, gamma), the episode
+    :class:`safepce.tabular.UtilityForm` of any task of the family: scales, budget, gamma), the
+    episode
     length H and a preset; ``theory`` also needs eps (cover radius in task distance) and delta.
     """
 

@@ -62,9 +62,9 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
-from tabular import CMDP, evaluate_batch
-from tabular.distributions import FiniteUniform
-from tabular.errors import InputError
+from safepce.tabular import CMDP, evaluate_batch
+from safepce.tabular.distributions import FiniteUniform
+from safepce.tabular.errors import InputError
 
 from ..harness import Deployment, TestTimeAlgorithm
 from ..training import TrainingResult
@@ -102,7 +102,8 @@ CERTIFIED = CertifiedPreset()
 class FamilyModel:
     """The test task's possible kernels and, for given policies, their exact values.
 
-    ``kind`` is "finite" (one point per task of a :class:`tabular.FiniteUniform`) or "affine"
+    ``kind`` is "finite" (one point per task of a :class:`safepce.tabular.FiniteUniform`) or
+    "affine"
     (a 1-D parameter on [low, high] with ``P_theta = P_0 + theta B``)."""
 
     def __init__(self, family, policies: np.ndarray, preset: CertifiedPreset):
