@@ -343,6 +343,60 @@ def pooled_gate(quick: bool) -> dict:
                         f"{_interval(sum(pooled), len(pooled))}"}
 
 
+def lemma_c3_counterexample(gamma: float, d: float, value: str = "utility"):
+    """Two tasks at distance d (paper units) whose value gap exceeds Lemma C.3's L d.
+
+    Two absorbing states with signal +1 (state 0) and the range's other end (state 1: utility
+    -1, or reward 0); M1 starts in state 0. M2 moves each ingredient of the distance by d
+    towards state 1: rho puts d on it, state 0 leaks to it with probability d, and state 0's
+    signal drops by d. To first order in d the gap is d/(1-gamma) (signal) + span x d (rho) +
+    gamma x span x d/(1-gamma) (kernel), span = 2/(1-gamma) for utilities and 1/(1-gamma) for
+    rewards: the L_c and L_r of :func:`safepce.tabular.distance.corrected_simulation_constants`.
+    """
+    from .falsify import TaskPair
+
+    absorbing = np.eye(2)[:, None, :]
+    leaking = np.array([[[1 - d, d]], [[0.0, 1.0]]])
+    rho1, rho2 = np.array([1.0, 0.0]), np.array([1 - d, d])
+    low = -1.0 if value == "utility" else 0.0
+    signal1, signal2 = np.array([[1.0], [low]]), np.array([[1.0 - d], [low]])
+    flat = np.zeros((2, 1))
+    if value == "utility":
+        return TaskPair(gamma, absorbing, leaking, flat, flat, signal1, signal2, rho1, rho2,
+                        np.ones((2, 1)))
+    return TaskPair(gamma, absorbing, leaking, signal1, signal2, -flat + 1, -flat + 1, rho1,
+                    rho2, np.ones((2, 1)))
+
+
+def lemma_c3_initial_distribution(quick: bool) -> dict:
+    from fractions import Fraction
+
+    from .falsify import exact_gaps
+
+    def ratio(pair, which):
+        gaps = exact_gaps(pair)
+        gap = gaps.utility_gap if which == "utility" else gaps.reward_gap
+        return gap / (gaps.distance * Fraction(simulation_lemma_constant(pair.gamma)))
+
+    # second-order terms grow like d / (1 - gamma)^2: d = 1e-3 (1 - gamma) keeps them small
+    utility = {g: float(ratio(lemma_c3_counterexample(g, 1e-3 * (1 - g)), "utility"))
+               for g in (0.5, 0.9, 0.99)}
+    reward = float(ratio(lemma_c3_counterexample(0.25, 1e-3 * 0.75, "reward"), "reward"))
+    limits = {g: (3 - g) / (1 + g) for g in utility}
+    return {"holds": min(utility.values()) > 1 and reward > 1, "utility_ratios": utility,
+            "reward_ratio": reward,
+            "measured": "exact rational values of two-state tasks at d = 1e-3 (1 - gamma) "
+                        "(absorbing states of utility +1 and -1; rho, the kernel and the "
+                        "utility moved by d): "
+                        "|Delta V_c| / (L d) = " + ", ".join(
+                            f"{r:.4f} at gamma {g} (limit (3-gamma)/(1+gamma) = {limits[g]:.4f})"
+                            for g, r in utility.items())
+                        + f"; the same construction with rewards 1 and 0 gives |Delta V_r| / "
+                        f"(L d) = {reward:.4f} at gamma 0.25; the constants that hold are "
+                        "L_r = 2/(1-gamma) + gamma/(1-gamma)^2 and L_c = 3/(1-gamma) + "
+                        "2 gamma/(1-gamma)^2 (safepce verify --claims lemma-c3 searches both)"}
+
+
 #: every finding of the erratum, in the README's order
 FINDINGS: tuple[Finding, ...] = (
     Finding("tuned-constants-published", "paper's experiment (Section 6, Figure 2)",
@@ -397,6 +451,14 @@ FINDINGS: tuple[Finding, ...] = (
             _test("safe-meta-rl-start"),
             "safepce reproduce --algorithms safe-meta-rl safe-meta-rl-smoothed",
             safe_meta_rl_start),
+    Finding("lemma-c3-initial-distribution", "appendix (Lemma C.3, App. C.2, p. 15)",
+            "Lemma C.3 bounds both value gaps of one policy on two tasks by L d with L = "
+            "1/(1-gamma) + 2 gamma/(1-gamma)^2 and cites the simulation lemma for it (no proof "
+            "is given); the bound has no term for the initial distributions, so with utilities "
+            "in [-1, 1] the utility gap exceeds L d for every gamma (up to (3-gamma)/(1+gamma) "
+            "L d), and the reward gap exceeds it for gamma < 1/2",
+            _test("lemma-c3-initial-distribution"),
+            "safepce verify --claims lemma-c3 erratum", lemma_c3_initial_distribution),
     Finding("pooled-gate", "authors' code (Safe-PCE, test_stage)",
             "the pooled pi_s test waits for a 1,000-episode stage, which the text does not say",
             _test("pooled-gate"),
@@ -428,5 +490,5 @@ def measure_findings(quick: bool = True) -> list[dict]:
     return rows
 
 
-__all__ = ["FINDINGS", "EXTERNAL_FINDINGS", "Finding", "measure_findings", "published_runs",
-           "runs_over_d"]
+__all__ = ["FINDINGS", "EXTERNAL_FINDINGS", "Finding", "lemma_c3_counterexample",
+           "measure_findings", "published_runs", "runs_over_d"]

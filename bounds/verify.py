@@ -46,6 +46,15 @@ from safepce.theory.sweep import map_runs
 from safepce.theory.training import TrainingResult, check_lemma_3_5, train
 
 from .covering import covering_number
+from .falsify import (
+    FULL,
+    LEMMA_C3,
+    LEMMA_C3_CORRECTED,
+    QUICK,
+    RatioClaim,
+    falsify,
+    save_counterexample,
+)
 from .hard_instance import (
     check_hard_family,
     hard_family,
@@ -78,6 +87,13 @@ class Claim:
     kind: str = "check"
     #: the data can neither confirm nor refute it (e.g. a median beyond the simulated budget)
     inconclusive: bool = False
+    #: how hard the claim was attacked: a falsification budget (bounds.falsify), or the fixed
+    #: cases a claim not yet written as a ratio is checked on
+    search_budget: str = "fixed cases (no search)"
+    #: largest lhs / rhs found (holds iff <= 1); NaN for a claim not written as a ratio
+    worst_ratio: float = math.nan
+    #: where: a saved counterexample (path) or a description of the worst instance
+    worst_instance: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -95,11 +111,19 @@ class Claim:
         return "refuted" if self.kind == "paper-statement" else "failed"
 
 
+def claim_names() -> tuple[str, ...]:
+    return tuple(check.name for check in CLAIMS)
+
+
 @dataclass(frozen=True)
 class VerifySettings:
     """Settings of ``verify``."""
 
-    quick: bool = setting(False, "small sizes (under 3 minutes on 2 cores)")
+    quick: bool = setting(False, "small sizes and the quick search budget ("
+                          + QUICK.describe() + " per ratio claim; full: "
+                          + FULL.describe() + ")")
+    claims: tuple[str, ...] = setting((), "run only these claims (default: all)",
+                                      choices=claim_names)
 
 
 @dataclass
@@ -118,43 +142,6 @@ class VerifyContext:
         if name not in self.cache:
             self.cache[name] = compute()
         return self.cache[name]
-
-
-# --- Lemma C.3 -----------------------------------------------------------------------------------
-
-
-def check_lemma_c3(n_pairs: int, seed: int = 0) -> Claim:
-    """|V^{M1}(pi) - V^{M2}(pi)| <= L d(M1, M2) for reward and utility (paper units), on random
-    task pairs that differ in reward, cost, budget, rho and P at once; the note reports how tight
-    L d is (largest observed gap / (L d))."""
-    rng = np.random.default_rng(seed)
-    worst, tightest = math.inf, 0.0
-    for _ in range(n_pairs):
-        S, A = int(rng.integers(2, 6)), int(rng.integers(2, 4))
-        gamma = float(rng.uniform(0.3, 0.95))
-        base = tabular.random_cmdp(S, A, seed=rng, gamma=gamma)
-        other = tabular.random_cmdp(S, A, seed=rng, gamma=gamma)
-        t = float(rng.uniform(0, 1))
-        mixed = tabular.CMDP((1 - t) * base.P + t * other.P, (1 - t) * base.r + t * other.r,
-                             (1 - t) * base.cost + t * other.cost,
-                             (1 - t) * base.budget + t * other.budget,
-                             (1 - t) * base.rho + t * other.rho, gamma)
-        policy = rng.dirichlet(np.ones(A), size=S)
-        d = tabular.distance(base, mixed)
-        L = simulation_lemma_constant(gamma)
-        values = []
-        for task in (base, mixed):
-            exact = tabular.evaluate(task, policy)
-            form = task.utility_form
-            values.append((float(form.reward_value_to_paper(exact.reward_value)),
-                           float(form.cost_value_to_paper(exact.cost_value))))
-        gap = max(abs(values[0][0] - values[1][0]), abs(values[0][1] - values[1][1]))
-        worst = min(worst, L * d - gap)
-        tightest = max(tightest, gap / (L * d)) if d > 0 else tightest
-    return Claim("Lemma C.3: |V^M1(pi) - V^M2(pi)| <= L d(M1, M2) (simulation lemma)",
-                 worst >= -1e-12, n_pairs, worst,
-                 f"random CMDP pairs differing in r, cost, budget, rho and P, paper units; "
-                 f"largest gap / (L d) = {tightest:.3f}")
 
 
 # --- the runnable instance -----------------------------------------------------------------------
@@ -339,8 +326,32 @@ def slope_claims_on_grid(quick: bool) -> tuple[list[Claim], dict]:
 # --- the claim functions ------------------------------------------------------------------------
 
 
+def falsified(context: VerifyContext, claim: RatioClaim, seed: int = 0) -> Claim:
+    """A :class:`Claim` from :func:`bounds.falsify.falsify` under the context's budget; a
+    counterexample is saved under ``counterexamples/`` in the output folder."""
+    budget = QUICK if context.quick else FULL
+    result = falsify(claim, budget, seed=seed)
+    path = save_counterexample(context.out, claim, result)
+    where = (str(path.relative_to(context.out)) if path is not None
+             else result.worst_instance.describe())
+    exact = float(result.exact_ratio)
+    note = (f"worst ratio {result.worst_ratio:.6g} found by the {result.worst_stage} stage "
+            f"(by stage: " + ", ".join(f"{k} {v:.4g}" for k, v in result.by_stage.items())
+            + f"); premise held there: {result.premise_held}; exact route on "
+            + ("the smallest counterexample" if path is not None else "the worst instance")
+            + f": {exact:.10g}; routes agree: {result.routes_agree}")
+    status = result.status
+    return Claim(f"{claim.label}: {claim.statement}", status == "passed", result.evaluations,
+                 1.0 - result.worst_ratio, note, kind=claim.kind,
+                 search_budget=result.budget, worst_ratio=result.worst_ratio,
+                 worst_instance=where)
+
+
 def claim_lemma_c3(context: VerifyContext) -> list[Claim]:
-    return [check_lemma_c3(300 if context.quick else 3000)]
+    """Lemma C.3 as the paper states it (refuted: the initial-distribution term is missing) and
+    with the corrected constants of :func:`safepce.tabular.distance.corrected_simulation_constants`,
+    each attacked by the falsification engine."""
+    return [falsified(context, LEMMA_C3), falsified(context, LEMMA_C3_CORRECTED)]
 
 
 def claim_eq_6(context: VerifyContext) -> list[Claim]:
@@ -646,15 +657,17 @@ CLAIMS: tuple[ClaimCheck, ...] = (
 
 
 def run_verify(out: Path, quick: bool = True, workers: int = 2, progress: bool = True,
-               claims: tuple[ClaimCheck, ...] | None = None) -> tuple[list[Claim], dict]:
-    """Run every claim function of ``claims`` (default :data:`CLAIMS`); returns (claims,
-    figures by name)."""
+               claims: tuple[ClaimCheck, ...] | None = None,
+               names: tuple[str, ...] = ()) -> tuple[list[Claim], dict]:
+    """Run every claim function of ``claims`` (default :data:`CLAIMS`), only those named in
+    ``names`` when it is not empty; returns (claims, figures by name)."""
     context = VerifyContext(Path(out), quick=quick, workers=workers, progress=progress)
     store = Path(out) / "store"
     store.mkdir(parents=True, exist_ok=True)
     results: list[Claim] = []
-    for check in tqdm(CLAIMS if claims is None else claims, desc="verify", unit="claim",
-                      disable=not progress):
+    selected = [check for check in (CLAIMS if claims is None else claims)
+                if not names or check.name in names]
+    for check in tqdm(selected, desc="verify", unit="claim", disable=not progress):
         # resumable: each claim's records and figures are kept as soon as it is done
         path = store / f"{check.name}.pkl"
         if path.exists():

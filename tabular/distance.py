@@ -57,3 +57,24 @@ def simulation_lemma_constant(gamma: float) -> float:
     if not 0.0 < gamma < 1.0:
         raise InvalidCMDPError("gamma", "a number in (0, 1)", detail=f"got {gamma!r}")
     return 1.0 / (1.0 - gamma) + 2.0 * gamma / (1.0 - gamma) ** 2
+
+
+def corrected_simulation_constants(gamma: float) -> tuple[float, float]:
+    """``(L_r, L_c) = (2/(1-gamma) + gamma/(1-gamma)^2, 3/(1-gamma) + 2 gamma/(1-gamma)^2)``:
+    constants for which ``|V_r^{M1}(pi) - V_r^{M2}(pi)| <= L_r d(M1, M2)`` and
+    ``|V_c^{M1}(pi) - V_c^{M2}(pi)| <= L_c d(M1, M2)`` hold for every policy (paper units:
+    r in [0, 1], c in [-1, 1]).
+
+    Lemma C.3 of the paper (App. C.2, p. 15) states one constant, ``L`` of
+    :func:`simulation_lemma_constant`, for both, and it misses the initial-distribution term.
+    Derivation: ``V^1 - V^2 = (rho1 - rho2) . V^1 + rho2 . (V^1 - V^2)``; the first term is at
+    most TV(rho1, rho2) times the span of V^1 (``1/(1-gamma)`` for rewards, ``2/(1-gamma)`` for
+    utilities); by the Bellman equations ``||V^1 - V^2||_inf <= (||r1 - r2||_inf + gamma
+    max_{s,a} TV(P1, P2) span(V^1)) / (1 - gamma)``. Both constants are tight: ``L_c`` is
+    approached as d -> 0 by two absorbing states of utility +1 and -1 with rho, the utility
+    and the kernel each moved by d towards the -1 state (``bounds.falsify``'s search finds it).
+    """
+    if not 0.0 < gamma < 1.0:
+        raise InvalidCMDPError("gamma", "a number in (0, 1)", detail=f"got {gamma!r}")
+    horizon = 1.0 / (1.0 - gamma)
+    return 2.0 * horizon + gamma * horizon**2, 3.0 * horizon + 2.0 * gamma * horizon**2

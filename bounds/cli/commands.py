@@ -369,7 +369,7 @@ def run_verify(settings, run: RunSettings) -> int:
     out = take_output(run, "verify", settings, keep=("store",))
     start = time.perf_counter()
     claims, figures = verify(out, quick=settings.quick, workers=run.workers,
-                             progress=not run.quiet)
+                             progress=not run.quiet, names=settings.claims)
     records = claims_json(claims)
     results.write_json(out / "verify.json", records)
     results.write_table(out / "claims.csv", records)

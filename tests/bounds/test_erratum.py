@@ -157,3 +157,39 @@ def test_measure_findings_rows():
     assert len(rows) == len(erratum.FINDINGS) + len(erratum.EXTERNAL_FINDINGS)
     assert all(row["holds"] for row in rows)
     assert {"name", "where", "statement", "holds", "measured", "test", "command"} <= set(rows[0])
+
+
+def _two_state_values(pair):
+    """(V_r, V_c) of the counterexample's tasks by a dense solve written here (one action)."""
+    values = []
+    for P, r, c, rho in ((pair.P1, pair.r1, pair.c1, pair.rho1),
+                         (pair.P2, pair.r2, pair.c2, pair.rho2)):
+        system = np.eye(2) - pair.gamma * P[:, 0, :]
+        values.append(rho @ np.linalg.solve(system, np.stack([r[:, 0], c[:, 0]], 1)))
+    return values
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
+def test_lemma_c3_initial_distribution(gamma):
+    result = measure("lemma-c3-initial-distribution")
+    assert result["holds"]
+    # recomputed here: a dense solve and the paper's L written out, at d = 1e-3 (1 - gamma)
+    d = 1e-3 * (1 - gamma)
+    pair = erratum.lemma_c3_counterexample(gamma, d)
+    (_, c1), (_, c2) = _two_state_values(pair)
+    L = 1 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2
+    ratio = abs(c1 - c2) / (L * d)
+    assert ratio > 1
+    assert ratio == pytest.approx(result["utility_ratios"][gamma], rel=1e-6)
+    # first order in d the gap is (3/(1-gamma) + 2 gamma/(1-gamma)^2) d
+    assert ratio == pytest.approx((3 - gamma) / (1 + gamma), rel=2e-3)
+    # and the corrected utility constant L_c holds on it
+    L_c = 3 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2
+    assert abs(c1 - c2) <= L_c * d
+
+
+def test_lemma_c3_rule_compares_with_the_papers_constant(monkeypatch):
+    """The finding's rule: it must stop holding if the constant were the corrected one."""
+    monkeypatch.setattr(erratum, "simulation_lemma_constant",
+                        lambda gamma: 3 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2)
+    assert not measure("lemma-c3-initial-distribution")["holds"]
