@@ -46,8 +46,13 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
     assert main(["verify", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     claims = json.loads((tmp_path / "verify.json").read_text())
     by_name = {c["claim"].split(":")[0]: c for c in claims}
-    for label in ("Lemma C.3", "Lemma 4.5", "Theorem 4.2", "Eq. 6"):
+    for label in ("Lemma C.3 (corrected constants)", "Lemma 4.5", "Theorem 4.2", "Eq. 6"):
         assert by_name[label]["status"] == "passed" and by_name[label]["worst_margin"] >= 0
+    # Lemma C.3 as the paper states it: refuted by the search, with a saved counterexample
+    stated = by_name["Lemma C.3"]
+    assert stated["status"] == "refuted" and stated["worst_ratio"] > 2
+    assert (tmp_path / stated["worst_instance"]).exists()
+    assert all({"search_budget", "worst_ratio", "worst_instance"} <= set(c) for c in claims)
     assert all(set(c) >= {"claim", "passed", "runs", "worst_margin", "status"} for c in claims)
     slopes = [c for c in claims if c["claim"].startswith("slope")]
     assert len(slopes) == 7 and all(c["passed"] for c in slopes)
@@ -87,5 +92,6 @@ def test_verify_runs_the_claim_table_in_order(tmp_path):
     table = (ClaimCheck("eq-6", "Eq. 6", claim_eq_6),
              ClaimCheck("lemma-c3", "Lemma C.3", claim_lemma_c3))
     claims, figures = run_verify(tmp_path, quick=True, workers=1, progress=False, claims=table)
-    assert [c.claim.split(":")[0] for c in claims] == ["Eq. 6", "Lemma C.3"]
+    assert [c.claim.split(":")[0] for c in claims] == ["Eq. 6", "Lemma C.3",
+                                                        "Lemma C.3 (corrected constants)"]
     assert figures == {}

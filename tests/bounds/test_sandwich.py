@@ -86,15 +86,22 @@ def test_runs_eliminate_and_do_not_depend_on_workers(tmp_path):
 
 
 def test_a_failed_check_makes_verify_exit_1(tmp_path, monkeypatch):
-    """Break Lemma C.3 on purpose (L ten times too small): its claim fails, verify.json says
-    so and the exit code is 1; a refuted paper statement alone exits 0."""
-    real = verify.simulation_lemma_constant
-    monkeypatch.setattr(verify, "simulation_lemma_constant", lambda gamma: real(gamma) / 10)
+    """Break the corrected simulation-lemma constants on purpose (ten times too small): the
+    toolkit's check fails, verify.json says so and the exit code is 1 (Lemma C.3 as the paper
+    states it is refuted either way); a refuted paper statement alone exits 0."""
+    from safepce.bounds import falsify
+
+    real = falsify.corrected_simulation_constants
+    monkeypatch.setattr(falsify, "corrected_simulation_constants",
+                        lambda gamma: tuple(x / 10 for x in real(gamma)))
+    monkeypatch.setattr(verify, "QUICK", falsify.SearchBudget("test", 200, 20, 1, 100))
     monkeypatch.setattr(verify, "CLAIMS", (verify.ClaimCheck("lemma-c3", "Lemma C.3",
                                                              verify.claim_lemma_c3),))
     assert main(["verify", "--quick", "--quiet", "--out", str(tmp_path / "broken")]) == 1
-    (record,) = json.loads((tmp_path / "broken" / "verify.json").read_text())
-    assert record["status"] == "failed" and record["worst_margin"] < 0
+    stated, corrected = json.loads((tmp_path / "broken" / "verify.json").read_text())
+    assert stated["status"] == "refuted"
+    assert corrected["status"] == "failed" and corrected["worst_margin"] < 0
+    assert corrected["worst_ratio"] > 5
 
     def refuted(context):
         return [verify.Claim("Section 6: a statement", False, 1, -1.0, kind="paper-statement")]
