@@ -41,6 +41,11 @@ import numpy as np
 from safepce import tabular
 from safepce.tabular.distance import corrected_simulation_constants, simulation_lemma_constant
 from safepce.tabular.errors import InputError
+from safepce.theory.algorithms.safe_pce import (
+    mixture_weights,
+    mixture_weights_recursive,
+    stage_limit,
+)
 
 #: a ratio above 1 + TOLERANCE on the exact route refutes a claim
 TOLERANCE = 1e-9
@@ -247,6 +252,10 @@ class TaskPairSpace:
     def __init__(self, max_states: int = 3, max_actions: int = 2):
         self.max_states, self.max_actions = max_states, max_actions
 
+    @staticmethod
+    def load(path: Path) -> TaskPair:
+        return TaskPair.load(path)
+
     # structured extremes
     def extremes(self, rng: np.random.Generator, n: int) -> Iterator[TaskPair]:
         for _ in range(n):
@@ -376,6 +385,8 @@ class RatioClaim:
     ratio: Callable[[object], float]
     exact_ratio: Callable[[object], Fraction]
     premise: Callable[[object], bool]
+    #: the two routes agree when |ratio - exact_ratio| <= agreement x max(1, |ratio|)
+    agreement: float = TOLERANCE
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -425,7 +436,143 @@ LEMMA_C3_CORRECTED = RatioClaim(
     lambda pair: float(_corrected_ratio(toolkit_gaps(pair), pair.gamma)),
     lambda pair: _corrected_ratio(exact_gaps(pair), pair.gamma), _pair_premise)
 
-RATIO_CLAIMS: tuple[RatioClaim, ...] = (LEMMA_C3, LEMMA_C3_CORRECTED)
+# --- Eq. 6: the closed-form mixture weights against App. D's recursion ---------------------------
+
+
+@dataclass(frozen=True)
+class WeightInstance:
+    """Safe-PCE's mixture-weight inputs in the paper's units: pi_s's predicted utility value
+    ``v_s`` (in (0, 1/(1-gamma)]), the cover radius ``eps``, gamma (L is the paper's,
+    :func:`safepce.tabular.distance.simulation_lemma_constant`) and the stages compared."""
+
+    v_s: float
+    eps: float
+    gamma: float
+    n_stages: int
+
+    ARRAYS = ("v_s", "eps", "gamma", "n_stages")
+
+    def size(self) -> tuple[int, int]:
+        return (self.n_stages, 0)
+
+    def describe(self) -> str:
+        return (f"v_s = {self.v_s:.10g}, eps = {self.eps:.6g}, gamma = {self.gamma:.6g}, "
+                f"stages 1..{self.n_stages}")
+
+    def save(self, path: Path) -> None:
+        np.savez(path, v_s=np.float64(self.v_s), eps=np.float64(self.eps),
+                 gamma=np.float64(self.gamma), n_stages=np.int64(self.n_stages))
+
+    @classmethod
+    def load(cls, path: Path) -> WeightInstance:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(float(data["v_s"]), float(data["eps"]), float(data["gamma"]),
+                           int(data["n_stages"]))
+        except (OSError, KeyError, ValueError) as exc:
+            raise FalsifyError(f"{path}: not a mixture-weight counterexample ({exc})") from None
+
+
+#: the stages compared at most (App. D's recursion in exact arithmetic grows by ~100 bits a
+#: stage)
+MAX_STAGES = 120
+
+
+def _weight_instance(v_fraction: float, eps: float, gamma: float) -> WeightInstance:
+    """v_s placed at ``v_fraction`` of the way from the premise's lower end to 1/(1-gamma);
+    the stages up to Eq. 7's m(l) (at most MAX_STAGES)."""
+    L = simulation_lemma_constant(gamma)
+    low = max((4 * L + 9) * eps, 2 * eps * (L + 2))
+    v_s = low + v_fraction * (1 / (1 - gamma) - low)
+    limit = stage_limit(v_s, eps, L)
+    stages = int(min(MAX_STAGES, max(1, math.ceil(limit) + 1))) if limit >= 0 else 1
+    return WeightInstance(float(v_s), float(eps), float(gamma), stages)
+
+
+class WeightSpace:
+    """(v_s, eps, gamma) where Eq. 6's premise v_s > max((4L+9) eps, 2 eps (L+2)) can hold."""
+
+    @staticmethod
+    def load(path: Path) -> WeightInstance:
+        return WeightInstance.load(path)
+
+    EPSILONS = (1e-7, 1e-5, 1e-4, 1e-3)
+    GAMMAS = (0.01, 0.1, 0.5, 0.9, 0.99)
+    FRACTIONS = (1e-9, 1e-6, 1e-3, 0.01, 0.1, 0.5, 0.9, 1.0)
+
+    def extremes(self, rng: np.random.Generator, n: int) -> Iterator[WeightInstance]:
+        for _ in range(n):
+            yield _weight_instance(float(rng.choice(self.FRACTIONS)) * float(rng.uniform(0.5, 1)),
+                                   float(rng.choice(self.EPSILONS)),
+                                   float(rng.choice(self.GAMMAS)))
+
+    def strategy(self):
+        from hypothesis import strategies as st
+
+        return st.builds(_weight_instance, st.floats(1e-9, 1.0), st.sampled_from(self.EPSILONS),
+                         st.sampled_from(self.GAMMAS))
+
+    def encode(self, instance: WeightInstance) -> np.ndarray:
+        L = simulation_lemma_constant(instance.gamma)
+        low = max((4 * L + 9) * instance.eps, 2 * instance.eps * (L + 2))
+        fraction = (instance.v_s - low) / (1 / (1 - instance.gamma) - low)
+        p = np.clip([fraction, instance.gamma], 1e-12, 1 - 1e-12)
+        return np.array([np.log(p[0] / (1 - p[0])), np.log(instance.eps),
+                         np.log(p[1] / (1 - p[1]))])
+
+    def decode(self, x: np.ndarray, like: WeightInstance) -> WeightInstance:
+        fraction, gamma = 1 / (1 + np.exp(-x[0])), 1 / (1 + np.exp(-x[2]))
+        gamma = float(np.clip(gamma, 1e-3, 0.999))
+        eps = float(np.clip(np.exp(x[1]), 1e-12, 1e-2))
+        return _weight_instance(float(fraction), eps, gamma)
+
+
+def _weights_premise(instance: WeightInstance) -> bool:
+    L = simulation_lemma_constant(instance.gamma)
+    return (instance.v_s > max((4 * L + 9) * instance.eps, 2 * instance.eps * (L + 2))
+            and instance.v_s <= 1 / (1 - instance.gamma))
+
+
+#: the largest difference between the closed form and the recursion tolerated (weights lie
+#: in [0, 1])
+WEIGHT_TOLERANCE = 1e-9
+
+
+def _weights_ratio(instance: WeightInstance) -> float:
+    L = simulation_lemma_constant(instance.gamma)
+    args = (instance.v_s, instance.eps, L, instance.gamma, instance.n_stages)
+    return float(np.max(np.abs(mixture_weights(*args) - mixture_weights_recursive(*args)))
+                 / WEIGHT_TOLERANCE)
+
+
+def _exact_weights_ratio(instance: WeightInstance) -> Fraction:
+    """Eq. 6 and App. D's recursion restated here in exact rational arithmetic."""
+    F = Fraction
+    gamma, eps, v = F(instance.gamma), F(instance.eps), F(instance.v_s)
+    L = F(simulation_lemma_constant(instance.gamma))
+    kappa = (4 * L + 9) * eps
+    margin = v - 2 * eps * (L + 2)
+    alpha_1 = margin / (margin + 2 / (1 - gamma))
+    C = (2 * v + kappa) / (3 * v)
+    worst, recursive, power = F(0), alpha_1, F(1)
+    for _ in range(1, instance.n_stages):            # compares alpha_2 .. alpha_{n_stages}
+        power *= C
+        closed = (v - kappa) * alpha_1 / (v * alpha_1 + (v - kappa - v * alpha_1) * power)
+        recursive = recursive * 3 * v / ((2 + recursive) * v + kappa)
+        worst = max(worst, abs(closed - recursive))
+    return worst / F(WEIGHT_TOLERANCE)
+
+
+EQ_6 = RatioClaim(
+    "eq-6", "Eq. 6 / App. D",
+    "the closed-form mixture weights alpha_{l,m+1} of Eq. 6 equal App. D's recursion "
+    "alpha_{m+1} = 3 v_s alpha_m / ((2 + alpha_m) v_s + kappa) (to 1e-9) at every stage up to "
+    "Eq. 7's m(l) (at most 120)",
+    "check", WeightSpace(), _weights_ratio, _exact_weights_ratio, _weights_premise,
+    agreement=0.5)
+
+
+RATIO_CLAIMS: tuple[RatioClaim, ...] = (LEMMA_C3, LEMMA_C3_CORRECTED, EQ_6)
 
 
 # --- the search --------------------------------------------------------------------------------
@@ -564,7 +711,7 @@ def falsify(claim: RatioClaim, budget: SearchBudget = QUICK, seed: int = 0) -> S
     compared += [(value, claim.exact_ratio(instance))
                  for value, _, instance in tracker.best[:AGREEMENT_CHECKS]]
     compared += [(value, claim.exact_ratio(instance)) for value, instance in tracker.sample]
-    result.routes_agree = all(abs(float(exact) - fast) <= TOLERANCE * max(1.0, abs(fast))
+    result.routes_agree = all(abs(float(exact) - fast) <= claim.agreement * max(1.0, abs(fast))
                               for fast, exact in compared)
     return result
 
@@ -603,13 +750,14 @@ def replay(path: Path, claim: RatioClaim | None = None) -> dict:
     """Re-evaluate a saved counterexample by both routes: {"ratio", "exact_ratio", "refutes"}."""
     path = Path(path)
     claim = claim or claim_by_name(path.stem)
-    instance = TaskPair.load(path)
+    instance = claim.space.load(path)
     exact = claim.exact_ratio(instance)
     return {"ratio": float(claim.ratio(instance)), "exact_ratio": exact,
             "refutes": exact > 1 + TOLERANCE, "instance": instance}
 
 
-__all__ = ["FULL", "LEMMA_C3", "LEMMA_C3_CORRECTED", "QUICK", "RATIO_CLAIMS", "FalsifyError",
-           "PairGaps", "RatioClaim", "SearchBudget", "SearchResult", "TaskPair", "TaskPairSpace",
-           "TOLERANCE", "claim_by_name", "exact_gaps", "exact_values", "falsify", "replay",
+__all__ = ["EQ_6", "FULL", "LEMMA_C3", "LEMMA_C3_CORRECTED", "QUICK", "RATIO_CLAIMS",
+           "TOLERANCE", "FalsifyError", "PairGaps", "RatioClaim", "SearchBudget",
+           "SearchResult", "TaskPair", "TaskPairSpace", "WeightInstance", "WeightSpace",
+           "claim_by_name", "exact_gaps", "exact_values", "falsify", "replay",
            "save_counterexample", "toolkit_gaps"]

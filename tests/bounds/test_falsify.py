@@ -168,3 +168,69 @@ def test_verify_reports_lemma_c3_refuted_and_the_planted_constant_failed(tmp_pat
     assert statuses["Lemma C.3 (corrected constants)"] == "failed"
     assert math.isfinite(corrected["worst_ratio"])
     capsys.readouterr()
+
+
+# --- Eq. 6 -------------------------------------------------------------------------------------
+
+
+def test_eq_6_survives_the_search_including_the_premise_boundary():
+    """The closed form agrees with App. D's recursion everywhere the search goes; the exact
+    route (both restated in rational arithmetic) gives 0: the identity itself holds."""
+    result = falsify.falsify(falsify.EQ_6, TEST_BUDGET, seed=0)
+    assert result.status == "passed" and result.routes_agree
+    assert result.exact_ratio == 0
+    assert result.worst_ratio < 0.01              # closed form and recursion within 1e-11
+    # the boundary v_s -> kappa, where the literal form lost its digits, is in the space
+    L = 1 / (1 - 0.99) + 2 * 0.99 / (1 - 0.99) ** 2
+    kappa = (4 * L + 9) * 1.25e-3
+    boundary = falsify.WeightInstance(float(np.nextafter(np.nextafter(kappa, 200), 200)),
+                                      1.25e-3, 0.99, 120)
+    assert falsify.EQ_6.premise(boundary)
+    assert falsify.EQ_6.ratio(boundary) < 0.01
+
+
+def test_the_literal_closed_form_fails_at_the_premise_boundary(monkeypatch):
+    """Planted: Eq. 6 evaluated literally, (v_s - kappa) alpha_1 / (v_s alpha_1 + (v_s - kappa
+    - v_s alpha_1) C^m): the search finds where it loses its digits."""
+    def literal(v_s, eps, L, gamma, n_stages):
+        kappa = (4 * L + 9) * eps
+        margin = v_s - 2 * eps * (L + 2)
+        alpha_1 = margin / (margin + 2 / (1 - gamma))
+        C = (2 * v_s + kappa) / (3 * v_s)
+        m = np.arange(n_stages)
+        alpha = np.zeros(n_stages + 1)
+        alpha[1:] = (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1)
+                                               * C**m)
+        return alpha
+
+    monkeypatch.setattr(falsify, "mixture_weights", literal)
+    result = falsify.falsify(falsify.EQ_6, falsify.QUICK, seed=0)
+    assert result.status == "failed" and not result.routes_agree
+
+
+def test_an_off_by_one_in_the_closed_form_fails_eq_6(monkeypatch):
+    """Planted: Eq. 28's exponent (C^(m+1) where Eq. 6 has C^m)."""
+    def off_by_one(v_s, eps, L, gamma, n_stages):
+        alpha = np.zeros(n_stages + 1)
+        kappa = (4 * L + 9) * eps
+        margin = v_s - 2 * eps * (L + 2)
+        alpha_1 = margin / (margin + 2 / (1 - gamma))
+        C = (2 * v_s + kappa) / (3 * v_s)
+        m = np.arange(1, n_stages + 1)
+        alpha[1:] = (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1)
+                                               * C**m)
+        return alpha
+
+    monkeypatch.setattr(falsify, "mixture_weights", off_by_one)
+    result = falsify.falsify(falsify.EQ_6, TEST_BUDGET, seed=0)
+    assert result.status == "failed"
+    assert result.worst_ratio > 1e6               # weights off by > 1e-3
+
+
+def test_eq_6_counterexample_files_round_trip(tmp_path):
+    instance = falsify._weight_instance(0.3, 1e-4, 0.5)
+    instance.save(tmp_path / "eq-6.npz")
+    again = falsify.WeightInstance.load(tmp_path / "eq-6.npz")
+    assert again == instance
+    replayed = falsify.replay(tmp_path / "eq-6.npz")
+    assert replayed["exact_ratio"] == 0 and not replayed["refutes"]

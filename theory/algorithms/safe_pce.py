@@ -63,10 +63,21 @@ def mixture_weights(v_s: float, eps: float, L: float, gamma: float, n_stages: in
         return alpha
     margin = v_s - 2 * eps * (L + 2)
     alpha_1 = margin / (margin + 2 / (1 - gamma))
-    ratio = (2 * v_s + kappa) / (3 * v_s)
     # alpha_{m+1} uses C^m (Eq. 6; Eq. 28 is off by one); m = 0 gives alpha_1 back
+    ratio = (2 * v_s + kappa) / (3 * v_s) if v_s != 0 else math.inf
     m = np.arange(0, n_stages)
-    alpha[1:] = (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * ratio**m)
+    if v_s > 0 and 0 < ratio < 1:
+        # the premise's regime, v_s > kappa: with delta = v_s - kappa, C = 1 - delta/(3 v_s)
+        # and Eq. 6 reads alpha_1 / (v_s alpha_1 (1 - C^m)/delta + C^m); so written it keeps
+        # its digits as v_s approaches kappa (the literal form divides differences of nearly
+        # equal numbers: off by 50% at v_s - kappa ~ 1e-14, found by bounds.falsify's eq-6)
+        delta = v_s - kappa
+        log_ratio = math.log1p(-delta / (3 * v_s))
+        growth = -np.expm1(m * log_ratio) / delta
+        alpha[1:] = alpha_1 / (v_s * alpha_1 * growth + np.exp(m * log_ratio))
+    else:
+        alpha[1:] = (v_s - kappa) * alpha_1 / (v_s * alpha_1
+                                               + (v_s - kappa - v_s * alpha_1) * ratio**m)
     return alpha
 
 
