@@ -564,7 +564,7 @@ def _exact_weights_ratio(instance: WeightInstance) -> Fraction:
 
 
 EQ_6 = RatioClaim(
-    "eq-6", "Eq. 6 / App. D",
+    "eq-6", "Eq. 6",
     "the closed-form mixture weights alpha_{l,m+1} of Eq. 6 equal App. D's recursion "
     "alpha_{m+1} = 3 v_s alpha_m / ((2 + alpha_m) v_s + kappa) (to 1e-9) at every stage up to "
     "Eq. 7's m(l) (at most 120)",
@@ -739,11 +739,19 @@ def save_counterexample(folder: Path, claim: RatioClaim, result: SearchResult) -
     return path
 
 
+def all_ratio_claims() -> tuple[RatioClaim, ...]:
+    """Every ratio claim of the toolkit (this module's and :mod:`safepce.bounds.falsify_hard`'s)."""
+    from .falsify_hard import HARD_DISJOINT
+
+    return (*RATIO_CLAIMS, HARD_DISJOINT)
+
+
 def claim_by_name(name: str) -> RatioClaim:
-    for claim in RATIO_CLAIMS:
+    claims = all_ratio_claims()
+    for claim in claims:
         if claim.name == name:
             return claim
-    raise FalsifyError(f"claim: expected one of {[c.name for c in RATIO_CLAIMS]}; got {name!r}")
+    raise FalsifyError(f"claim: expected one of {[c.name for c in claims]}; got {name!r}")
 
 
 def replay(path: Path, claim: RatioClaim | None = None) -> dict:
@@ -757,6 +765,7 @@ def replay(path: Path, claim: RatioClaim | None = None) -> dict:
 
 
 __all__ = ["EQ_6", "FULL", "LEMMA_C3", "LEMMA_C3_CORRECTED", "QUICK", "RATIO_CLAIMS",
+           "all_ratio_claims",
            "TOLERANCE", "FalsifyError", "PairGaps", "RatioClaim", "SearchBudget",
            "SearchResult", "TaskPair", "TaskPairSpace", "WeightInstance", "WeightSpace",
            "claim_by_name", "exact_gaps", "exact_values", "falsify", "replay",

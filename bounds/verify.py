@@ -51,6 +51,7 @@ from .falsify import (
     LEMMA_C3,
     LEMMA_C3_CORRECTED,
     QUICK,
+    FalsifyError,
     RatioClaim,
     falsify,
     save_counterexample,
@@ -330,7 +331,12 @@ def falsified(context: VerifyContext, claim: RatioClaim, seed: int = 0) -> Claim
     """A :class:`Claim` from :func:`bounds.falsify.falsify` under the context's budget; a
     counterexample is saved under ``counterexamples/`` in the output folder."""
     budget = QUICK if context.quick else FULL
-    result = falsify(claim, budget, seed=seed)
+    try:
+        result = falsify(claim, budget, seed=seed)
+    except FalsifyError as exc:                     # the premise held on no instance searched
+        return Claim(f"{claim.label}: {claim.statement}", False, budget.evaluations, math.nan,
+                     str(exc), kind=claim.kind, inconclusive=True,
+                     search_budget=budget.describe())
     path = save_counterexample(context.out, claim, result)
     where = (str(path.relative_to(context.out)) if path is not None
              else result.worst_instance.describe())
@@ -483,9 +489,13 @@ def claim_scaled_preset(context: VerifyContext) -> list[Claim]:
 
 
 def claim_hard_family(context: VerifyContext) -> list[Claim]:
+    """App. G's hard family on fixed settings and slope grids, and the lower bound's premise
+    (no policy good on both M_0 and M_i) attacked over constants and policies."""
+    from .falsify_hard import HARD_DISJOINT
+
     claims, curves = hard_family_claims(context.quick)
     context.figures["lower_bound_slopes"] = plot_lower_bound_slopes(curves)
-    return claims
+    return [*claims, falsified(context, HARD_DISJOINT)]
 
 
 def claim_published_safety(context: VerifyContext) -> list[Claim]:
