@@ -397,6 +397,23 @@ def lemma_c3_initial_distribution(quick: bool) -> dict:
                         "2 gamma/(1-gamma)^2 (safepce verify --claims lemma-c3 searches both)"}
 
 
+def lemma_c2_sampled_centres(quick: bool) -> dict:
+    from .falsify_cover import CubeInstance, covering_number_with_centre, toolkit_ratio
+
+    delta = 0.05
+    bound = (covering_number_with_centre(4) + 1) * math.log(1 / delta)
+    sizes = {k: round(toolkit_ratio(CubeInstance(k, delta, 0)) * bound)
+             for k in ((4, 6) if quick else (4, 6, 8))}
+    return {"holds": min(sizes.values()) > bound, "cover_sizes": sizes, "bound": bound,
+            "measured": f"D uniform on the 2^k vertices of a box of side 2 eps (sup norm, "
+                        f"one-state rewards), whose centre is within eps of every vertex: "
+                        f"C_eps(D, delta) = 1, so Lemma C.2 allows (C + 1) ln(1/delta) = "
+                        f"{bound:.2f} tasks at delta {delta}; Subroutine 3 on the first "
+                        "round's N = 3590 samples keeps "
+                        + ", ".join(f"{s} (k = {k})" for k, s in sizes.items())
+                        + "; the bound holds with C_{eps/2} (each vertex its own ball)"}
+
+
 #: every finding of the erratum, in the README's order
 FINDINGS: tuple[Finding, ...] = (
     Finding("tuned-constants-published", "paper's experiment (Section 6, Figure 2)",
@@ -459,6 +476,14 @@ FINDINGS: tuple[Finding, ...] = (
             "L d), and the reward gap exceeds it for gamma < 1/2",
             _test("lemma-c3-initial-distribution"),
             "safepce verify --claims lemma-c3 erratum", lemma_c3_initial_distribution),
+    Finding("lemma-c2-sampled-centres", "appendix (Lemma C.2, App. C.2 p. 14; proof App. "
+            "C.3.2 pp. 16-17)",
+            "Lemma C.2 bounds Subroutine 3's cover by (C_eps(D, delta) + 1) ln(1/delta); "
+            "Definition 4.1 lets the C_eps centres be any tasks of M_all, while the proof's "
+            "greedy step treats each centre as one of the sampled tasks; with centres that are "
+            "never sampled the cover can be far larger (the bound holds with C_{eps/2})",
+            _test("lemma-c2-sampled-centres"),
+            "safepce verify --claims lemma-c2 erratum", lemma_c2_sampled_centres),
     Finding("pooled-gate", "authors' code (Safe-PCE, test_stage)",
             "the pooled pi_s test waits for a 1,000-episode stage, which the text does not say",
             _test("pooled-gate"),

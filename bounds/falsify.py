@@ -740,10 +740,12 @@ def save_counterexample(folder: Path, claim: RatioClaim, result: SearchResult) -
 
 
 def all_ratio_claims() -> tuple[RatioClaim, ...]:
-    """Every ratio claim of the toolkit (this module's and :mod:`safepce.bounds.falsify_hard`'s)."""
+    """Every ratio claim of the toolkit (this module's, :mod:`safepce.bounds.falsify_cover`'s and
+    :mod:`safepce.bounds.falsify_hard`'s)."""
+    from .falsify_cover import LEMMA_C2
     from .falsify_hard import HARD_DISJOINT
 
-    return (*RATIO_CLAIMS, HARD_DISJOINT)
+    return (*RATIO_CLAIMS, LEMMA_C2, HARD_DISJOINT)
 
 
 def claim_by_name(name: str) -> RatioClaim:

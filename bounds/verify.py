@@ -379,6 +379,14 @@ def claim_lemma_3_5(context: VerifyContext) -> list[Claim]:
     return check_lemma_3_5_claims(training, family, 300 if context.quick else 2000)
 
 
+def claim_lemma_c2(context: VerifyContext) -> list[Claim]:
+    """Lemma C.2's cover size on D uniform over a box's vertices whose centre (a task of the
+    class, Def. 4.1) covers them all: refuted (bounds.falsify_cover)."""
+    from .falsify_cover import LEMMA_C2
+
+    return [falsified(context, LEMMA_C2)]
+
+
 def claim_lemma_4_5(context: VerifyContext) -> list[Claim]:
     """Lemma 4.5 on Safe-PCE [theory] runs of the runnable family."""
     _, _, path = _runnable(context)
@@ -652,6 +660,7 @@ CLAIMS: tuple[ClaimCheck, ...] = (
     ClaimCheck("lemma-c3", "Lemma C.3", claim_lemma_c3),
     ClaimCheck("eq-6", "Eq. 6 / App. D", claim_eq_6),
     ClaimCheck("lemma-3.5", "Lemma 3.5", claim_lemma_3_5),
+    ClaimCheck("lemma-c2", "Lemma C.2", claim_lemma_c2),
     ClaimCheck("lemma-4.5", "Lemma 4.5", claim_lemma_4_5),
     ClaimCheck("theorem-4.2", "Theorem 4.2 / App. E", claim_theorem_4_2),
     ClaimCheck("sandwich", "Theorem 5.1 <= sample complexity <= App. E", claim_sandwich),

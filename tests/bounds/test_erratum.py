@@ -193,3 +193,30 @@ def test_lemma_c3_rule_compares_with_the_papers_constant(monkeypatch):
     monkeypatch.setattr(erratum, "simulation_lemma_constant",
                         lambda gamma: 3 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2)
     assert not measure("lemma-c3-initial-distribution")["holds"]
+
+
+def test_lemma_c2_sampled_centres():
+    result = measure("lemma-c2-sampled-centres")
+    assert result["holds"]
+    assert result["cover_sizes"] == {4: 14, 6: 52}
+    # recomputed here without the toolkit's greedy: D's samples, each vertex its own ball
+    from safepce.bounds.falsify_cover import box_family
+    from safepce.theory.training import initial_sample_size
+
+    family, _ = box_family(4)
+    n = initial_sample_size(0.05)
+    counts = sorted(np.bincount(family.sample(n, seed=0).astype(int)[:, 0], minlength=16),
+                    reverse=True)
+    uncovered, size = n, 0
+    while uncovered > 3 * 0.05 * n:
+        uncovered -= counts[size]
+        size += 1
+    assert size == 14 > 2 * math.log(20)
+
+
+def test_lemma_c2_rule_compares_with_the_bound(monkeypatch):
+    """The finding's rule: with C_{eps/2} = 16 in place of C_eps = 1 it must stop holding."""
+    from safepce.bounds import falsify_cover
+
+    monkeypatch.setattr(falsify_cover, "covering_number_with_centre", lambda k: 2**k)
+    assert not measure("lemma-c2-sampled-centres")["holds"]
