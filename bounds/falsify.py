@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +131,10 @@ class TaskPair:
         """Shrinking order: fewer states, then fewer actions."""
         return self.r1.shape
 
+    @cached_property
     def tasks(self) -> tuple[tabular.CMDP, tabular.CMDP]:
-        """Both tasks as the toolkit's cost-form CMDPs: cost 1 - c, budget 1/(1 - gamma), so
-        that the utility b (1 - gamma) - cost is c and V_c = b - V_cost."""
+        """Both tasks as the toolkit's cost-form CMDPs (built once): cost 1 - c, budget
+        1/(1 - gamma), so that the utility b (1 - gamma) - cost is c and V_c = b - V_cost."""
         budget = 1.0 / (1.0 - self.gamma)
         return tuple(tabular.CMDP(P, r, 1.0 - c, budget, rho, self.gamma)
                      for P, r, c, rho in ((self.P1, self.r1, self.c1, self.rho1),
@@ -228,7 +230,7 @@ class PairGaps:
 def toolkit_gaps(pair: TaskPair) -> PairGaps:
     """The gaps by the toolkit's own code: :func:`safepce.tabular.evaluate` and
     :func:`safepce.tabular.distance` on the cost-form tasks of :meth:`TaskPair.tasks`."""
-    m1, m2 = pair.tasks()
+    m1, m2 = pair.tasks
     e1, e2 = tabular.evaluate(m1, pair.policy), tabular.evaluate(m2, pair.policy)
     return PairGaps(abs(e1.reward_value - e2.reward_value),
                     abs(float(np.ravel(e1.cost_value)[0]) - float(np.ravel(e2.cost_value)[0])),
@@ -395,10 +397,7 @@ class RatioClaim:
 
 def _pair_premise(pair: TaskPair) -> bool:
     """Lemma C.3 compares two different tasks; d >= MIN_DISTANCE keeps the ratio's digits."""
-    distance = max(np.max(np.abs(pair.r1 - pair.r2)), np.max(np.abs(pair.c1 - pair.c2)),
-                   0.5 * np.sum(np.abs(pair.rho1 - pair.rho2)),
-                   0.5 * np.max(np.sum(np.abs(pair.P1 - pair.P2), axis=-1)))
-    return distance >= MIN_DISTANCE
+    return tabular.distance(*pair.tasks, units="task") >= MIN_DISTANCE
 
 
 def _lemma_c3_ratio(gaps: PairGaps, gamma: float) -> float:
@@ -605,18 +604,6 @@ class SearchResult:
         if self.exact_ratio is not None and self.exact_ratio > 1 + TOLERANCE:
             return "refuted" if self.kind == "paper-statement" else "failed"
         return "passed"
-
-    def record(self) -> dict:
-        return {"claim": self.claim, "kind": self.kind, "status": self.status,
-                "search_budget": self.budget, "evaluations": self.evaluations,
-                "worst_ratio": self.worst_ratio, "worst_stage": self.worst_stage,
-                "premise_held": self.premise_held,
-                "exact_ratio": float(self.exact_ratio) if self.exact_ratio is not None
-                else math.nan,
-                "routes_agree": self.routes_agree,
-                "worst_instance": self.worst_instance.describe()
-                if self.worst_instance is not None else "",
-                **{f"worst_ratio_{stage}": value for stage, value in self.by_stage.items()}}
 
 
 class _Tracker:
