@@ -105,3 +105,18 @@ def test_hard_family_strategy_keeps_app_g_promises(distribution):
     assert len(tasks) in (2, 4)
     distances = {round(tabular.distance(a, b), 15) for a, b in itertools.combinations(tasks, 2)}
     assert len(distances) == 1
+
+
+def test_a_lower_bound_too_large_fails_the_identification_claim(monkeypatch):
+    """Planted: the explicit lower bound x 1.9. verify's claim that a correct identification
+    algorithm needs at least the bound's samples then fails. (It binds at the least mean samples
+    / bound over the quick grid, 1.80: a bound x 1.5 would still pass, so the claim checks the
+    bound's validity only up to that factor; the sequential test is not an optimal algorithm.)"""
+    from safepce.bounds import verify
+
+    real = verify.sample_lower_bound
+    monkeypatch.setattr(verify, "sample_lower_bound", lambda family, delta: 1.9 * real(
+        family, delta))
+    identification = verify.slope_claims_on_grid(quick=True)[0][0]
+    assert identification.claim.startswith("Theorem 5.1 lower bound: samples of a correct")
+    assert identification.status == "failed" and identification.worst_margin < 0
