@@ -364,8 +364,8 @@ def lemma_c3_counterexample(gamma: float, d: float, value: str = "utility"):
     if value == "utility":
         return TaskPair(gamma, absorbing, leaking, flat, flat, signal1, signal2, rho1, rho2,
                         np.ones((2, 1)))
-    return TaskPair(gamma, absorbing, leaking, signal1, signal2, -flat + 1, -flat + 1, rho1,
-                    rho2, np.ones((2, 1)))
+    return TaskPair(gamma, absorbing, leaking, signal1, signal2, flat + 1, flat + 1, rho1, rho2,
+                    np.ones((2, 1)))
 
 
 def lemma_c3_initial_distribution(quick: bool) -> dict:

@@ -97,6 +97,17 @@ FULL = SearchBudget("full", extremes=6000, hypothesis_examples=3000, restarts=16
                     evaluations_per_restart=2000)
 
 
+def logit(p, floor: float = 1e-9) -> np.ndarray:
+    """log(p / (1 - p)) with p clipped to [floor, 1 - floor]: the optimisers' coordinates."""
+    p = np.clip(np.asarray(p, dtype=np.float64), floor, 1 - floor)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z) -> np.ndarray:
+    """The inverse of :func:`logit`."""
+    return 1 / (1 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
 # --- instances: a pair of tasks in the paper's units and one policy ------------------------------
 
 
@@ -331,10 +342,6 @@ class TaskPairSpace:
 
     # the optimiser's parametrisation
     def encode(self, pair: TaskPair) -> np.ndarray:
-        def logit(p):
-            p = np.clip(p, 1e-9, 1 - 1e-9)
-            return np.log(p) - np.log1p(-p)
-
         def logs(p):
             return np.log(np.clip(p, 1e-9, None))
 
@@ -355,9 +362,6 @@ class TaskPairSpace:
             z = z.reshape(shape)
             e = np.exp(z - z.max(-1, keepdims=True))
             return e / e.sum(-1, keepdims=True)
-
-        def sigmoid(z):
-            return 1 / (1 + np.exp(-z))
 
         low, high = self.GAMMA_RANGE
         return TaskPair(float(low + (high - low) * sigmoid(pieces[0][0])),
@@ -515,12 +519,11 @@ class WeightSpace:
         L = simulation_lemma_constant(instance.gamma)
         low = max((4 * L + 9) * instance.eps, 2 * instance.eps * (L + 2))
         fraction = (instance.v_s - low) / (1 / (1 - instance.gamma) - low)
-        p = np.clip([fraction, instance.gamma], 1e-12, 1 - 1e-12)
-        return np.array([np.log(p[0] / (1 - p[0])), np.log(instance.eps),
-                         np.log(p[1] / (1 - p[1]))])
+        return np.array([logit(fraction, 1e-12), np.log(instance.eps),
+                         logit(instance.gamma, 1e-12)])
 
     def decode(self, x: np.ndarray, like: WeightInstance) -> WeightInstance:
-        fraction, gamma = 1 / (1 + np.exp(-x[0])), 1 / (1 + np.exp(-x[2]))
+        fraction, gamma = sigmoid(x[0]), sigmoid(x[2])
         gamma = float(np.clip(gamma, 1e-3, 0.999))
         eps = float(np.clip(np.exp(x[1]), 1e-12, 1e-2))
         return _weight_instance(float(fraction), eps, gamma)

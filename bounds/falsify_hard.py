@@ -29,7 +29,7 @@ import numpy as np
 
 from safepce import tabular
 
-from .falsify import FalsifyError, RatioClaim
+from .falsify import FalsifyError, RatioClaim, logit, sigmoid
 from .hard_instance import HardFamilyError, hard_family
 
 
@@ -262,17 +262,13 @@ class HardPolicySpace:
         return instances()
 
     def encode(self, instance: HardPolicyInstance) -> np.ndarray:
-        def logit(p):
-            p = np.clip(p, 1e-9, 1 - 1e-9)
-            return np.log(p) - np.log1p(-p)
-
         scaled = [(getattr(instance, name) - low) / (high - low)
                   for name, (low, high) in self.BOUNDS.items()]
         return np.clip(np.concatenate([logit(np.array(scaled)), logit(instance.routing),
                                        logit(instance.gate_mix)]), -20, 20)
 
     def decode(self, x: np.ndarray, like: HardPolicyInstance) -> HardPolicyInstance:
-        z = 1 / (1 + np.exp(-np.asarray(x, dtype=np.float64)))
+        z = sigmoid(x)
         constants = {name: low + (high - low) * z[i]
                      for i, (name, (low, high)) in enumerate(self.BOUNDS.items())}
         tasks = 2 ** like.m

@@ -4,7 +4,6 @@ counterexample, it finds the corrected constants tight, and every planted error 
 in the toolkit's own code turns a claim red."""
 
 import json
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -139,8 +138,7 @@ def test_corrected_constants_formula():
         corrected_simulation_constants(1.0)
 
 
-def test_verify_reports_lemma_c3_refuted_and_the_planted_constant_failed(tmp_path, monkeypatch,
-                                                                         capsys):
+def test_verify_reports_lemma_c3_refuted_and_the_planted_constant_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(falsify, "QUICK", TEST_BUDGET)
     monkeypatch.setattr("safepce.bounds.verify.QUICK", TEST_BUDGET)
     out = tmp_path / "verify"
@@ -166,8 +164,6 @@ def test_verify_reports_lemma_c3_refuted_and_the_planted_constant_failed(tmp_pat
     statuses = {row["claim"].split(":")[0]: row["status"]
                 for row in json.loads((planted / "verify.json").read_text())}
     assert statuses["Lemma C.3 (corrected constants)"] == "failed"
-    assert math.isfinite(corrected["worst_ratio"])
-    capsys.readouterr()
 
 
 # --- Eq. 6 -------------------------------------------------------------------------------------
