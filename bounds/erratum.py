@@ -414,6 +414,40 @@ def lemma_c2_sampled_centres(quick: bool) -> dict:
                         + "; the bound holds with C_{eps/2} (each vertex its own ball)"}
 
 
+def eq_30_instance(v_s: float, gamma: float = 0.1, eps: float = 1e-4):
+    """A :class:`~safepce.bounds.falsify_safety.ScheduleInstance` for Eq. 30 (only gamma, eps
+    and v_s enter it)."""
+    from .falsify_safety import ScheduleInstance
+
+    return ScheduleInstance(gamma, eps, v_s, v_s, 0.0, 0.0, 0.0, 0, 1000, 0.05)
+
+
+def eq_30_stage_index(quick: bool) -> dict:
+    from .falsify_safety import exact_eq_30
+
+    gamma, eps = 0.1, 1e-4
+    L = simulation_lemma_constant(gamma)
+    kappa = (4 * L + 9) * eps
+    # from 1.5 kappa (C_l <= 8/9, m(l) <= 79): nearer kappa m(l) grows without bound
+    grid = np.geomspace(1.5 * kappa, 1 / (1 - gamma), 40 if quick else 200)
+    ratios = [float(exact_eq_30(eq_30_instance(float(v), gamma, eps))[0]) for v in grid]
+    worst = int(np.argmax(ratios))
+    # one stage later (Eq. 28's indexing): alpha_{m+1} >= 1 - A eps, exactly
+    later, m = exact_eq_30(eq_30_instance(float(grid[worst]), gamma, eps), later=1)
+    later = float(later)
+    return {"holds": ratios[worst] > 1 and later <= 1, "worst_ratio": ratios[worst],
+            "v_s": float(grid[worst]), "stage": m, "ratio_one_stage_later": later,
+            "refuting_fraction": float(np.mean(np.array(ratios) > 1)),
+            "measured": f"gamma {gamma}, eps {eps:g}, {grid.size} values of v_s in [1.5 kappa, "
+                        f"1/(1-gamma)], exact rational weights of App. D's recursion (= Eq. 6): "
+                        f"(1 - alpha_m) / (A_l eps) at m = ceil(log_C eps) exceeds 1 for "
+                        f"{np.mean(np.array(ratios) > 1):.0%} of them, up to {ratios[worst]:.4f} "
+                        f"(v_s = {grid[worst]:.4g}, m = {m}); there, one stage later it is "
+                        f"{later:.4f}. Theorem 4.2's bound still holds on the search (claim "
+                        "theorem-4.2): App. E's term (ii) charges 2/(1-gamma) where 1/(1-gamma) "
+                        "suffices"}
+
+
 #: every finding of the erratum, in the README's order
 FINDINGS: tuple[Finding, ...] = (
     Finding("tuned-constants-published", "paper's experiment (Section 6, Figure 2)",
@@ -484,6 +518,13 @@ FINDINGS: tuple[Finding, ...] = (
             "never sampled the cover can be far larger (the bound holds with C_{eps/2})",
             _test("lemma-c2-sampled-centres"),
             "safepce verify --claims lemma-c2 erratum", lemma_c2_sampled_centres),
+    Finding("eq-30-stage-index", "appendix (Eq. 30, App. E p. 21)",
+            "Eq. 30 gives alpha_{l,m} >= 1 - A_l eps once m >= log_{C_l} eps; derived from "
+            "Eq. 28, whose index runs one stage ahead of Eq. 6 and App. D's recursion (the "
+            "weights Algorithm 2 deploys), it fails for them at m = ceil(log_{C_l} eps) and holds "
+            "one stage later",
+            _test("eq-30-stage-index"), "safepce verify --claims eq-30 erratum",
+            eq_30_stage_index),
     Finding("pooled-gate", "authors' code (Safe-PCE, test_stage)",
             "the pooled pi_s test waits for a 1,000-episode stage, which the text does not say",
             _test("pooled-gate"),

@@ -105,7 +105,7 @@ def logit(p, floor: float = 1e-9) -> np.ndarray:
 
 def sigmoid(z) -> np.ndarray:
     """The inverse of :func:`logit`."""
-    return 1 / (1 + np.exp(-np.asarray(z, dtype=np.float64)))
+    return 1 / (1 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -700, 700)))
 
 
 # --- instances: a pair of tasks in the paper's units and one policy ------------------------------
@@ -730,12 +730,13 @@ def save_counterexample(folder: Path, claim: RatioClaim, result: SearchResult) -
 
 
 def all_ratio_claims() -> tuple[RatioClaim, ...]:
-    """Every ratio claim of the toolkit (this module's, :mod:`safepce.bounds.falsify_cover`'s and
-    :mod:`safepce.bounds.falsify_hard`'s)."""
+    """Every ratio claim of the toolkit (this module's, :mod:`safepce.bounds.falsify_cover`'s,
+    :mod:`safepce.bounds.falsify_hard`'s and :mod:`safepce.bounds.falsify_safety`'s)."""
     from .falsify_cover import LEMMA_C2
     from .falsify_hard import HARD_DISJOINT
+    from .falsify_safety import SCHEDULE_CLAIMS
 
-    return (*RATIO_CLAIMS, LEMMA_C2, HARD_DISJOINT)
+    return (*RATIO_CLAIMS, LEMMA_C2, HARD_DISJOINT, *SCHEDULE_CLAIMS)
 
 
 def claim_by_name(name: str) -> RatioClaim:

@@ -77,6 +77,16 @@ class RegretBound:
         return self.term_i + self.term_ii + self.term_iii + self.term_iv
 
 
+def eq_30_constant(v_s, alpha_1, eps: float, gamma: float):
+    """A_l of Eq. 30 (App. E): ``((4L+9 - v_s) alpha_1 + v_s - kappa) / (v_s alpha_1 + (v_s -
+    kappa - v_s alpha_1) eps)``, kappa = (4L+9) eps; Eq. 30 states alpha_{l,m} >= 1 - A_l eps
+    once m >= log_{C_l} eps (with Eq. 28's indexing, one stage later than Eq. 6's)."""
+    L = simulation_lemma_constant(gamma)
+    kappa = (4 * L + 9) * eps
+    return ((4 * L + 9 - v_s) * alpha_1 + v_s - kappa) / (
+        v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * eps)
+
+
 def theorem_4_2_terms(n_episodes: int, delta: float, eps: float, gamma: float, xi: float,
                       candidates_tried: int, safe_margins, first_weights) -> RegretBound:
     """The four explicit terms of App. E, evaluated with a run's actual quantities.
@@ -111,8 +121,7 @@ def theorem_4_2_terms(n_episodes: int, delta: float, eps: float, gamma: float, x
         raise BoundInputError("safe_margins: Theorem 4.2 needs v_{l,s} > (4L + 9) eps so that "
                               "C_l < 1; the bound is vacuous here")
     stages = np.log(eps) / np.log(ratio)                       # log_{C_l} eps
-    A = ((4 * L + 9 - v_s) * alpha_1 + v_s - kappa) / (
-        v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * eps)
+    A = eq_30_constant(v_s, alpha_1, eps, gamma)
     term_i = 4 * eps * L * K * (1 + 1 / (xi * (1 - gamma)))
     term_ii = (np.max(2 * K * A * eps / (1 - gamma))
                + np.max(32 * np.sqrt(E * K * log_term * stages)) / ((1 - gamma)**2 * v_s.min()))

@@ -220,3 +220,33 @@ def test_lemma_c2_rule_compares_with_the_bound(monkeypatch):
 
     monkeypatch.setattr(falsify_cover, "covering_number_with_centre", lambda k: 2**k)
     assert not measure("lemma-c2-sampled-centres")["holds"]
+
+
+def test_eq_30_stage_index():
+    result = measure("eq-30-stage-index")
+    assert result["holds"]
+    assert result["refuting_fraction"] == 1.0 and 1.05 < result["worst_ratio"] < 1.5
+    # recomputed here in floats: App. D's recursion from Eq. 6's alpha_1, Eq. 30's A_l
+    gamma, eps, v = 0.1, 1e-4, result["v_s"]
+    L = 1 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2
+    kappa = (4 * L + 9) * eps
+    m = math.ceil(math.log(eps) / math.log((2 * v + kappa) / (3 * v)))
+    assert m == result["stage"]
+    margin = v - 2 * eps * (L + 2)
+    alpha = [0.0, margin / (margin + 2 / (1 - gamma))]
+    while len(alpha) <= m + 1:
+        alpha.append(alpha[-1] * 3 * v / ((2 + alpha[-1]) * v + kappa))
+    A = ((4 * L + 9 - v) * alpha[1] + v - kappa) / (v * alpha[1] + (v - kappa - v * alpha[1]) * eps)
+    assert (1 - alpha[m]) / (A * eps) == pytest.approx(result["worst_ratio"], rel=1e-9)
+    assert (1 - alpha[m + 1]) / (A * eps) == pytest.approx(result["ratio_one_stage_later"],
+                                                           rel=1e-9)
+
+
+def test_eq_30_rule_compares_at_the_algorithms_stage(monkeypatch):
+    """The finding's rule: evaluated one stage later (Eq. 28's indexing) it must stop holding."""
+    from safepce.bounds import falsify_safety
+
+    original = falsify_safety.exact_eq_30
+    monkeypatch.setattr(falsify_safety, "exact_eq_30",
+                        lambda instance, later=0: original(instance, later + 1))
+    assert not measure("eq-30-stage-index")["holds"]

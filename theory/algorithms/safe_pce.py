@@ -105,6 +105,17 @@ def stage_limit(v_s: float, eps: float, L: float) -> float:
     return math.log(eps) / math.log(ratio)
 
 
+def theory_stage_length(v_pred: float, gamma: float, delta: float, n_episodes: int,
+                        scale: float = 1.0) -> float:
+    """The stage length of Algorithm 2, line 11 (App. D): ``32 ln(4K/delta) / ((1-gamma)^2
+    v_{l,m}^2)`` times ``scale^2`` (the scaled preset); at that n the statistical width
+    ``sqrt(2 ln(4K/delta) / (n (1-gamma)^2))`` of Ineq. 5 is ``scale v_{l,m} / 4``. inf when
+    ``v_pred <= 0`` (no update)."""
+    if v_pred <= 0:
+        return math.inf
+    return scale**2 * 32 * math.log(4 * n_episodes / delta) / ((1 - gamma)**2 * v_pred**2)
+
+
 def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: int) -> np.ndarray:
     """The authors' weights in cost units (App. H.1 and their code), ``slack = D_s = b - v_{l,s}``:
     ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``, ``alpha_m = 3 D_s alpha_{m-1} /
@@ -328,10 +339,7 @@ class SafePCE(TestTimeAlgorithm):
         """Episodes a stage must last before its weight may grow (k - k0 - 1 >= this)."""
         c = self.constants
         if c.theory_like:
-            if v_pred <= 0:
-                return math.inf
-            return (c.scale**2 * 32 * math.log(4 * self.n_episodes / c.delta)
-                    / ((1 - c.gamma)**2 * v_pred**2))
+            return theory_stage_length(v_pred, c.gamma, c.delta, self.n_episodes, c.scale)
         slack = self.budget - v_pred
         raw = 100 / slack**2 if slack != 0 else math.inf
         return min(max(raw, 1000.0), 5200.0)
