@@ -185,9 +185,17 @@ def _eq_30_stage(instance: ScheduleInstance) -> int:
     return max(1, math.ceil(limit))
 
 
+#: Eq. 30's ratio jumps where log_{C_l} eps crosses an integer (its supremum 1/C_l is there);
+#: within this relative distance of an integer the stage index is decided by rounding, so the
+#: two routes could compare different stages: such instances are left out
+INTEGER_MARGIN = 1e-7
+
+
 def _eq_30_premise(instance: ScheduleInstance) -> bool:
+    limit = stage_limit(instance.v_s, instance.eps, instance.L)
     return (_eq_6_low(instance.eps, instance.L) < instance.v_s <= instance.h
-            and _eq_30_stage(instance) >= 1)
+            and _eq_30_stage(instance) >= 1
+            and abs(limit - round(limit)) > INTEGER_MARGIN * max(1.0, limit))
 
 
 def _eq_30_ratio(instance: ScheduleInstance) -> float:
