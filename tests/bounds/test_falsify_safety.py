@@ -169,11 +169,8 @@ def test_theorem_4_2_survives_the_search_and_binds():
     assert 0.9 < result.worst_ratio <= 1
 
 
-@pytest.mark.parametrize("term", ["term_i", "term_ii"])
-def test_an_app_e_term_five_times_too_small_is_refuted(monkeypatch, term):
-    """Terms (i) and (ii) bind: either divided by 5 puts the worst regret above the bound (on
-    the toolkit's route, not only a route disagreement). Terms (iii) and (iv) do not bind (see
-    the next test)."""
+def _plant_a_fifth_of(monkeypatch, term):
+    """App. E's bound with one of its four terms divided by 5."""
     original = upper.theorem_4_2_terms
 
     def planted(*args, **kwargs):
@@ -181,6 +178,14 @@ def test_an_app_e_term_five_times_too_small_is_refuted(monkeypatch, term):
         return dataclasses.replace(bound, **{term: getattr(bound, term) / 5})
 
     monkeypatch.setattr(falsify_safety, "theorem_4_2_terms", planted)
+
+
+@pytest.mark.parametrize("term", ["term_i", "term_ii"])
+def test_an_app_e_term_five_times_too_small_is_refuted(monkeypatch, term):
+    """Terms (i) and (ii) bind: either divided by 5 puts the worst regret above the bound (on
+    the toolkit's route, not only a route disagreement). Terms (iii) and (iv) do not bind (see
+    the next test)."""
+    _plant_a_fifth_of(monkeypatch, term)
     # verify's quick budget (2-3 s here): (ii) binds only in a corner (gamma near 0, eps near
     # xi / (8L+18), u_s = 0) that the test budget misses
     result = falsify.falsify(THEOREM_4_2, falsify.QUICK, seed=0)
@@ -193,13 +198,7 @@ def test_terms_iii_and_iv_five_times_too_small_still_pass(monkeypatch, term):
     """Measured slack, kept as a fact: with (iii) or (iv) / 5 the worst ratio stays below 1
     (their eps K parts are matched exactly by the regret, their square roots are a small share
     of the bound wherever the ratio is large)."""
-    original = upper.theorem_4_2_terms
-
-    def planted(*args, **kwargs):
-        bound = original(*args, **kwargs)
-        return dataclasses.replace(bound, **{term: getattr(bound, term) / 5})
-
-    monkeypatch.setattr(falsify_safety, "theorem_4_2_terms", planted)
+    _plant_a_fifth_of(monkeypatch, term)
     result = falsify.falsify(THEOREM_4_2, falsify.QUICK, seed=0)
     assert result.worst_ratio < 1
 
