@@ -481,11 +481,17 @@ class WeightInstance:
 MAX_STAGES = 120
 
 
+def eq_6_lower_end(eps: float, L: float) -> float:
+    """Eq. 6's premise in the paper's utility units: its weights lie in (0, 1) and C_l < 1 only
+    for v_s > max((4L+9) eps, 2 eps (L+2)) (kappa and alpha_1's margin)."""
+    return max((4 * L + 9) * eps, 2 * eps * (L + 2))
+
+
 def _weight_instance(v_fraction: float, eps: float, gamma: float) -> WeightInstance:
     """v_s placed at ``v_fraction`` of the way from the premise's lower end to 1/(1-gamma);
     the stages up to Eq. 7's m(l) (at most MAX_STAGES)."""
     L = simulation_lemma_constant(gamma)
-    low = max((4 * L + 9) * eps, 2 * eps * (L + 2))
+    low = eq_6_lower_end(eps, L)
     v_s = low + v_fraction * (1 / (1 - gamma) - low)
     limit = stage_limit(v_s, eps, L)
     stages = int(min(MAX_STAGES, max(1, math.ceil(limit) + 1))) if limit >= 0 else 1
@@ -517,7 +523,7 @@ class WeightSpace:
 
     def encode(self, instance: WeightInstance) -> np.ndarray:
         L = simulation_lemma_constant(instance.gamma)
-        low = max((4 * L + 9) * instance.eps, 2 * instance.eps * (L + 2))
+        low = eq_6_lower_end(instance.eps, L)
         fraction = (instance.v_s - low) / (1 / (1 - instance.gamma) - low)
         return np.array([logit(fraction, 1e-12), np.log(instance.eps),
                          logit(instance.gamma, 1e-12)])
@@ -531,7 +537,7 @@ class WeightSpace:
 
 def _weights_premise(instance: WeightInstance) -> bool:
     L = simulation_lemma_constant(instance.gamma)
-    return (instance.v_s > max((4 * L + 9) * instance.eps, 2 * instance.eps * (L + 2))
+    return (instance.v_s > eq_6_lower_end(instance.eps, L)
             and instance.v_s <= 1 / (1 - instance.gamma))
 
 

@@ -48,7 +48,7 @@ from safepce.theory.algorithms.safe_pce import (
     theory_stage_length,
 )
 
-from .falsify import FalsifyError, RatioClaim, logit, sigmoid
+from .falsify import FalsifyError, RatioClaim, eq_6_lower_end, logit, sigmoid
 from .upper import eq_30_constant, theorem_4_2_terms
 
 #: the largest stage index searched (App. D's recursion in exact arithmetic grows per stage)
@@ -100,11 +100,6 @@ class ScheduleInstance:
         return cls(**values)
 
 
-def _eq_6_low(eps: float, L: float) -> float:
-    """Eq. 6's premise: v_s above max((4L+9) eps, 2 eps (L+2))."""
-    return max((4 * L + 9) * eps, 2 * eps * (L + 2))
-
-
 class ScheduleSpace:
     """gamma in [0.001, 0.999], eps in [1e-9, 0.1], v_s in (Eq. 6's lower end, 1/(1-gamma)],
     xi in [(8L+18) eps, v_s], v_l in [-eps, 1/(1-gamma)] (Algorithm 1 keeps v >= -eps),
@@ -126,7 +121,7 @@ class ScheduleSpace:
         """An instance from fractions of each range (m = -1: the last stage, floor(m(l)))."""
         gamma, eps = float(gamma), float(eps)
         L, h = simulation_lemma_constant(gamma), 1 / (1 - gamma)
-        low = _eq_6_low(eps, L)
+        low = eq_6_lower_end(eps, L)
         v_s = low + float(v_s_fraction) * (h - low)
         xi_low = (8 * L + 18) * eps
         xi = xi_low + float(xi_fraction) * (v_s - xi_low)
@@ -156,7 +151,7 @@ class ScheduleSpace:
 
     def encode(self, instance: ScheduleInstance) -> np.ndarray:
         L, h = instance.L, instance.h
-        low = _eq_6_low(instance.eps, L)
+        low = eq_6_lower_end(instance.eps, L)
         xi_low = (8 * L + 18) * instance.eps
         fractions = [(instance.v_s - low) / (h - low),
                      (instance.xi - xi_low) / (instance.v_s - xi_low)
@@ -193,7 +188,7 @@ INTEGER_MARGIN = 1e-7
 
 def _eq_30_premise(instance: ScheduleInstance) -> bool:
     limit = stage_limit(instance.v_s, instance.eps, instance.L)
-    return (_eq_6_low(instance.eps, instance.L) < instance.v_s <= instance.h
+    return (eq_6_lower_end(instance.eps, instance.L) < instance.v_s <= instance.h
             and _eq_30_stage(instance) >= 1
             and abs(limit - round(limit)) > INTEGER_MARGIN * max(1.0, limit))
 
@@ -300,7 +295,7 @@ def _toolkit_lp(instance: ScheduleInstance) -> float | None:
 
 
 def _lemma_4_5_premise(instance: ScheduleInstance) -> bool:
-    return (_eq_6_low(instance.eps, instance.L) < instance.v_s <= instance.h
+    return (eq_6_lower_end(instance.eps, instance.L) < instance.v_s <= instance.h
             and -instance.eps <= instance.v_l <= instance.h
             and _toolkit_lp(instance) is not None)
 
