@@ -736,13 +736,15 @@ def save_counterexample(folder: Path, claim: RatioClaim, result: SearchResult) -
 
 
 def all_ratio_claims() -> tuple[RatioClaim, ...]:
-    """Every ratio claim of the toolkit (this module's, :mod:`safepce.bounds.falsify_cover`'s,
-    :mod:`safepce.bounds.falsify_hard`'s and :mod:`safepce.bounds.falsify_safety`'s)."""
+    """Every ratio claim of the toolkit (this module's and those of
+    :mod:`safepce.bounds.falsify_cover`, :mod:`~safepce.bounds.falsify_optimality`,
+    :mod:`~safepce.bounds.falsify_hard` and :mod:`~safepce.bounds.falsify_safety`)."""
     from .falsify_cover import LEMMA_C2
     from .falsify_hard import HARD_DISJOINT
+    from .falsify_optimality import LEMMA_C4
     from .falsify_safety import SCHEDULE_CLAIMS
 
-    return (*RATIO_CLAIMS, LEMMA_C2, HARD_DISJOINT, *SCHEDULE_CLAIMS)
+    return (*RATIO_CLAIMS, LEMMA_C2, LEMMA_C4, HARD_DISJOINT, *SCHEDULE_CLAIMS)
 
 
 def claim_by_name(name: str) -> RatioClaim:

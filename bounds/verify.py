@@ -395,6 +395,14 @@ def claim_lemma_c2(context: VerifyContext) -> list[Claim]:
     return [falsified(context, LEMMA_C2)]
 
 
+def claim_lemma_c4(context: VerifyContext) -> list[Claim]:
+    """Lemma C.4 (the optimality item of Lemma 3.5 rests on it) attacked over task pairs, their
+    midpoint and a Slater policy (bounds.falsify_optimality)."""
+    from .falsify_optimality import LEMMA_C4
+
+    return [falsified(context, LEMMA_C4)]
+
+
 def claim_lemma_4_5(context: VerifyContext) -> list[Claim]:
     """Lemma 4.5.1: App. D's induction attacked by the falsification engine over the schedule's
     inputs (bounds.falsify_safety), and Safe-PCE [theory] runs of the runnable family."""
@@ -687,6 +695,7 @@ CLAIMS: tuple[ClaimCheck, ...] = (
     ClaimCheck("eq-30", "Eq. 30 / App. E", claim_eq_30),
     ClaimCheck("lemma-3.5", "Lemma 3.5", claim_lemma_3_5),
     ClaimCheck("lemma-c2", "Lemma C.2", claim_lemma_c2),
+    ClaimCheck("lemma-c4", "Lemma C.4", claim_lemma_c4),
     ClaimCheck("lemma-4.5", "Lemma 4.5", claim_lemma_4_5),
     ClaimCheck("theorem-4.2", "Theorem 4.2 / App. E", claim_theorem_4_2),
     ClaimCheck("sandwich", "Theorem 5.1 <= sample complexity <= App. E", claim_sandwich),
