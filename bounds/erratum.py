@@ -448,6 +448,31 @@ def eq_30_stage_index(quick: bool) -> dict:
                         "suffices"}
 
 
+#: the smallest counterexample of claim corollary-f.1 (verify --quick, seed 0): PCE, gamma 0.5,
+#: eps 1e-6, xi 1.8000066, u = 1/(1-gamma), E = 2 phases of 67 episodes, delta 0.2
+COROLLARY_F_1_CASE = {"gamma": 0.5, "eps": 1e-6, "xi": 1.8000066, "u": 2.0, "n_phase": 67,
+                      "n_phases": 2, "delta": 0.2}
+
+
+def corollary_f1_last_episode(quick: bool) -> dict:
+    from .falsify_safety import COROLLARY_F_1, PhaseInstance, exact_phase_ratio
+
+    instance = PhaseInstance(**COROLLARY_F_1_CASE)
+    ratio = float(exact_phase_ratio(instance))
+    charged = float(exact_phase_ratio(instance, last_episode=False))
+    return {"holds": COROLLARY_F_1.premise(instance) and ratio > 1 and charged <= 1,
+            "ratio": ratio, "ratio_as_charged": charged,
+            "measured": f"PCE, gamma 0.5, eps 1e-6, xi 1.8, u = 1/(1-gamma) = 2, K = 134: one "
+                        f"candidate eliminated on the last of its 67 episodes, the next survives "
+                        f"its 67; the largest reward regret App. F's events allow is {ratio:.4f} "
+                        f"x bound (1) (50-digit decimals); charging the eliminated phase as bound "
+                        f"(1) does (its test passed at n = 67) gives {charged:.6f}. `safepce "
+                        "verify --claims corollary-f.1` finds it. The O~ statement is not "
+                        "affected (the excess is about one width per eliminated candidate); "
+                        "App. E's term (iii) uses the same step for Safe-PCE (not measured: the "
+                        "theorem-4.2 claim covers one surviving candidate)"}
+
+
 #: every finding of the erratum, in the README's order
 FINDINGS: tuple[Finding, ...] = (
     Finding("tuned-constants-published", "paper's experiment (Section 6, Figure 2)",
@@ -525,6 +550,13 @@ FINDINGS: tuple[Finding, ...] = (
             "one stage later",
             _test("eq-30-stage-index"), "safepce verify --claims eq-30 erratum",
             eq_30_stage_index),
+    Finding("corollary-f1-last-episode", "appendix (proof of Corollary F.1, App. F p. 26)",
+            "the explicit bound (1) charges each candidate's phase the elimination width at its "
+            "full length, but an eliminated candidate fails the test on its phase's last "
+            "episode, so only the first n - 1 episodes are bounded by it; the largest regret the "
+            "proof's events allow exceeds bound (1)",
+            _test("corollary-f1-last-episode"), "safepce verify --claims corollary-f.1 erratum",
+            corollary_f1_last_episode),
     Finding("pooled-gate", "authors' code (Safe-PCE, test_stage)",
             "the pooled pi_s test waits for a 1,000-episode stage, which the text does not say",
             _test("pooled-gate"),

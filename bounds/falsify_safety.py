@@ -1,5 +1,6 @@
-"""App. D and App. E of the paper (the proofs of Lemma 4.5 and Theorem 4.2) as ratio claims for
-:mod:`safepce.bounds.falsify`, evaluated on the schedule the toolkit's Safe-PCE [theory] runs.
+"""App. D, E and F of the paper (the proofs of Lemma 4.5, Theorem 4.2 and Corollary F.1) as ratio
+claims for :mod:`safepce.bounds.falsify`, evaluated on the schedule the toolkit's Safe-PCE
+[theory] (and PCE) runs.
 
 Three claims over one :class:`ScheduleInstance` (gamma, the cover radius eps, Slater's xi, the
 candidate's predicted values u_l, v_l, pi_s's predicted values u_s, v_s, a stage m, K, delta;
@@ -25,6 +26,12 @@ the paper's units):
   with width w(n) = s(n) + eps (L+1) passed, and Ineq. 22 with s(n) = sqrt(2 ln(4K/delta) /
   (n (1-gamma)^2))). Ratio = that regret / the bound. Exact route: the schedule and the four
   terms restated from App. E in 50-digit decimal arithmetic.
+* ``corollary-f.1`` (paper statement): the explicit reward-regret bound (1) in the proof of
+  Corollary F.1 (App. F, p. 26) for PCE, over a :class:`PhaseInstance` (E - 1 candidates
+  eliminated after n episodes each, the last surviving): an eliminated phase may have V_r down to
+  u - w(n-1) - eps - s(n-1) (the test passed and Ineq. 22 held at n - 1; the last episode fails
+  the test), which bound (1) charges as if the test had passed at n. Exact route: 50-digit
+  decimals.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from safepce.theory.algorithms.safe_pce import (
 )
 
 from .falsify import FalsifyError, RatioClaim, eq_6_lower_end, logit, sigmoid
-from .upper import eq_30_constant, theorem_4_2_terms
+from .upper import corollary_f_1_explicit, eq_30_constant, theorem_4_2_terms
 
 #: the largest stage index searched (App. D's recursion in exact arithmetic grows per stage)
 MAX_STAGE = 120
@@ -460,7 +467,189 @@ THEOREM_4_2 = RatioClaim(
     "paper-statement", ScheduleSpace(), _theorem_ratio, _exact_theorem_ratio, _theorem_premise,
     agreement=1e-7)
 
-SCHEDULE_CLAIMS = (EQ_30, LEMMA_4_5, THEOREM_4_2)
+# --- Corollary F.1 (PCE, App. F): the explicit reward-regret bound with eliminations -------------
 
-__all__ = ["EQ_30", "LEMMA_4_5", "SCHEDULE_CLAIMS", "THEOREM_4_2", "ScheduleInstance",
-           "ScheduleSpace", "exact_eq_30", "toolkit_schedule"]
+
+@dataclass(frozen=True)
+class PhaseInstance:
+    """PCE (Algorithm 4) on one test task, paper units: E candidates with the same predicted
+    reward ``u``, each deployed for ``n_phase`` episodes; the first E - 1 are eliminated on
+    their last episode, the last survives (K = E n_phase)."""
+
+    gamma: float
+    eps: float
+    xi: float
+    u: float
+    n_phase: int
+    n_phases: int
+    delta: float
+
+    FIELDS = ("gamma", "eps", "xi", "u", "n_phase", "n_phases", "delta")
+
+    @property
+    def n_episodes(self) -> int:
+        return self.n_phase * self.n_phases
+
+    def size(self) -> tuple[int, int]:
+        return (self.n_phases, self.n_phase)
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} = {getattr(self, name):.10g}" for name in self.FIELDS)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{name: np.float64(getattr(self, name)) for name in self.FIELDS})
+
+    @classmethod
+    def load(cls, path: Path) -> PhaseInstance:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                values = {name: float(data[name]) for name in cls.FIELDS}
+        except (OSError, KeyError, ValueError) as exc:
+            raise FalsifyError(f"{path}: not a PCE-phase counterexample ({exc})") from None
+        values["n_phase"], values["n_phases"] = int(values["n_phase"]), int(values["n_phases"])
+        return cls(**values)
+
+
+class PhaseSpace:
+    """gamma in [0.001, 0.999], eps in [1e-9, 0.1], xi in [(8L+18) eps, 1/(1-gamma)], u in
+    [0, 1/(1-gamma)], phases of 2 to 10^6 episodes, 1 to 1000 of them, delta in {0.01, 0.05,
+    0.2}."""
+
+    GAMMAS = (0.001, 0.1, 0.5, 0.9, 0.99)
+    EPSILONS = (1e-9, 1e-6, 1e-3)
+    FRACTIONS = (0.0, 0.5, 0.9, 0.99, 1.0)
+    LENGTHS = (2, 20, 50, 100, 1000, 10**5)
+    COUNTS = (1, 2, 10, 100, 1000)
+    DELTAS = (0.01, 0.05, 0.2)
+
+    @staticmethod
+    def load(path: Path) -> PhaseInstance:
+        return PhaseInstance.load(path)
+
+    @staticmethod
+    def build(gamma, eps, xi_fraction, u_fraction, n_phase, n_phases, delta) -> PhaseInstance:
+        gamma, eps = float(gamma), float(eps)
+        L, h = simulation_lemma_constant(gamma), 1 / (1 - gamma)
+        xi_low = (8 * L + 18) * eps
+        return PhaseInstance(gamma, eps, float(xi_low + float(xi_fraction) * (h - xi_low)),
+                             float(u_fraction) * h, int(n_phase), int(n_phases), float(delta))
+
+    def extremes(self, rng: np.random.Generator, n: int) -> Iterator[PhaseInstance]:
+        for _ in range(n):
+            yield self.build(rng.choice(self.GAMMAS), rng.choice(self.EPSILONS),
+                             rng.choice(self.FRACTIONS), rng.choice(self.FRACTIONS),
+                             int(rng.choice(self.LENGTHS)) + int(rng.integers(0, 20)),
+                             int(rng.choice(self.COUNTS)), rng.choice(self.DELTAS))
+
+    def strategy(self):
+        from hypothesis import strategies as st
+
+        unit = st.floats(0, 1)
+        return st.builds(self.build, st.sampled_from(self.GAMMAS), st.sampled_from(self.EPSILONS),
+                         unit, unit, st.integers(2, 10**4), st.integers(1, 1000),
+                         st.sampled_from(self.DELTAS))
+
+    def encode(self, instance: PhaseInstance) -> np.ndarray:
+        L, h = simulation_lemma_constant(instance.gamma), 1 / (1 - instance.gamma)
+        xi_low = (8 * L + 18) * instance.eps
+        fractions = np.array([(instance.xi - xi_low) / (h - xi_low) if h > xi_low else 0.0,
+                              instance.u / h])
+        return np.clip(np.concatenate([[logit(instance.gamma, 1e-12), math.log(instance.eps),
+                                        math.log(instance.n_phase),
+                                        math.log(instance.n_phases)],
+                                       logit(fractions, 1e-12)]), -30, 30)
+
+    def decode(self, x: np.ndarray, like: PhaseInstance) -> PhaseInstance:
+        gamma = float(np.clip(sigmoid(x[0]), 1e-3, 0.999))
+        eps = float(np.clip(np.exp(x[1]), 1e-9, 0.1))
+        n_phase = int(round(float(np.exp(np.clip(x[2], math.log(2), math.log(1e6))))))
+        n_phases = int(round(float(np.exp(np.clip(x[3], 0, math.log(1000))))))
+        return self.build(gamma, eps, *sigmoid(x[4:6]), n_phase, n_phases, like.delta)
+
+
+def _phase_premise(instance: PhaseInstance) -> bool:
+    """Corollary F.1's (8L+18) eps <= xi, and a realisable elimination: the constant return
+    u - w(n-1) of the first n - 1 episodes and the last episode's return are in [0,
+    1/(1-gamma)] (the toolkit's widths w)."""
+    L, h = simulation_lemma_constant(instance.gamma), 1 / (1 - instance.gamma)
+    if not ((8 * L + 18) * instance.eps <= instance.xi <= h and 0 <= instance.u <= h
+            and instance.n_phase >= 2 and instance.n_phases >= 1):
+        return False
+    widths = _pce_widths(instance)
+    before = instance.u - widths["w_before"]
+    last = before - instance.n_phase * (widths["s_before"] - widths["s_end"])
+    return 0 <= last and before <= h
+
+
+def _pce_widths(instance: PhaseInstance) -> dict:
+    """Ineq. 5's width w(n) = s(n) + eps (L+1) by the toolkit (Constants.widths, theory preset)
+    at n - 1 and n, and its statistical part s."""
+    c = THEORY.constants(instance.gamma, instance.eps, instance.delta)
+    K, n = instance.n_episodes, instance.n_phase
+    w_before, w_end = (float(w) for w in c.widths(np.array([n - 1, n]), K)[0])
+    offset = instance.eps * (c.L_reward + 1)
+    return {"w_before": w_before, "w_end": w_end, "s_before": w_before - offset,
+            "s_end": w_end - offset, "L": c.L_reward}
+
+
+def _phase_ratio(instance: PhaseInstance) -> float:
+    """The largest reward regret the events of App. F allow / the explicit bound (1) of p. 26.
+
+    Eliminated phase: the test passed at n - 1 with the mean at u - w(n-1) and Ineq. 22 holds at
+    n - 1, so V_r(pi_l) can be u - w(n-1) - eps - s(n-1); the last episode's return (in [0,
+    1/(1-gamma)]) then fails the test while Ineq. 22 still holds at n. Surviving phase: V_r >=
+    u - w(n) - eps - s(n). V* = min(1/(1-gamma), u + 4 eps L (1 + 1/(xi (1-gamma))))."""
+    widths = _pce_widths(instance)
+    L, gamma, eps, n = widths["L"], instance.gamma, instance.eps, instance.n_phase
+    best = min(1 / (1 - gamma), instance.u + 4 * eps * L * (1 + 1 / (instance.xi * (1 - gamma))))
+    eliminated = max(0.0, instance.u - widths["w_before"] - eps - widths["s_before"])
+    survivor = max(0.0, instance.u - widths["w_end"] - eps - widths["s_end"])
+    regret = n * ((instance.n_phases - 1) * max(0.0, best - eliminated)
+                  + max(0.0, best - survivor))
+    bound = corollary_f_1_explicit(instance.n_episodes, instance.delta, eps, instance.xi, gamma,
+                                   instance.n_phases)["reward_regret"]
+    return regret / bound
+
+
+def exact_phase_ratio(instance: PhaseInstance, last_episode: bool = True) -> Fraction:
+    """The same in 50-digit decimals, the widths and bound (1) restated from App. F. With
+    ``last_episode=False`` an eliminated phase is charged as bound (1) charges it (the widths at
+    its full length n, as if its last episode had passed the test)."""
+    with localcontext() as context:
+        context.prec = 50
+        D = Decimal
+        gamma, eps, xi, u = D(instance.gamma), D(instance.eps), D(instance.xi), D(instance.u)
+        n, E, delta = D(instance.n_phase), D(instance.n_phases), D(instance.delta)
+        one = D(1)
+        K = n * E
+        h = one / (one - gamma)
+        L = h + 2 * gamma / (one - gamma) ** 2
+        log_term = (4 * K / delta).ln()
+
+        def statistical(m):
+            return (2 * log_term / (m * (one - gamma) ** 2)).sqrt()
+
+        best = min(h, u + 4 * eps * L * (one + one / (xi * (one - gamma))))
+        passed = n - 1 if last_episode else n          # the last episode the test passed
+        eliminated = max(D(0), u - 2 * statistical(passed) - eps * (L + 2))
+        survivor = max(D(0), u - 2 * statistical(n) - eps * (L + 2))
+        regret = n * ((E - 1) * max(D(0), best - eliminated) + max(D(0), best - survivor))
+        bound = (eps * K * (2 + 5 * L + 4 * L / (xi * (one - gamma)))
+                 + 2 * (2 * K * E * log_term).sqrt() / (one - gamma))
+        return Fraction(regret / bound)
+
+
+COROLLARY_F_1 = RatioClaim(
+    "corollary-f.1", "Corollary F.1 (App. F's explicit bound (1), p. 26)",
+    "PCE's reward regret is at most eps K (2 + 5L + 4L/(xi (1-gamma))) + 2 sqrt(2 K E "
+    "ln(4K/delta))/(1-gamma), for the largest regret the events of App. F allow when E - 1 "
+    "candidates are eliminated (each after the same number of episodes) and the last survives",
+    "paper-statement", PhaseSpace(), _phase_ratio, exact_phase_ratio, _phase_premise,
+    agreement=1e-7)
+
+SCHEDULE_CLAIMS = (EQ_30, LEMMA_4_5, THEOREM_4_2, COROLLARY_F_1)
+
+__all__ = ["COROLLARY_F_1", "EQ_30", "LEMMA_4_5", "SCHEDULE_CLAIMS", "THEOREM_4_2",
+           "PhaseInstance", "PhaseSpace", "ScheduleInstance", "ScheduleSpace", "exact_eq_30",
+           "exact_phase_ratio",
+           "toolkit_schedule"]

@@ -146,6 +146,21 @@ def corollary_4_3_samples(eps, xi, gamma: float, covering_number) -> np.ndarray:
                                           * (1 - gamma)**5)
 
 
+def corollary_f_1_explicit(n_episodes: int, delta: float, eps: float, xi: float, gamma: float,
+                           candidates_tried: int) -> dict:
+    """The explicit bounds in the proof of Corollary F.1 (App. F, p. 26) before the O~ step, in
+    the paper's normalised units: reward regret sum_k [V* - V_r(pi_k)]_+ <= eps K (2 + 5L +
+    4L/(xi (1-gamma))) + 2 sqrt(2 K E ln(4K/delta)) / (1-gamma), and constraint regret
+    sum_k [V_c(pi_k)]_- <= eps K (3 + L) + the same square root (E = candidates tried)."""
+    _check(gamma, n_episodes=n_episodes, delta=delta, eps=eps, xi=xi,
+           candidates_tried=candidates_tried)
+    L = simulation_lemma_constant(gamma)
+    K = float(n_episodes)
+    root = 2 * math.sqrt(2 * K * candidates_tried * math.log(4 * K / delta)) / (1 - gamma)
+    return {"reward_regret": eps * K * (2 + 5 * L + 4 * L / (xi * (1 - gamma))) + root,
+            "constraint_regret": eps * K * (3 + L) + root}
+
+
 def corollary_f_1(n_episodes, covering_number, eps: float, xi: float, gamma: float) -> dict:
     """Corollary F.1 (PCE, unit constants): reward regret sqrt(CK)/(1-gamma) +
     eps K/(xi (1-gamma)^3); constraint regret sqrt(CK)/(1-gamma) + eps K/(1-gamma)^2."""

@@ -471,6 +471,14 @@ def claim_theorem_4_2(context: VerifyContext) -> list[Claim]:
     return [falsified(context, THEOREM_4_2), *_theorem_4_2_runs(context)]
 
 
+def claim_corollary_f_1(context: VerifyContext) -> list[Claim]:
+    """Corollary F.1's explicit reward-regret bound (App. F, p. 26) for PCE with eliminated
+    candidates, attacked by the falsification engine (bounds.falsify_safety): refuted."""
+    from .falsify_safety import COROLLARY_F_1
+
+    return [falsified(context, COROLLARY_F_1)]
+
+
 def _theorem_4_2_runs(context: VerifyContext) -> list[Claim]:
     """Theorem 4.2 on runs: on the slack pair the explicit App. E bound is below K (V* - min V_r)
     at K = 1e6, so a run with too much regret would fail it (the realised regret stays far below
@@ -698,6 +706,7 @@ CLAIMS: tuple[ClaimCheck, ...] = (
     ClaimCheck("lemma-c4", "Lemma C.4", claim_lemma_c4),
     ClaimCheck("lemma-4.5", "Lemma 4.5", claim_lemma_4_5),
     ClaimCheck("theorem-4.2", "Theorem 4.2 / App. E", claim_theorem_4_2),
+    ClaimCheck("corollary-f.1", "Corollary F.1 / App. F", claim_corollary_f_1),
     ClaimCheck("sandwich", "Theorem 5.1 <= sample complexity <= App. E", claim_sandwich),
     ClaimCheck("scaled-preset", "Lemma 4.5 (constants shrunk)", claim_scaled_preset),
     ClaimCheck("hard-family", "Theorem 5.1, App. G", claim_hard_family),

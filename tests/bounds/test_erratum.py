@@ -250,3 +250,30 @@ def test_eq_30_rule_compares_at_the_algorithms_stage(monkeypatch):
     monkeypatch.setattr(falsify_safety, "exact_eq_30",
                         lambda instance, later=0: original(instance, later + 1))
     assert not measure("eq-30-stage-index")["holds"]
+
+
+def test_corollary_f1_last_episode():
+    result = measure("corollary-f1-last-episode")
+    assert result["holds"]
+    assert 1.003 < result["ratio"] < 1.01 and result["ratio_as_charged"] <= 1
+    # the bound (1) of App. F p. 26 written out here, against the claim's route
+    from safepce.bounds.upper import corollary_f_1_explicit
+
+    case = erratum.COROLLARY_F_1_CASE
+    gamma, eps, xi, K = case["gamma"], case["eps"], case["xi"], 134
+    L = simulation_lemma_constant(gamma)
+    expected = eps * K * (2 + 5 * L + 4 * L / (xi * (1 - gamma))) + 2 * math.sqrt(
+        2 * K * 2 * math.log(4 * K / 0.2)) / (1 - gamma)
+    assert corollary_f_1_explicit(K, 0.2, eps, xi, gamma, 2)["reward_regret"] == pytest.approx(
+        expected, rel=1e-12)
+
+
+def test_corollary_f1_rule_counts_the_last_episode(monkeypatch):
+    """The finding's rule: charging the eliminated phase at its full length it must stop
+    holding."""
+    from safepce.bounds import falsify_safety
+
+    original = falsify_safety.exact_phase_ratio
+    monkeypatch.setattr(falsify_safety, "exact_phase_ratio",
+                        lambda instance, last_episode=True: original(instance, False))
+    assert not measure("corollary-f1-last-episode")["holds"]

@@ -209,3 +209,54 @@ def test_schedule_counterexample_files_round_trip(tmp_path):
     assert ScheduleInstance.load(tmp_path / "x.npz") == instance
     with pytest.raises(falsify.FalsifyError, match="schedule counterexample"):
         ScheduleInstance.load(tmp_path / "missing.npz")
+
+
+# --- Corollary F.1 (PCE): the last episode of an eliminated phase ---------------------------------
+
+
+def test_corollary_f_1_counterexample_is_a_run_consistent_with_every_event():
+    """The regret the claim counts for an eliminated phase is realised by explicit returns: the
+    test (Ineq. 5's width w) passes at every k < n and fails at n, Ineq. 22 holds at every k <= n
+    for the chosen V_r, every return lies in [0, 1/(1-gamma)]; the phase's regret and bound (1)
+    written out here give the claim's ratio (> 1)."""
+    gamma, eps, xi, u, n, E, delta = 0.5, 1e-6, 1.8000066, 2.0, 67, 2, 0.2
+    instance = falsify_safety.PhaseInstance(gamma, eps, xi, u, n, E, delta)
+    K, h, L = n * E, 1 / (1 - gamma), paper_L(gamma)
+    log_term = math.log(4 * K / delta)
+
+    def s(k):
+        return math.sqrt(2 * log_term / (k * (1 - gamma) ** 2))
+
+    def w(k):
+        return s(k) + eps * (L + 1)
+
+    tiny = 1e-9
+    v_r = u - w(n - 1) - eps - s(n - 1) + tiny              # V_r(pi_1) of the eliminated one
+    mean_n = v_r + eps + s(n) - tiny
+    returns = [u - w(n - 1)] * (n - 1) + [n * mean_n - (n - 1) * (u - w(n - 1))]
+    means = np.cumsum(returns) / np.arange(1, n + 1)
+    assert all(0 <= r <= h for r in returns)
+    assert all(abs(means[k - 1] - u) <= w(k) for k in range(1, n))      # survives to n - 1
+    assert abs(means[n - 1] - u) > w(n)                                 # eliminated at n
+    assert all(abs(means[k - 1] - v_r) < eps + s(k) for k in range(1, n + 1))   # Ineq. 22
+    best = min(h, u + 4 * eps * L * (1 + 1 / (xi * (1 - gamma))))
+    survivor = u - w(n) - eps - s(n)
+    regret = n * (best - v_r) + n * (best - survivor)
+    bound = eps * K * (2 + 5 * L + 4 * L / (xi * (1 - gamma))) + 2 * math.sqrt(
+        2 * K * E * log_term) / (1 - gamma)
+    assert regret / bound > 1.003
+    assert falsify_safety.COROLLARY_F_1.ratio(instance) == pytest.approx(regret / bound, rel=1e-7)
+    assert float(falsify_safety.exact_phase_ratio(instance)) == pytest.approx(regret / bound,
+                                                                                rel=1e-7)
+
+
+def test_corollary_f_1_is_refuted_by_the_search(tmp_path):
+    result = falsify.falsify(falsify_safety.COROLLARY_F_1, BUDGET, seed=0)
+    assert result.status == "refuted" and result.routes_agree
+    path = falsify.save_counterexample(tmp_path, falsify_safety.COROLLARY_F_1, result)
+    replayed = falsify.replay(path)
+    assert replayed["refutes"] and replayed["exact_ratio"] == result.exact_ratio
+    # charged as bound (1) charges it, the same instance meets the bound (with equality up to
+    # the 50-digit rounding where nothing is clipped): the excess is the last episode
+    charged = falsify_safety.exact_phase_ratio(result.counterexample, last_episode=False)
+    assert float(charged) <= 1 + 1e-12
