@@ -92,7 +92,7 @@ def test_verify_quick_ratio_and_fixed_claims(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_verify_quick_writes_every_claim(tmp_path, capsys):
-    """Every claim of verify --quick (6 min 32 s on 2 cores)."""
+    """Every claim of verify --quick (7 min 10 s on 2 cores)."""
     assert main(["verify", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     claims = json.loads((tmp_path / "verify.json").read_text())
     _check_ratio_and_fixed_claims(tmp_path, claims)
