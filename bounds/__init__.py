@@ -23,6 +23,8 @@ from .sample_complexity import (
 from .upper import (
     corollary_4_3_samples,
     corollary_f_1,
+    corollary_f_1_explicit,
+    eq_30_constant,
     lemma_3_5,
     lemma_c_4,
     table_1_samples,
@@ -33,7 +35,8 @@ from .verify import CLAIMS, Claim, run_verify
 
 __all__ = [
     "CLAIMS", "Claim", "HardFamily", "check_hard_family", "corollary_4_3_samples",
-    "corollary_f_1", "covering_number", "episodes_to_accuracy", "fitted_slope",
+    "corollary_f_1", "corollary_f_1_explicit", "covering_number", "eq_30_constant",
+    "episodes_to_accuracy", "fitted_slope",
     "greedy_covering_estimate", "hard_distribution", "hard_family", "lemma_3_5", "lemma_c_4",
     "run_verify", "sample_lower_bound", "sequential_identification", "table_1_samples",
     "theorem_4_2_rate", "theorem_4_2_terms", "transitions_to_accuracy", "verify",

@@ -30,6 +30,7 @@ from safepce.tabular.distance import simulation_lemma_constant
 from safepce.tabular.errors import InputError
 
 from .falsify import MIN_DISTANCE, RatioClaim, TaskPair, TaskPairSpace, exact_values
+from .upper import lemma_c_4
 
 #: the toolkit's optimal policy must reach the independent LP's optimum to this (absolute, in
 #: value units) for the second route to accept it
@@ -89,12 +90,15 @@ def _premise(pair: TaskPair) -> bool:
 
 def _ratio(optima, cross, xi, distance, gamma):
     """max over (i, j) of (V*_j - V_j(pi*_i)) / (2 eps L (1 + 2/(xi (1-gamma)))) and
-    (V_j(pi*_i) - V*_j) / (4 eps L / (xi (1-gamma))), eps = d/2."""
+    (V_j(pi*_i) - V*_j) / (4 eps L / (xi (1-gamma))), eps = d/2; the first bound by
+    :func:`safepce.bounds.upper.lemma_c_4` on the fast route, restated on the exact one."""
     L = simulation_lemma_constant(gamma)
+    eps = distance / 2
     if isinstance(distance, Fraction):
         L, gamma = Fraction(L), Fraction(gamma)
-    eps = distance / 2
-    below = 2 * eps * L * (1 + 2 / (xi * (1 - gamma)))
+        below = 2 * eps * L * (1 + 2 / (xi * (1 - gamma)))
+    else:
+        below = lemma_c_4(eps, xi, gamma)
     above = 4 * eps * L / (xi * (1 - gamma))
     ratios = []
     for i in (0, 1):
