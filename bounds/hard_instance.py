@@ -18,7 +18,8 @@ Construction (2^m tasks, ``3 * 2^(m+1) - 1`` states each):
   reward by Theta(eps): a policy must tell q1 from q2 to be eps-optimal AND feasible (routing to
   the q2 gate with its optimal mixing is infeasible where that gate has q0; routing to the q1 gate
   loses more than eps where another gate has q2). The loss is about
-  ``(c3 - c2) eps gamma^(2m+4) / 4``, so the default ``c3 = c2 + 8 / gamma^(2m+4)`` makes it
+  ``(c3 - c2) eps gamma^(2d+2) / 4`` (d the gate depth: m + 1 for the routing tree, 1 for the
+  flat root), so the default ``c3 = c2 + 8 / gamma^(2d+2)`` makes it
   exceed eps; :func:`check_hard_family` verifies it exactly.
 * Null task M_0: p_0 = q1 and p_k = q0 (k >= 1). Task M_i (i >= 1): as M_0 but p_i = q2. With
   ``q0 = 1 - c1 (1-gamma)/gamma``, ``q1 = q0 + a1``, ``q2 = q0 + a2``, ``a1 = c2 (1 - gamma q0)^2
@@ -68,6 +69,7 @@ class HardFamily:
     c_z: float
     c_safe: float
     tasks: tuple[CMDP, ...]
+    routing: str = "tree"
 
     @property
     def n_tasks(self) -> int:
@@ -83,15 +85,38 @@ class HardFamily:
         """xi eps (1-gamma)^3, the radius of Theorem 5.1's covering number."""
         return self.xi * self.eps * (1 - self.gamma) ** 3
 
+    @property
+    def routing_states(self) -> int:
+        """States before the gates: 2^(m+1) - 1 tree nodes, or the one root of ``flat``."""
+        return 2 * self.n_tasks - 1 if self.routing == "tree" else 1
+
+    def gate_state(self, gate: int) -> int:
+        return self.routing_states + 4 * gate
+
     def loop_state(self, gate: int) -> int:
-        return 2 * self.n_tasks - 1 + 4 * gate + 1
+        return self.gate_state(gate) + 1
+
+    def loop_mask(self, gates=None) -> np.ndarray:
+        """Boolean mask over states: the loop states s~_k of ``gates`` (default: every gate
+        k >= 1, the gates whose loop samples Theorem 5.1's bound counts on the null task)."""
+        gates = range(1, self.n_tasks) if gates is None else gates
+        mask = np.zeros(self.tasks[0].n_states, dtype=bool)
+        mask[[self.loop_state(k) for k in gates]] = True
+        return mask
 
 
 def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2: float = 1.0,
-                c3: float | None = None) -> HardFamily:
+                c3: float | None = None, routing: str = "tree") -> HardFamily:
     """Build the 2^m tasks of App. G (see the module docstring for every number).
 
-    ``c3`` defaults to ``c2 + 8 / gamma^(2m+4)`` (large enough for distinct eps-optimal sets).
+    ``routing="tree"``: the binary routing tree (2 actions; a gate is reached at time m + 1).
+    ``routing="flat"``: one root with 2^m actions, action k moving to gate s_k at time 1 (at the
+    gates action 0 commits to the loop and every other action to the safe sink; elsewhere the
+    actions coincide). The gate depth d (m + 1 or 1) enters only through ``c_safe = xi (1-gamma)
+    / gamma^(d+1)`` and the default c3, so a flat family exists for every m where the tree's
+    m = 0 family does (the tree needs ``xi (1-gamma) / gamma^(m+2) <= 1`` and more).
+
+    ``c3`` defaults to ``c2 + 8 / gamma^(2d+2)`` (large enough for distinct eps-optimal sets).
     """
     if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 10:
         raise HardFamilyError(f"m: expected an integer in [0, 10]; got {m!r}")
@@ -99,8 +124,11 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2
         raise HardFamilyError(f"gamma: expected a number in (0, 1); got {gamma!r}")
     if not (xi > 0 and eps > 0):
         raise HardFamilyError(f"xi, eps: expected positive numbers; got {xi!r}, {eps!r}")
+    if routing not in ("tree", "flat"):
+        raise HardFamilyError(f"routing: expected 'tree' or 'flat'; got {routing!r}")
+    depth = m + 1 if routing == "tree" else 1
     if c3 is None:
-        c3 = c2 + 8 / gamma ** (2 * m + 4)
+        c3 = c2 + 8 / gamma ** (2 * depth + 2)
     if not 0 < c2 < c3:
         raise HardFamilyError(f"c2, c3: expected 0 < c2 < c3; got {c2}, {c3}")
     q0 = 1 - c1 * (1 - gamma) / gamma
@@ -111,7 +139,7 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2
         raise HardFamilyError(
             f"c1, eps, xi: need 0 < q0 < 1 and a1 < a2 < min(q0, 1-q0)/2; got q0 = {q0:.4g}, "
             f"a2 = {a2:.4g}")
-    c_safe = xi * (1 - gamma) / gamma ** (m + 2)
+    c_safe = xi * (1 - gamma) / gamma ** (depth + 1)
     S = c_safe / (1 - gamma)
     # U(q0) = V(q0) (1 - c_z gamma (1-q0)/(1-gamma)) = -S
     c_z = (1 + S * (1 - gamma * q0)) * (1 - gamma) / (gamma * (1 - q0))
@@ -125,18 +153,25 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2
             f"eps: too large for the construction: the loop branch at q2 has utility "
             f"{risky_q2:.4g} >= 0, so the constraint would not bind; lower eps")
     n = 2 ** m
-    routing = 2 * n - 1
-    S_states = routing + 4 * n
-    P = np.zeros((S_states, 2, S_states))
-    r = np.zeros((S_states, 2))
-    c = np.zeros((S_states, 2))
-    for node in range(routing):
-        for a in (0, 1):
-            child = 2 * node + a + 1
-            P[node, a, child if child < routing else routing + 4 * (node - (n - 1))] = 1.0
+    tree = routing == "tree"
+    n_routing = 2 * n - 1 if tree else 1
+    n_actions = 2 if tree else max(2, n)
+    S_states = n_routing + 4 * n
+    P = np.zeros((S_states, n_actions, S_states))
+    r = np.zeros((S_states, n_actions))
+    c = np.zeros((S_states, n_actions))
+    if tree:
+        for node in range(n_routing):
+            for a in (0, 1):
+                child = 2 * node + a + 1
+                P[node, a, child if child < n_routing else n_routing + 4 * (node - (n - 1))] = 1
+    else:
+        for a in range(n_actions):
+            P[0, a, n_routing + 4 * min(a, n - 1)] = 1.0
     for k in range(n):
-        s, loop, sink, safe = (routing + 4 * k + j for j in range(4))
-        P[s, 0, loop] = P[s, 1, safe] = 1.0
+        s, loop, sink, safe = (n_routing + 4 * k + j for j in range(4))
+        P[s, 0, loop] = 1.0
+        P[s, 1:, safe] = 1.0
         P[sink, :, sink] = P[safe, :, safe] = 1.0
         r[loop, :] = 1.0
         c[loop, :] = 1.0
@@ -150,7 +185,7 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2
     def task(p):
         kernel = P.copy()
         for k in range(n):
-            loop, sink = routing + 4 * k + 1, routing + 4 * k + 2
+            loop, sink = n_routing + 4 * k + 1, n_routing + 4 * k + 2
             kernel[loop, :, loop], kernel[loop, :, sink] = p[k], 1 - p[k]
         return CMDP(kernel, r, cost, budget, rho, gamma)
 
@@ -161,7 +196,7 @@ def hard_family(m: int, gamma: float, xi: float, eps: float, c1: float = 1.5, c2
         probabilities[i] = q0 + a2
         tasks.append(task(probabilities))
     return HardFamily(m=m, gamma=gamma, xi=xi, eps=eps, q0=q0, q1=q0 + a1, q2=q0 + a2, a1=a1,
-                      a2=a2, c_z=c_z, c_safe=c_safe, tasks=tuple(tasks))
+                      a2=a2, c_z=c_z, c_safe=c_safe, tasks=tuple(tasks), routing=routing)
 
 
 def bernoulli_kl(p: float, q: float) -> float:

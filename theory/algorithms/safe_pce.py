@@ -319,10 +319,17 @@ class SafePCE(TestTimeAlgorithm):
     # --- preset-specific schedule ---------------------------------------------------------
 
     def _alpha(self, m: int) -> float:
-        """alpha_{l,m} for the current candidate."""
-        c = self.constants
+        """alpha_{l,m} for the current candidate (memoised per candidate and stage)."""
         if m == 0:
             return 0.0
+        key = (self.current, m)
+        cache = self.__dict__.setdefault("_alpha_cache", {})
+        if key not in cache:
+            cache[key] = self._alpha_uncached(m)
+        return cache[key]
+
+    def _alpha_uncached(self, m: int) -> float:
+        c = self.constants
         if c.theory_like:
             raw = mixture_weights(self.v_s[self.current], c.eps, c.L_reward, c.gamma, m)[m]
             return float(np.clip(raw, 0.0, 1.0))
@@ -455,12 +462,83 @@ class SafePCE(TestTimeAlgorithm):
             self.alive[self.current] = False
             self._select()
         elif first_advance < size:
-            self.m += 1
-            self.alpha = self._alpha(self.m)
-            self.stage = np.zeros(3)
-            self.events.append({"episode": self.episode, "event": "stage",
-                                "candidate": self.current, "m": self.m, "alpha": self.alpha})
+            self._advance()
         return used
+
+    def _advance(self) -> None:
+        self.m += 1
+        self.alpha = self._alpha(self.m)
+        self.stage = np.zeros(3)
+        self.events.append({"episode": self.episode, "event": "stage",
+                            "candidate": self.current, "m": self.m, "alpha": self.alpha})
+
+    # --- exact blocks (safepce.theory.exact_blocks) -------------------------------------------
+
+    def certified_block(self, reward_range, cost_range, limit: int) -> int:
+        """The largest b <= ``limit`` such that *every* sequence of b episodes whose returns lie
+        in ``reward_range`` and ``cost_range`` (task units, (low, high)) passes the elimination
+        test (line 7 of Algorithm 2, Ineq. 5's width) after each of its b episodes; 0 if even one
+        episode could fail it. Then only the block's sums matter to the algorithm
+        (:meth:`observe_totals`).
+
+        Why checking the b-th episode suffices: after j episodes of the block the stage mean is
+        at most (T + j hi)/(n0 + j), non-decreasing in j (T <= n0 hi), while the width
+        a/sqrt(n0 + j) + e decreases; so "mean - prediction > width" can first become possible
+        only at j = b (and symmetrically below). Solving (T + b hi)/(n0 + b) - p <= a/sqrt(N) + e
+        for N = n0 + b: with x = 1/sqrt(N), D = n0 hi - T >= 0, g = hi - p - e, it holds iff
+        D x^2 + a x >= g, i.e. x >= 2g/(a + sqrt(a^2 + 4 D g)). Paper-unit presets only."""
+        if self.current is None:
+            return int(limit)
+        c = self.constants
+        if not c.theory_like or c.pooled_reward_scale is not None:
+            raise PresetError(f"preset: exact blocks need a paper-unit preset without pooled "
+                              f"tests; got {self.preset!r}")
+        low_high = np.array([reward_range, cost_range], dtype=np.float64)
+        R, C = self._signals(low_high[0], low_high[1])      # utility reverses the cost's order
+        u_pred, v_pred = self._predicted()
+        n0 = float(self.stage[2])
+        a = c.scale * math.sqrt(2 * math.log(4 * self.n_episodes / c.delta)
+                                / (1 - c.gamma)**2)
+        e = c.eps * (c.L_reward + 1)
+        best = float(limit)
+        for low, high, p, total in ((R.min(), R.max(), u_pred, self.stage[0]),
+                                    (C.min(), C.max(), v_pred, self.stage[1])):
+            for hi, q, t in ((high, p, total), (-low, -p, -total)):
+                g = hi - q - e
+                if g <= 0:
+                    continue
+                D = max(n0 * hi - t, 0.0)
+                x = 2 * g / (a + math.sqrt(a * a + 4 * D * g))
+                # a relative 1e-9 below the real root: a float mean at the root is not trusted
+                best = min(best, math.floor((1 - 1e-9) / (x * x)) - n0)
+        return int(max(0.0, min(best, limit)))
+
+    def observe_totals(self, reward_total: float, cost_total: float, size: int) -> int:
+        """Consume a block of ``size`` episodes from their summed returns (task units). Exact
+        only for a block that :meth:`certified_block` allowed (no test can fail inside it) and
+        that stays within :meth:`deployment`'s episodes; then the state afterwards equals what
+        :meth:`observe` leaves for any order of the same episodes."""
+        size = int(size)
+        if self.current is None:
+            self.episode += size
+            return size
+        truncated_budget = self.budget * (1 - self.units.gamma**self.horizon)
+        R = reward_total / self.units.reward_scale
+        C = (size * truncated_budget - cost_total) / self.units.utility_scale[0]
+        advance = False
+        if self._can_advance():
+            needed = self._stage_length(self._predicted()[1]) + 2
+            if math.isfinite(needed) and self.stage[2] + size > max(math.ceil(needed),
+                                                                     self.stage[2] + 1):
+                raise PresetError(f"size: a block of {size} runs past the stage's end")
+            advance = self.stage[2] + size >= needed
+        self.stage += (R, C, size)
+        if self.mixing and self.alpha == 0.0:
+            self.pool += (R, C, size)
+        self.episode += size
+        if advance:
+            self._advance()
+        return size
 
     def log(self) -> dict:
         return {"preset": self.preset, "constants": asdict(self.constants),
