@@ -170,7 +170,7 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
         algorithm.reset(n_episodes, algorithm_seed)
         tables: dict[tuple, Outcomes] = {}
         ranges: dict[tuple, tuple] = {}
-        values: dict[tuple, np.ndarray] = {}
+        mixed_values: dict[tuple, np.ndarray] = {}
         exact: dict = {}
         segments: list[list[float]] = []
         blocks: list = []
@@ -209,10 +209,10 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
                 raise RuntimeError(f"{algorithm.name} consumed {used} of {size} episodes")
             nonzero = counts > 0
             blocks.append((k, used, table.visits[nonzero], counts[nonzero]))
-            mixed = values.get(key)
+            mixed = mixed_values.get(key)
             if mixed is None:
                 component = np.array([exact[name] for name in deployment.keys])
-                mixed = values[key] = np.asarray(deployment.weights) @ component
+                mixed = mixed_values[key] = np.asarray(deployment.weights) @ component
             if segments and segments[-1][2] == mixed[0] and segments[-1][3] == mixed[1]:
                 segments[-1][1] += used
             else:
