@@ -145,3 +145,17 @@ def episode_outcomes(cmdp: CMDP, policy, horizon: int, count_mask=None,
                     reward_return=np.array([k[0] for k in keys], dtype=np.float64),
                     cost_return=np.array([k[1] for k in keys], dtype=np.float64),
                     visits=np.array([k[2] for k in keys], dtype=np.int64))
+
+
+def mix_outcomes(weighted) -> Outcomes:
+    """The outcomes of an episode-level mixture (Def. 2.3) from its components' outcomes:
+    ``weighted`` is a sequence of (weight, :class:`Outcomes`); an outcome shared by two
+    components is listed twice (the law is the same)."""
+    parts = [(float(w), o) for w, o in weighted if w > 0]
+    if not parts:
+        raise InputError("weighted: expected at least one component with a positive weight")
+    probability = np.concatenate([w * o.probability for w, o in parts])
+    return Outcomes(probability=probability / probability.sum(),
+                    reward_return=np.concatenate([o.reward_return for _, o in parts]),
+                    cost_return=np.concatenate([o.cost_return for _, o in parts]),
+                    visits=np.concatenate([o.visits for _, o in parts]))

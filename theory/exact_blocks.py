@@ -42,9 +42,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from safepce import tabular
-from safepce.tabular import CMDP, Mixture
+from safepce.tabular import CMDP
 from safepce.tabular.errors import InputError, positive_int
-from safepce.tabular.outcomes import Outcomes, episode_outcomes
+from safepce.tabular.outcomes import Outcomes, episode_outcomes, mix_outcomes
 
 from .harness import VIOLATION_TOLERANCE
 
@@ -147,12 +147,15 @@ def settle_episode(segments: np.ndarray, optimal_value: float, budget: float,
 
 
 def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed: int,
-                     count_mask=None, optimal_value: float | None = None) -> BlockRun:
+                     count_mask=None, optimal_value: float | None = None,
+                     fast: bool = True) -> BlockRun:
     """Safe-PCE (or PCE) on ``task`` for ``n_episodes`` episodes of ``horizon`` steps, drawn in
     exact blocks (module docstring). ``count_mask``: states whose steps are counted as visits
     (e.g. :meth:`safepce.bounds.hard_instance.HardFamily.loop_mask`). ``seed`` (a non-negative
     int) fixes every draw; the algorithm gets the same child seed as under
-    :func:`~safepce.theory.harness.run_test_phase`."""
+    :func:`~safepce.theory.harness.run_test_phase`. ``fast``: consume runs of certified blocks
+    inside the algorithm (:meth:`~safepce.theory.algorithms.safe_pce.SafePCE.consume_certified`,
+    the same draws in the same order as ``fast=False``, which asks for one block at a time)."""
     if not isinstance(task, CMDP) or not task.single_constraint:
         raise tabular.InvalidCMDPError("task", "a tabular.CMDP with one constraint")
     positive_int("n_episodes", n_episodes)
@@ -169,6 +172,7 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
         rng = np.random.default_rng(simulator_seed)
         algorithm.reset(n_episodes, algorithm_seed)
         tables: dict[tuple, Outcomes] = {}
+        components: dict = {}
         ranges: dict[tuple, tuple] = {}
         mixed_values: dict[tuple, np.ndarray] = {}
         exact: dict = {}
@@ -184,31 +188,48 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
             key = (deployment.keys, tuple(np.asarray(deployment.weights).tolist()))
             table = tables.get(key)
             if table is None:
-                table = tables[key] = episode_outcomes(
-                    task, Mixture(np.stack(deployment.policies), deployment.weights), horizon,
-                    count_mask)
+                for name, policy in zip(deployment.keys, deployment.policies, strict=True):
+                    if name not in components:
+                        components[name] = episode_outcomes(task, policy, horizon, count_mask)
+                table = tables[key] = mix_outcomes(
+                    (w, components[name]) for w, name in zip(deployment.weights, deployment.keys,
+                                                             strict=True))
                 ranges[key] = ((table.reward_return.min(), table.reward_return.max()),
                                (table.cost_return.min(), table.cost_return.max()))
                 for name, policy in zip(deployment.keys, deployment.policies, strict=True):
                     if name not in exact:
                         values = tabular.evaluate(task, policy)
                         exact[name] = (values.reward_value, values.cost_value)
-            size = algorithm.certified_block(*ranges[key], limit)
-            if size >= min(MIN_CERTIFIED, limit):
-                counts = rng.multinomial(size, table.probability)
-                used = algorithm.observe_totals(float(counts @ table.reward_return),
-                                                float(counts @ table.cost_return), size)
+            certified_blocks = algorithm.consume_certified(
+                table.reward_return, table.cost_return, table.probability, limit, rng,
+                MIN_CERTIFIED) if fast else []
+            if certified_blocks:
+                used = size = sum(b for b, _ in certified_blocks)
                 certified += used
+                start = k
+                for b, counts in certified_blocks:
+                    nonzero = counts > 0
+                    blocks.append((start, b, table.visits[nonzero], counts[nonzero]))
+                    start += b
+                counts = None
             else:
-                size = min(limit, MATERIALISE)
-                drawn = rng.choice(table.size, size=size, p=table.probability)
-                used = int(algorithm.observe(table.reward_return[drawn],
-                                             table.cost_return[drawn]))
-                counts = np.bincount(drawn[:used], minlength=table.size)
+                size = algorithm.certified_block(*ranges[key], limit)
+                if size >= min(MIN_CERTIFIED, limit):
+                    counts = rng.multinomial(size, table.probability)
+                    used = algorithm.observe_totals(float(counts @ table.reward_return),
+                                                    float(counts @ table.cost_return), size)
+                    certified += used
+                else:
+                    size = min(limit, MATERIALISE)
+                    drawn = rng.choice(table.size, size=size, p=table.probability)
+                    used = int(algorithm.observe(table.reward_return[drawn],
+                                                 table.cost_return[drawn]))
+                    counts = np.bincount(drawn[:used], minlength=table.size)
             if not 1 <= used <= size:
                 raise RuntimeError(f"{algorithm.name} consumed {used} of {size} episodes")
-            nonzero = counts > 0
-            blocks.append((k, used, table.visits[nonzero], counts[nonzero]))
+            if counts is not None:
+                nonzero = counts > 0
+                blocks.append((k, used, table.visits[nonzero], counts[nonzero]))
             mixed = mixed_values.get(key)
             if mixed is None:
                 component = np.array([exact[name] for name in deployment.keys])

@@ -130,6 +130,24 @@ def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: i
     return alpha
 
 
+def _certified_size(n0: float, T_R: float, T_C: float, bounds, a: float, e: float,
+                    limit: int) -> int:
+    """The largest b <= limit with no failed elimination test possible within b episodes of
+    signals in [low, high] (see :meth:`SafePCE.certified_block`): floats only."""
+    R_low, R_high, u_pred, C_low, C_high, v_pred = bounds
+    best = float(limit)
+    for hi, q, t in ((R_high, u_pred, T_R), (-R_low, -u_pred, -T_R),
+                     (C_high, v_pred, T_C), (-C_low, -v_pred, -T_C)):
+        g = hi - q - e
+        if g <= 0:
+            continue
+        D = max(n0 * hi - t, 0.0)
+        x = 2 * g / (a + math.sqrt(a * a + 4 * D * g))
+        # a relative 1e-9 below the real root: a float mean at the root is not trusted
+        best = min(best, math.floor((1 - 1e-9) / (x * x)) - n0)
+    return int(max(0.0, min(best, limit)))
+
+
 # --- constant presets ---------------------------------------------------------------------------
 
 
@@ -489,6 +507,13 @@ class SafePCE(TestTimeAlgorithm):
         D x^2 + a x >= g, i.e. x >= 2g/(a + sqrt(a^2 + 4 D g)). Paper-unit presets only."""
         if self.current is None:
             return int(limit)
+        bounds, a, e = self._certification(reward_range, cost_range)
+        return _certified_size(float(self.stage[2]), float(self.stage[0]), float(self.stage[1]),
+                               bounds, a, e, int(limit))
+
+    def _certification(self, reward_range, cost_range):
+        """((R low, R high, u_pred, C low, C high, v_pred) in paper units, a, e) of the current
+        stage: the signals' range, the predictions and the width a/sqrt(n) + e."""
         c = self.constants
         if not c.theory_like or c.pooled_reward_scale is not None:
             raise PresetError(f"preset: exact blocks need a paper-unit preset without pooled "
@@ -496,22 +521,48 @@ class SafePCE(TestTimeAlgorithm):
         low_high = np.array([reward_range, cost_range], dtype=np.float64)
         R, C = self._signals(low_high[0], low_high[1])      # utility reverses the cost's order
         u_pred, v_pred = self._predicted()
-        n0 = float(self.stage[2])
         a = c.scale * math.sqrt(2 * math.log(4 * self.n_episodes / c.delta)
                                 / (1 - c.gamma)**2)
         e = c.eps * (c.L_reward + 1)
-        best = float(limit)
-        for low, high, p, total in ((R.min(), R.max(), u_pred, self.stage[0]),
-                                    (C.min(), C.max(), v_pred, self.stage[1])):
-            for hi, q, t in ((high, p, total), (-low, -p, -total)):
-                g = hi - q - e
-                if g <= 0:
-                    continue
-                D = max(n0 * hi - t, 0.0)
-                x = 2 * g / (a + math.sqrt(a * a + 4 * D * g))
-                # a relative 1e-9 below the real root: a float mean at the root is not trusted
-                best = min(best, math.floor((1 - 1e-9) / (x * x)) - n0)
-        return int(max(0.0, min(best, limit)))
+        return ((float(R.min()), float(R.max()), float(u_pred), float(C.min()), float(C.max()),
+                 float(v_pred)), a, e)
+
+    def consume_certified(self, reward_returns, cost_returns, probability, limit: int, rng,
+                          min_block: int) -> list:
+        """Draw and consume certified blocks of the current deployment, one after another,
+        while each is at least ``min_block`` episodes (or the rest of ``limit``): the same
+        sizes :meth:`certified_block` gives and the same multinomial draws (``rng``) the
+        one-block-at-a-time loop makes, without leaving the stage's bookkeeping between blocks.
+        Outcomes' returns in task units; returns the blocks as (size, counts)."""
+        if self.current is None:
+            return []
+        reward_returns = np.asarray(reward_returns, dtype=np.float64)
+        cost_returns = np.asarray(cost_returns, dtype=np.float64)
+        bounds, a, e = self._certification((reward_returns.min(), reward_returns.max()),
+                                           (cost_returns.min(), cost_returns.max()))
+        R, C = self._signals(reward_returns, cost_returns)
+        n0, T_R, T_C = float(self.stage[2]), float(self.stage[0]), float(self.stage[1])
+        blocks = []
+        remaining = int(limit)
+        while remaining > 0:
+            size = _certified_size(n0, T_R, T_C, bounds, a, e, remaining)
+            if size < min(min_block, remaining):
+                break
+            counts = rng.multinomial(size, probability)
+            T_R += float(counts @ R)
+            T_C += float(counts @ C)
+            n0 += size
+            remaining -= size
+            blocks.append((size, counts))
+        if blocks:
+            total = sum(size for size, _ in blocks)
+            counts = sum(c for _, c in blocks)
+            self.observe_totals(float(counts @ reward_returns), float(counts @ cost_returns),
+                                total)
+            # the stage's sums as accumulated block by block (the same numbers up to round-off)
+            if self.stage[2] == n0:
+                self.stage[:2] = (T_R, T_C)
+        return blocks
 
     def observe_totals(self, reward_total: float, cost_total: float, size: int) -> int:
         """Consume a block of ``size`` episodes from their summed returns (task units). Exact
