@@ -88,7 +88,8 @@ def eq_30_constant(v_s, alpha_1, eps: float, gamma: float):
 
 
 def theorem_4_2_terms(n_episodes: int, delta: float, eps: float, gamma: float, xi: float,
-                      candidates_tried: int, safe_margins, first_weights) -> RegretBound:
+                      candidates_tried: int, safe_margins, first_weights,
+                      log_episodes: float | None = None) -> RegretBound:
     """The four explicit terms of App. E, evaluated with a run's actual quantities.
 
     Args:
@@ -98,6 +99,8 @@ def theorem_4_2_terms(n_episodes: int, delta: float, eps: float, gamma: float, x
         candidates_tried: E, the number of candidates the run tried (<= |U_hat|).
         safe_margins: v_{l,s} of the tried candidates (normalised utility of pi_s).
         first_weights: alpha_{l,1} of the tried candidates (Eq. 6).
+        log_episodes: the K inside ln(4K/delta) (default K): a run of K' episodes set up for K
+            (its widths and stage lengths use ln(4K/delta)) has the bound at K' with this K.
 
     (i) 4 eps L K (1 + 1/(xi (1-gamma)));
     (ii) max_l 2 K A_l eps/(1-gamma) + max_l 32 sqrt(E K ln(4K/delta) log_{C_l} eps) /
@@ -115,7 +118,7 @@ def theorem_4_2_terms(n_episodes: int, delta: float, eps: float, gamma: float, x
     K, E = float(n_episodes), float(candidates_tried)
     L = simulation_lemma_constant(gamma)
     kappa = (4 * L + 9) * eps
-    log_term = math.log(4 * K / delta)
+    log_term = math.log(4 * (K if log_episodes is None else float(log_episodes)) / delta)
     ratio = (2 * v_s + kappa) / (3 * v_s)
     if np.any(v_s <= kappa):
         raise BoundInputError("safe_margins: Theorem 4.2 needs v_{l,s} > (4L + 9) eps so that "
