@@ -354,10 +354,11 @@ def cell_rows(cell: Cell, runs: list[dict]) -> list[dict]:
 
 
 def _slope(x, y) -> float:
-    x, y = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
-    if not np.all(np.isfinite(y)) or x.size < 2:
+    """Least-squares slope of log y on log x; nan unless every y is positive and finite."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.size < 2 or not np.all(np.isfinite(y) & (y > 0)):
         return math.nan
-    return float(np.polyfit(x, y, 1)[0])
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
 def _statistics(cells: list[Cell], runs_by_cell: list[list[dict]], rng=None):

@@ -96,13 +96,19 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
     assert main(["verify", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     claims = json.loads((tmp_path / "verify.json").read_text())
     _check_ratio_and_fixed_claims(tmp_path, claims)
-    # the sandwich: one claim per parameter, >= 3 cells of >= 30 runs, eliminations happen
+    # the sandwich: one claim per parameter, each conclusive and passed; >= 3 cells per
+    # parameter, none censored at the (1-delta) quantile; eliminations happen
     sandwich = [c for c in claims if c["claim"].startswith("sandwich")]
-    assert len(sandwich) == 3 and {c["status"] for c in sandwich} <= {"passed", "inconclusive"}
+    assert len(sandwich) == 4 and {c["status"] for c in sandwich} == {"passed"}
     rows = pandas.read_csv(tmp_path / "sandwich.csv")
-    assert rows.groupby("parameter").size().min() >= 3 and rows["runs"].min() >= 30
+    over_d = rows[rows["task_type"] == "D"]
+    assert over_d.groupby("parameter").size().min() >= 3 and over_d["runs"].min() >= 30
+    assert over_d["censored_runs"].sum() == 0 and np.isfinite(
+        over_d["quantile_1_minus_delta"]).all()
     assert rows["mean_eliminations"].mean() > 0 and rows["violating_runs"].sum() == 0
-    assert (rows["lower_bound"] < rows["budget_transitions"]).all()
+    assert (over_d["schedule_runs"] > 0).all()
+    rates = pandas.read_csv(tmp_path / "sandwich_rates.csv")
+    assert set(rates["parameter"]) == {"1/eps", "1/xi", "C", "1/(1-gamma)"}
     for name in ("scaled_sweep", "sandwich"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"{name}.pdf").stat().st_size > 1_000

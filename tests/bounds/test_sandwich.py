@@ -1,88 +1,169 @@
-"""The sandwich's pieces: the explicit upper bound inverted correctly, censored quantiles, the
-lower bound recomputed from its formula, slopes with standard errors, reproducible runs; and a
-verify whose failed check ends in exit code 1."""
+"""The sandwich (bounds.sandwich): the explicit upper bound inverted correctly, the lower bound
+recomputed from its formula, order-statistic quantile intervals with their stated coverage, the
+grid's families valid, runs independent of workers and engine, and a status that planted bugs
+turn red (Algorithm 2's stage length x 4; Ineq. 5's statistical width dropped); a verify whose
+failed check ends in exit code 1."""
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import safepce.bounds.verify as verify
+from safepce.bounds import sandwich as sw
 from safepce.bounds.cli import main
+from safepce.bounds.hard_instance import check_hard_family
 from safepce.bounds.sample_complexity import fitted_slope_with_error
-from safepce.bounds.sandwich import (
-    DELTA,
-    GAMMA,
-    RADIUS,
-    Cell,
-    _quantile,
-    cell_row,
-    grids,
-    run_cell,
-    upper_bound_episodes,
-)
 from safepce.bounds.upper import theorem_4_2_terms
 from safepce.tabular.distance import simulation_lemma_constant
+from safepce.theory.algorithms import safe_pce
+
+SMALL = sw.Cell("1/eps", 1, 0.8, 0.6, 0.25, 12_000_000)
 
 
 def test_upper_bound_is_the_least_k_with_bound_over_k_below_eps():
-    cell = grids(quick=True)[0]
-    K = upper_bound_episodes(cell)
-    L = simulation_lemma_constant(GAMMA)
+    cell = sw.grids(quick=True)[0]
+    K = sw.upper_bound_episodes(cell)
+    L = simulation_lemma_constant(cell.gamma)
     # Eq. 6's alpha_1, written out here
-    margin = cell.xi - 2 * RADIUS * (L + 2)
-    alpha_1 = margin / (margin + 2 / (1 - GAMMA))
+    margin = cell.xi - 2 * sw.RADIUS * (L + 2)
+    alpha_1 = margin / (margin + 2 / (1 - cell.gamma))
 
     def per_episode(k):
-        return theorem_4_2_terms(k, DELTA, RADIUS, GAMMA, cell.xi, 2, [cell.xi] * 2,
-                                 [alpha_1] * 2).total / k
+        # ln(4K/delta) at the runs' K, written as delta' = delta k / K_run at k episodes
+        terms = theorem_4_2_terms(k, sw.DELTA * k / cell.n_episodes, sw.RADIUS, cell.gamma,
+                                  cell.xi, 2, [cell.xi] * 2, [alpha_1] * 2)
+        return terms.total / k
 
     assert per_episode(K) <= cell.eps < per_episode(K / 1.001)
-    assert 1e9 < K < 1e14                # the explicit bound: ~1e11 episodes at eps 0.25
+    assert 1e9 < K < 1e14
 
 
-def test_censored_quantiles():
-    inf = math.inf
-    assert _quantile(np.array([1.0, 2.0, 3.0, inf]), 0.5) == 2.5
-    assert _quantile(np.array([1.0, inf, inf, inf]), 0.5) == inf
-    assert _quantile(np.array([1.0, 2.0, inf, inf, inf]), 0.1) == pytest.approx(1.4)
+def test_order_statistic_interval_has_its_coverage():
+    """The interval [X_(l), X_(u)] for the 0.99 quantile: its ranks are where the binomial
+    puts at most 2.5% on each side, and on 4,000 samples of 400 exponentials it covers the
+    true quantile at least 95% of the time (Monte-Carlo, +- 1.1% at 3 sigma)."""
+    n, q = 400, 0.99
+    point, low, high = sw.quantile_with_interval(np.arange(1.0, n + 1), q)
+    assert point == 396.0
+    assert stats.binom.cdf(low - 1, n, q) <= 0.025 < stats.binom.cdf(low, n, q)
+    assert stats.binom.sf(high - 1, n, q) <= 0.025
+    truth = -math.log(1 - q)
+    rng = np.random.default_rng(0)
+    covered = [low <= truth <= high for low, high in
+               (sw.quantile_with_interval(rng.exponential(size=n), q)[1:] for _ in range(4000))]
+    assert np.mean(covered) >= 0.95 - 0.011
+    # too few runs: no finite upper end; censored runs are inf and stay at the top
+    assert sw.quantile_with_interval(np.ones(100), q)[2] == math.inf
+    assert sw.quantile_with_interval(np.array([1.0] * 98 + [math.inf] * 2), q)[0] == math.inf
 
 
 def test_slope_and_standard_error():
     x = np.array([1.0, 2.0, 4.0, 8.0])
     slope, error = fitted_slope_with_error(x, 3 * x**2)
     assert slope == pytest.approx(2.0) and error == pytest.approx(0.0, abs=1e-9)
-    noisy = 3 * x**2 * np.array([1.1, 0.9, 1.05, 0.97])
-    slope, error = fitted_slope_with_error(x, noisy)
-    fit, covariance = np.polyfit(np.log(x), np.log(noisy), 1, cov=True)
-    assert slope == pytest.approx(fit[0]) and error == pytest.approx(math.sqrt(covariance[0, 0]))
+    assert sw._slope(x, 3 * x**2) == pytest.approx(2.0)
+    assert math.isnan(sw._slope(x, [1.0, 2.0, math.inf, 3.0]))
 
 
-def test_cell_row_recomputes_the_lower_bound_and_counts():
-    cell = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
+def test_every_grid_cell_is_a_valid_hard_family():
+    """check_hard_family exactly on every cell of the full grid: the Slater margin is xi, the
+    constraint binds, and eps-optimal feasible sets are disjoint (Theorem 5.1's premise)."""
+    for cell in sw.grids(quick=False):
+        check = check_hard_family(cell.family())
+        assert check["slater_margin"] > -1e-9, cell
+        assert check["distinct"] > 0 and check["constraint_active"] > 0, cell
+        assert 0 < check["distance_error"] < 1e-12 or check["distance_error"] == 0
+
+
+def fake_run(task, settle, eliminations=1, sample="D"):
+    return {"sample": sample, "task": task, "seed": 0, "settle_episode": settle,
+            "final_u_gap": 0.0, "gate_samples_total": 100 * (task == 0) + 7,
+            "gate_samples_settle": 5, "violated": False, "eliminations": eliminations,
+            "stage_advances": 10, "candidates_tried": 1 + eliminations, "final_alpha": 0.5,
+            "blocks": 3}
+
+
+def test_cell_rows_recompute_the_lower_bound_and_count_runs():
+    cell = replace(SMALL, parameter="C", m=2, xi=0.4, eps=0.2)
     family = cell.family()
-    runs = [{"task": t, "episodes_to_accuracy": None if e == math.inf else e, "violated": False,
-             "eliminations": n,
-             "reward_eliminations": 0, "constraint_eliminations": n, "stage_advances": 10,
-             "final_alpha": 0.5} for t, e, n in ((0, 1000, 1), (1, 3000, 2), (0, math.inf, 3))]
-    row = cell_row(cell, runs, 10_000)
+    runs = [fake_run(0, 1000), fake_run(1, 3000), fake_run(0, None, sample="null")]
+    rows = {r["task_type"]: r for r in sw.cell_rows(cell, runs)}
     kl = family.q0 * math.log(family.q0 / family.q2) + (1 - family.q0) * math.log(
         (1 - family.q0) / (1 - family.q2))
-    assert row["lower_bound"] == pytest.approx(3 * math.log(1 / (4 * DELTA)) / kl)
-    assert row["empirical_median"] == 3000 * 40 and row["empirical_q90"] == math.inf
-    assert row["settled_runs"] == 2 and row["mean_eliminations"] == 2.0
-    assert row["null_task_runs"] == 2 and row["null_task_median"] == math.inf
-    assert row["value"] == 4.0 and row["budget_transitions"] == 400_000
+    assert rows["null"]["lower_bound"] == pytest.approx(3 * math.log(1 / (4 * sw.DELTA)) / kl)
+    assert rows["D"]["runs"] == 2 and rows["null"]["runs"] == 2 and rows["other"]["runs"] == 1
+    assert rows["D"]["empirical_median"] == 2000 * cell.horizon
+    assert rows["null"]["censored_runs"] == 1 and rows["null"]["gate_samples_mean"] == 107
+    assert rows["D"]["budget_transitions"] == cell.n_episodes * cell.horizon
 
 
-def test_runs_eliminate_and_do_not_depend_on_workers(tmp_path):
-    cell = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
-    one = run_cell(cell, tmp_path, 4, 1_500_000, seed=3, workers=1)
-    two = run_cell(cell, tmp_path, 4, 1_500_000, seed=3, workers=2)
-    assert one == two
-    assert sum(r["constraint_eliminations"] for r in one) > 0
-    assert all(not r["violated"] and r["stage_advances"] > 0 for r in one)
+def test_horizon_keeps_the_truncation_bias_below_1e_6():
+    for gamma in (0.8, 0.9, 0.95):
+        H = sw.horizon(gamma)
+        assert gamma**H / (1 - gamma) <= 1e-6 < gamma**(H - 1) / (1 - gamma)
+
+
+@pytest.fixture(scope="module")
+def small_runs():
+    return sw.run_cell(SMALL, 6, 2, seed=3, workers=2)
+
+
+def test_runs_do_not_depend_on_workers_or_engine(small_runs):
+    pytest.importorskip("dask.distributed")
+    assert sw.run_cell(SMALL, 6, 2, seed=3, workers=1) == small_runs
+    assert sw.run_cell(SMALL, 6, 2, seed=3, workers=2, engine="dask") == small_runs
+    assert sum(r["eliminations"] for r in small_runs) > 0
+    assert all(not r["violated"] and r["stage_advances"] > 0 for r in small_runs)
+
+
+def status_of(cell, runs):
+    rows = sw.cell_rows(cell, runs)
+    rate = sw.rates([cell, replace(cell, eps=0.2)], [runs, runs])[0]
+    return sw.rate_status(rate, rows), rows
+
+
+def test_status_passes_on_the_real_runs(small_runs):
+    (status, reasons), rows = status_of(SMALL, small_runs)
+    assert status == "passed", reasons
+    assert rows[0]["schedule_runs"] > 0 and rows[0]["schedule_mismatches"] == 0
+
+
+def test_planted_stage_length_x4_fails(monkeypatch):
+    """Algorithm 2's stage length (line 11) four times too long in SafePCE: the runs that never
+    eliminate leave the schedule recomputed from the paper, and the claim fails."""
+    real = safe_pce.theory_stage_length
+    monkeypatch.setattr(safe_pce, "theory_stage_length", lambda *a, **k: 4 * real(*a, **k))
+    runs = sw._cell_runs((SMALL, sw.cell_training(SMALL), [1, 1, 0], [1, 2, 3], ["D"] * 3))
+    (status, reasons), _ = status_of(SMALL, runs)
+    assert status == "failed" and "schedule" in " ".join(reasons)
+
+
+def test_planted_dropped_statistical_width_fails(monkeypatch):
+    """Ineq. 5 without its statistical term sqrt(2 ln(4K/delta) / (n (1-gamma)^2)): the
+    near-optimal candidate is eliminated by noise, Lemma 4.5.2 breaks and the claim fails."""
+    real = safe_pce.Constants.widths
+
+    def narrow(self, n, n_episodes, pooled=False):
+        width = self.eps * (self.L_reward + 1) * np.ones_like(np.asarray(n, dtype=float))
+        return width, width
+
+    certification = safe_pce.SafePCE._certification
+
+    def without_statistics(self, reward_range, cost_range):
+        bounds, _, e = certification(self, reward_range, cost_range)
+        return bounds, 0.0, e                      # the exact blocks' width: a / sqrt(n) + e
+
+    monkeypatch.setattr(safe_pce.Constants, "widths", narrow)
+    monkeypatch.setattr(safe_pce.SafePCE, "_certification", without_statistics)
+    runs = sw._cell_runs((SMALL, sw.cell_training(SMALL), [1, 1, 0, 1], [1, 2, 3, 4],
+                          ["D"] * 4))
+    (status, reasons), _ = status_of(SMALL, runs)
+    assert status == "failed" and "Lemma 4.5.2" in " ".join(reasons)
+    assert real is not narrow
 
 
 def test_a_failed_check_makes_verify_exit_1(tmp_path, monkeypatch):
@@ -112,7 +193,6 @@ def test_a_failed_check_makes_verify_exit_1(tmp_path, monkeypatch):
 
 def test_verify_and_the_sandwich_resume_from_their_store(tmp_path, monkeypatch):
     """A claim (and a sandwich cell) already in the store is read back, not run again."""
-    import safepce.bounds.sandwich as sandwich_module
     calls = []
 
     def claim(context):
@@ -124,16 +204,12 @@ def test_verify_and_the_sandwich_resume_from_their_store(tmp_path, monkeypatch):
     second, _ = verify.run_verify(tmp_path, claims=table, progress=False)
     assert calls == ["claim"] and [c.status for c in second] == [c.status for c in first]
 
-    cell = Cell("C", 1, 0.4, 0.2, 2.0, 20.0)
-    monkeypatch.setattr(sandwich_module, "grids", lambda quick: [cell])
-
     def fake_runs(*args, **kwargs):
         calls.append("cell")
-        return [{"task": 0, "episodes_to_accuracy": None, "violated": False, "eliminations": 1,
-                 "reward_eliminations": 0, "constraint_eliminations": 1, "stage_advances": 3,
-                 "final_alpha": 0.1}]
+        return [fake_run(0, None), fake_run(1, 10, sample="D")]
 
-    monkeypatch.setattr(sandwich_module, "run_cell", fake_runs)
-    rows_one, _ = sandwich_module.sandwich(tmp_path, True, store=tmp_path / "cells")
-    rows_two, _ = sandwich_module.sandwich(tmp_path, True, store=tmp_path / "cells")
-    assert calls.count("cell") == 1 and rows_one == rows_two
+    monkeypatch.setattr(sw, "run_cell", fake_runs)
+    cells = [SMALL, replace(SMALL, eps=0.2)]
+    one = sw.sandwich(tmp_path, True, store=tmp_path / "cells", cells=cells)
+    two = sw.sandwich(tmp_path, True, store=tmp_path / "cells", cells=cells)
+    assert calls.count("cell") == 2 and one[0] == two[0]

@@ -114,11 +114,10 @@ def test_confidence_set_shrinks_around_the_truth(gridworld):
 
 
 def test_finite_family_set_is_exact():
-    from safepce.bounds.sandwich import Cell, cell_training
+    from safepce.bounds.verify import certified_hard_family, certified_hard_training
 
-    cell = Cell("C", 2, 0.4, 0.2, 2.0, 20.0)
-    family = cell.family().distribution
-    training = cell_training(cell)
+    family = certified_hard_family().distribution
+    training = certified_hard_training()
     model = FamilyModel(family, _policies(training), CERTIFIED)
     assert model.kind == "finite" and model.margin == 0
     task = family.tasks[2]

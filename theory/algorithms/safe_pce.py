@@ -142,7 +142,10 @@ def _certified_size(n0: float, T_R: float, T_C: float, bounds, a: float, e: floa
         if g <= 0:
             continue
         D = max(n0 * hi - t, 0.0)
-        x = 2 * g / (a + math.sqrt(a * a + 4 * D * g))
+        denominator = a + math.sqrt(a * a + 4 * D * g)
+        if denominator <= 0:              # no statistical width and no episodes yet
+            return 0
+        x = 2 * g / denominator
         # a relative 1e-9 below the real root: a float mean at the root is not trusted
         best = min(best, math.floor((1 - 1e-9) / (x * x)) - n0)
     return int(max(0.0, min(best, limit)))
