@@ -79,7 +79,7 @@ C3 = 10.0
 #: the exponent of each parameter in Corollary 4.3 and Theorem 5.1: xi^-2 eps^-2 (1-gamma)^-5 C
 EXPONENTS = {"1/eps": 2.0, "1/xi": 2.0, "C": 1.0, "1/(1-gamma)": 5.0}
 #: runs per cell drawn from D, and extra runs on the null task M_0 (for its visits)
-RUNS = {True: (60, 20), False: (300, 40)}
+RUNS = {True: (30, 10), False: (300, 40)}
 BOOTSTRAP = 400
 CONFIDENCE = 0.95
 
@@ -126,7 +126,7 @@ def grids(quick: bool) -> list[Cell]:
     eps = (0.25, 0.2, 0.15, 0.12)
     xi = (0.8, 0.6, 0.5, 0.4)
     m = (1, 2, 3, 4)
-    gamma = (0.8, 0.8333, 0.8667, 0.9)
+    gamma = tuple(1 - 1 / x for x in (5.0, 6.0, 7.5, 10.0))
     k_small, k_large = (3 * 10**7, 10**8) if quick else (5 * 10**7, 3 * 10**8)
     take = slice(0, 3) if quick else slice(0, 4)
     return ([Cell("1/eps", 1, 0.8, 0.6, e, k_small) for e in eps[take]]

@@ -60,11 +60,13 @@ COMMANDS: tuple[Command, ...] = (
             "violation rate against Algorithm 1's delta",
             "Retrain with each delta and measure the fraction of runs with a violation over "
             "test tasks drawn from D (95% Clopper-Pearson intervals); resumable."),
-    Command("verify", VerifySettings, commands.run_verify, ("workers", "quiet"),
+    Command("verify", VerifySettings, commands.run_verify,
+            ("workers", "engine", "scheduler", "quiet"),
             "check the paper's lemmas and theorems numerically",
             "Lemma C.3, Lemma 3.5, Lemma 4.5 safety, Theorem 4.2's explicit regret bound where "
-            "it can bind, Safe-PCE's sample complexity between Theorem 5.1 and App. E on the hard "
-            "family (sandwich.csv, sandwich.png), the hard family's properties and its lower "
+            "it can bind, Safe-PCE's sample complexity against Theorem 5.1 and App. E on the "
+            "hard family in 1/eps, 1/xi, C and 1/(1-gamma) (sandwich.csv, sandwich_rates.csv, "
+            "sandwich.png; its runs go to --engine), the hard family's properties and its lower "
             "bound's slopes, the scaled preset and the published experiment's safety claim. "
             "Each claim is passed, failed (a check of the toolkit), inconclusive (the data "
             "cannot decide) or refuted (a statement of the paper); the exit code is 1 when any "

@@ -368,8 +368,11 @@ def run_verify(settings, run: RunSettings) -> int:
 
     out = take_output(run, "verify", settings, keep=("store",))
     start = time.perf_counter()
+    if run.scheduler:
+        check_scheduler(run.scheduler)
     claims, figures = verify(out, quick=settings.quick, workers=run.workers,
-                             progress=not run.quiet, names=settings.claims)
+                             progress=not run.quiet, names=settings.claims,
+                             engine=run.engine, scheduler=run.scheduler)
     records = claims_json(claims)
     results.write_json(out / "verify.json", records)
     results.write_table(out / "claims.csv", records)
@@ -384,7 +387,8 @@ def run_verify(settings, run: RunSettings) -> int:
               for status in ("passed", "failed", "inconclusive", "refuted")}
     print(", ".join(f"{n} {status}" for status, n in counts.items())
           + f" in {time.perf_counter() - start:.1f} s")
-    tables = [name for name in ("findings.csv",) if (out / name).exists()]
+    tables = [name for name in ("findings.csv", "sandwich.csv", "sandwich_rates.csv",
+                                "sandwich_runs.csv") if (out / name).exists()]
     _wrote(out, ["verify.json", "claims.csv", *tables, *written, "summary.json"])
     # a failed check of the toolkit is an error; a refuted paper statement is a finding
     return 1 if counts["failed"] else 0
