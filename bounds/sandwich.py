@@ -488,15 +488,21 @@ def rate_status(rate: dict, rows: list[dict]) -> tuple[str, list[str]]:
 @styled
 def plot_sandwich(rows: list[dict], rate_rows: list[dict]) -> Figure:
     """One log-log panel per parameter: the upper bound (App. E, transitions), Safe-PCE's
-    (1 - delta) quantile over D with its order-statistic interval and its median (censored
-    cells as upward arrows from the budget line), the lower bound (Theorem 5.1, loop samples;
-    its value in episodes labelled) beside Safe-PCE's mean loop samples on M_0; the fitted
-    exponents in the legend."""
+    (1 - delta) quantile over D with its order-statistic 95% interval (a dotted line up to the
+    budget where too few runs bound it above) and its median, censored cells as upward arrows
+    from the budget line; the lower bound (Theorem 5.1, loop samples, also labelled in
+    episodes) beside Safe-PCE's mean loop samples on M_0. Status and fitted exponents (95%
+    bootstrap interval) in each panel's title; one legend below."""
     rates_by = {r["parameter"]: r for r in rate_rows}
-    fig = new_figure(TEXT_WIDTH, 3.6)
     names = [n for n in EXPONENTS if any(r["parameter"] == n for r in rows)]
-    axes = np.atleast_1d(fig.subplots(1, len(names)))
-    for ax, name in zip(axes, names, strict=True):
+    columns = min(2, len(names))
+    fig = new_figure(TEXT_WIDTH, 2.9 * math.ceil(len(names) / columns) + 0.6)
+    axes = np.atleast_1d(fig.subplots(math.ceil(len(names) / columns), columns)).ravel()
+    for unused in axes[len(names):]:
+        unused.set_visible(False)
+    axes = axes[:len(names)]
+    for panel, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        first = panel == 0
         over_d = [r for r in rows if r["parameter"] == name and r["task_type"] == "D"]
         null = [r for r in rows if r["parameter"] == name and r["task_type"] == "null"]
         rate = rates_by[name]
@@ -507,39 +513,47 @@ def plot_sandwich(rows: list[dict], rate_rows: list[dict]) -> Figure:
         high = np.array([r["quantile_ci_high"] for r in over_d])
         median = np.array([r["empirical_median"] for r in over_d])
         ax.loglog(x, [r["upper_bound"] for r in over_d], "s--", color="#c0392b",
-                  label=f"upper bound, App. E (exp. {rate['upper_bound_exponent']:.2f})")
-        ax.loglog(x, budget, ":", color="0.5", label="budget K H")
+                  label="upper bound (App. E), transitions" if first else None)
+        ax.loglog(x, budget, ":", color="0.5", label="budget K H" if first else None)
         seen = np.isfinite(q)
-        error = np.vstack([q - np.where(np.isfinite(low), low, q),
-                           np.where(np.isfinite(high), high, budget) - q])
-        ax.errorbar(x[seen], q[seen], yerr=error[:, seen], fmt="o-", color="#1f77b4",
-                    capsize=2, label=f"(1-delta) quantile (exp. {rate['quantile_exponent']:.2f}"
-                    f" [{rate['quantile_ci_low']:.2f}, {rate['quantile_ci_high']:.2f}])")
+        closed = seen & np.isfinite(high)
+        ax.errorbar(x[closed], q[closed], yerr=np.vstack([q - low, high - q])[:, closed],
+                    fmt="none", ecolor="#1f77b4", capsize=2)
+        for xv, qv, bv in zip(x[seen & ~closed], q[seen & ~closed], budget[seen & ~closed],
+                              strict=True):
+            ax.plot([xv, xv], [qv, bv], ":", color="#1f77b4", linewidth=0.8)
+        ax.loglog(x[seen], q[seen], "o-", color="#1f77b4",
+                  label="Safe-PCE (1-delta) quantile over D (95% interval)" if first else None)
         for xv, bv in zip(x[~seen], budget[~seen], strict=True):
-            ax.annotate("", xy=(xv, bv * 3), xytext=(xv, bv),
+            ax.annotate("", xy=(xv, bv * 4), xytext=(xv, bv),
                         arrowprops={"arrowstyle": "->", "color": "#1f77b4"})
         ax.loglog(x[np.isfinite(median)], median[np.isfinite(median)], "^", color="#1f77b4",
-                  mfc="none", label=f"median (exp. {rate['median_exponent']:.2f})")
-        visits = np.array([r["gate_samples_mean"] for r in null])
-        ax.loglog(x, visits, "x-", color="#2ca02c",
-                  label=f"loop samples on M_0 (exp. {rate['null_visits_exponent']:.2f})")
+                  mfc="none", label="Safe-PCE median over D" if first else None)
+        ax.loglog(x, [r["gate_samples_mean"] for r in null], "x-", color="#2ca02c",
+                  label="Safe-PCE loop samples on M_0 (mean)" if first else None)
         lower = np.array([r["lower_bound"] for r in null])
-        ax.loglog(x, lower, "o-", color="#2ca02c", mfc="none",
-                  label=f"lower bound, Thm 5.1 (exp. {rate['lower_bound_exponent']:.2f})")
+        ax.loglog(x, lower, "o--", color="#2ca02c", mfc="none",
+                  label="lower bound (Theorem 5.1), loop samples" if first else None)
         for xv, lv, r in zip(x, lower, null, strict=True):
             ax.annotate(f"{lv / r['horizon']:.2g} ep.", (xv, lv), fontsize=5,
-                        textcoords="offset points", xytext=(0, -8), ha="center")
+                        textcoords="offset points", xytext=(0, 5), ha="center")
         ax.set_xticks(x, [f"{v:.3g}" for v in x])
         ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
         ax.set_xlabel(name)
-        ax.set_title(f"{name}: theorem exponent {EXPONENTS[name]:g}", fontsize=7)
-        ax.legend(fontsize=4.5, loc="upper left")
-    axes[0].set_ylabel("transitions / loop samples")
+        ax.set_title(
+            f"{name}: {rate.get('status', '')} (theorem exponent {EXPONENTS[name]:g})\n"
+            f"quantile {rate['quantile_exponent']:.2f} [{rate['quantile_ci_low']:.2f}, "
+            f"{rate['quantile_ci_high']:.2f}], median {rate['median_exponent']:.2f}, "
+            f"upper {rate['upper_bound_exponent']:.2f}\nM_0 loop samples "
+            f"{rate['null_visits_exponent']:.2f}, lower {rate['lower_bound_exponent']:.2f}",
+            fontsize=5.5)
+    for ax in axes[::columns]:
+        ax.set_ylabel("transitions / loop samples")
     censored = any(not math.isfinite(r["quantile_1_minus_delta"]) for r in rows
                    if r["task_type"] == "D")
-    fig.suptitle("Safe-PCE [theory] on App. G's hard family (flat root): (1-delta) quantile "
-                 "against App. E's bound, loop samples on M_0 against Theorem 5.1"
+    fig.suptitle("Safe-PCE [theory] on App. G's hard family (flat root)"
                  + ("; arrows: censored cells" if censored else ""), fontsize=7)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=5.5)
     return fig
 
 
