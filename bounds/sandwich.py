@@ -514,6 +514,10 @@ def plot_sandwich(rows: list[dict], rate_rows: list[dict]) -> Figure:
         median = np.array([r["empirical_median"] for r in over_d])
         ax.loglog(x, [r["upper_bound"] for r in over_d], "s--", color="#c0392b",
                   label="upper bound (App. E), transitions" if first else None)
+        for xv, uv, bv in zip(x, [r["upper_bound"] for r in over_d], budget, strict=True):
+            if not math.isfinite(uv):
+                ax.annotate("upper bound\ninfinite", (xv, bv * 30), fontsize=5, ha="center",
+                            color="#c0392b")
         ax.loglog(x, budget, ":", color="0.5", label="budget K H" if first else None)
         seen = np.isfinite(q)
         closed = seen & np.isfinite(high)
