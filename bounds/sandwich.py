@@ -79,7 +79,7 @@ C3 = 10.0
 #: the exponent of each parameter in Corollary 4.3 and Theorem 5.1: xi^-2 eps^-2 (1-gamma)^-5 C
 EXPONENTS = {"1/eps": 2.0, "1/xi": 2.0, "C": 1.0, "1/(1-gamma)": 5.0}
 #: runs per cell drawn from D, and extra runs on the null task M_0 (for its visits)
-RUNS = {True: (30, 10), False: (400, 40)}
+RUNS = {True: (20, 8), False: (400, 40)}
 BOOTSTRAP = 400
 CONFIDENCE = 0.95
 

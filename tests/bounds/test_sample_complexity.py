@@ -92,7 +92,7 @@ def test_verify_quick_ratio_and_fixed_claims(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_verify_quick_writes_every_claim(tmp_path, capsys):
-    """Every claim of verify --quick (7 min 10 s on 2 cores)."""
+    """Every claim of verify --quick (4 min 32 s on 2 cores)."""
     assert main(["verify", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     claims = json.loads((tmp_path / "verify.json").read_text())
     _check_ratio_and_fixed_claims(tmp_path, claims)
@@ -102,7 +102,7 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
     assert len(sandwich) == 4 and {c["status"] for c in sandwich} == {"passed"}
     rows = pandas.read_csv(tmp_path / "sandwich.csv")
     over_d = rows[rows["task_type"] == "D"]
-    assert over_d.groupby("parameter").size().min() >= 3 and over_d["runs"].min() >= 30
+    assert over_d.groupby("parameter").size().min() >= 3 and over_d["runs"].min() >= 20
     assert over_d["censored_runs"].sum() == 0 and np.isfinite(
         over_d["quantile_1_minus_delta"]).all()
     assert rows["mean_eliminations"].mean() > 0 and rows["violating_runs"].sum() == 0
