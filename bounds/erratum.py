@@ -383,8 +383,13 @@ def lemma_c3_initial_distribution(quick: bool) -> dict:
                for g in (0.5, 0.9, 0.99)}
     reward = float(ratio(lemma_c3_counterexample(0.25, 1e-3 * 0.75, "reward"), "reward"))
     limits = {g: (3 - g) / (1 + g) for g in utility}
+    # Lemma 3.5's setting on the same pairs: (8L + 18) d <= xi, the one policy optimal
+    from .falsify import lemma_3_5_setting
+
+    premise = {g: lemma_3_5_setting(lemma_c3_counterexample(g, 1e-3 * (1 - g)))
+               for g in utility}
     return {"holds": min(utility.values()) > 1 and reward > 1, "utility_ratios": utility,
-            "reward_ratio": reward,
+            "reward_ratio": reward, "lemma_3_5_premise": premise,
             "measured": "exact rational values of two-state tasks at d = 1e-3 (1 - gamma) "
                         "(absorbing states of utility +1 and -1; rho, the kernel and the "
                         "utility moved by d): "
@@ -394,7 +399,9 @@ def lemma_c3_initial_distribution(quick: bool) -> dict:
                         + f"; the same construction with rewards 1 and 0 gives |Delta V_r| / "
                         f"(L d) = {reward:.4f} at gamma 0.25; the constants that hold are "
                         "L_r = 2/(1-gamma) + gamma/(1-gamma)^2 and L_c = 3/(1-gamma) + "
-                        "2 gamma/(1-gamma)^2 (safepce verify --claims lemma-c3 searches both)"}
+                        "2 gamma/(1-gamma)^2 (safepce verify --claims lemma-c3 searches both); "
+                        "Lemma 3.5's premise (8L + 18) eps <= xi holds on these pairs at every "
+                        "gamma: " + str(all(premise.values()))}
 
 
 def lemma_c2_sampled_centres(quick: bool) -> dict:
@@ -532,9 +539,11 @@ FINDINGS: tuple[Finding, ...] = (
             "1/(1-gamma) + 2 gamma/(1-gamma)^2 and cites the simulation lemma for it (no proof "
             "is given); the bound has no term for the initial distributions, so with utilities "
             "in [-1, 1] the utility gap exceeds L d for every gamma (up to (3-gamma)/(1+gamma) "
-            "L d), and the reward gap exceeds it for gamma < 1/2",
+            "L d), and the reward gap exceeds it for gamma < 1/2; Lemma 3.5's items 1-2 (Sec. "
+            "3.1, p. 5: predictions within eps L, pi_s (xi - eps L)-feasible), whose premise "
+            "(8L + 18) eps <= xi these pairs satisfy, fail with it",
             _test("lemma-c3-initial-distribution"),
-            "safepce verify --claims lemma-c3 erratum", lemma_c3_initial_distribution),
+            "safepce verify --claims lemma-c3 lemma-3.5 erratum", lemma_c3_initial_distribution),
     Finding("lemma-c2-sampled-centres", "appendix (Lemma C.2, App. C.2 p. 14; proof App. "
             "C.3.2 pp. 16-17)",
             "Lemma C.2 bounds Subroutine 3's cover by (C_eps(D, delta) + 1) ln(1/delta); "

@@ -439,6 +439,48 @@ LEMMA_C3_CORRECTED = RatioClaim(
     lambda pair: float(_corrected_ratio(toolkit_gaps(pair), pair.gamma)),
     lambda pair: _corrected_ratio(exact_gaps(pair), pair.gamma), _pair_premise)
 
+# --- Lemma 3.5, items 1 (values) and 2: the cover's predictions on a task within eps ----------
+
+
+def slater_margin(pair: TaskPair) -> float:
+    """xi of Assumption 3.3 for the pair: min over the two tasks of max_pi V_c (paper units,
+    by the minimum-cost LP of each task's cost form)."""
+    margins = []
+    for task in pair.tasks:
+        margins.append(float(task.utility_form.cost_value_to_paper(tabular.minimum_cost(task))))
+    return min(margins)
+
+
+def lemma_3_5_setting(pair: TaskPair) -> bool:
+    """Lemma 3.5's setting with M1 the cover task (its tuple holds pi = ``policy``, an optimal
+    policy of M1, with u, v its values on M1) and M2 a task within eps = d(M1, M2): Assumption
+    3.3 with xi > 0, the premise (8L + 18) eps <= xi (p. 5), and ``policy`` optimal and
+    feasible on M1 (checked by the LP, 1e-9)."""
+    xi = slater_margin(pair)
+    d = tabular.distance(*pair.tasks, units="task")
+    L = simulation_lemma_constant(pair.gamma)
+    if not (xi > 0 and (8 * L + 18) * d <= xi):
+        return False
+    m1 = pair.tasks[0]
+    value = tabular.evaluate(m1, pair.policy)
+    optimum = tabular.solve(m1, backend="highspy").reward_value
+    return bool(value.reward_value >= optimum - 1e-9 and value.slack >= -1e-9)
+
+
+def _lemma_3_5_premise(pair: TaskPair) -> bool:
+    """:func:`lemma_3_5_setting` on pairs at least ``MIN_DISTANCE`` apart (the ratio's digits)."""
+    return _pair_premise(pair) and lemma_3_5_setting(pair)
+
+
+LEMMA_3_5 = RatioClaim(
+    "lemma-3.5", "Lemma 3.5",
+    "items 1-2: for M within eps of a cover task, the tuple's predictions u, v of its policy "
+    "(an optimum of the cover task) and u_s, v_s of pi_s are within eps L of the values on M "
+    "(and pi_s is (xi - eps L)-feasible), under (8L + 18) eps <= xi (Sec. 3.1, p. 5)",
+    "paper-statement", TaskPairSpace(),
+    lambda pair: _lemma_c3_ratio(toolkit_gaps(pair), pair.gamma),
+    _exact_lemma_c3, _lemma_3_5_premise)
+
 # --- Eq. 6: the closed-form mixture weights against App. D's recursion ---------------------------
 
 
@@ -580,7 +622,7 @@ EQ_6 = RatioClaim(
     agreement=0.5)
 
 
-RATIO_CLAIMS: tuple[RatioClaim, ...] = (LEMMA_C3, LEMMA_C3_CORRECTED, EQ_6)
+RATIO_CLAIMS: tuple[RatioClaim, ...] = (LEMMA_C3, LEMMA_C3_CORRECTED, LEMMA_3_5, EQ_6)
 
 
 # --- the search --------------------------------------------------------------------------------
@@ -765,7 +807,7 @@ def replay(path: Path, claim: RatioClaim | None = None) -> dict:
             "refutes": exact > 1 + TOLERANCE, "instance": instance}
 
 
-__all__ = ["EQ_6", "FULL", "LEMMA_C3", "LEMMA_C3_CORRECTED", "QUICK", "RATIO_CLAIMS",
+__all__ = ["EQ_6", "FULL", "LEMMA_3_5", "LEMMA_C3", "LEMMA_C3_CORRECTED", "QUICK", "RATIO_CLAIMS",
            "all_ratio_claims",
            "TOLERANCE", "FalsifyError", "PairGaps", "RatioClaim", "SearchBudget",
            "SearchResult", "TaskPair", "TaskPairSpace", "WeightInstance", "WeightSpace",

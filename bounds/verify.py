@@ -384,8 +384,14 @@ def _runnable(context: VerifyContext):
 
 
 def claim_lemma_3_5(context: VerifyContext) -> list[Claim]:
+    """Lemma 3.5's items 1 (predicted values) and 2 (pi_s's feasibility) attacked by the
+    falsification engine over task pairs where its premise (8L + 18) eps <= xi holds (refuted,
+    as Lemma C.3 on which they rest), and every item on held-out tasks of the runnable family."""
+    from .falsify import LEMMA_3_5
+
     training, family, _ = _runnable(context)
-    return check_lemma_3_5_claims(training, family, 300 if context.quick else 2000)
+    return [falsified(context, LEMMA_3_5),
+            *check_lemma_3_5_claims(training, family, 300 if context.quick else 2000)]
 
 
 def claim_lemma_c2(context: VerifyContext) -> list[Claim]:

@@ -186,6 +186,10 @@ def test_lemma_c3_initial_distribution(gamma):
     # and the corrected utility constant L_c holds on it
     L_c = 3 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2
     assert abs(c1 - c2) <= L_c * d
+    # Lemma 3.5's premise holds on the pair, recomputed: xi = V_c of the one policy on M2 (the
+    # smaller), (8L + 18) d <= xi; so its items 1-2 are refuted by the same numbers
+    assert result["lemma_3_5_premise"][gamma]
+    assert (8 * L + 18) * d <= min(c1, c2)
 
 
 def test_lemma_c3_rule_compares_with_the_papers_constant(monkeypatch):

@@ -230,3 +230,22 @@ def test_eq_6_counterexample_files_round_trip(tmp_path):
     assert again == instance
     replayed = falsify.replay(tmp_path / "eq-6.npz")
     assert replayed["exact_ratio"] == 0 and not replayed["refutes"]
+
+
+def test_lemma_3_5_claim_keeps_its_premise():
+    """Lemma 3.5's items 1-2 are searched only where (8L + 18) eps <= xi holds and the pair's
+    policy is optimal on the cover task: the erratum's two-state pair at d = 1e-3 (1-gamma)
+    qualifies (and refutes, ratio (3-gamma)/(1+gamma)); the same pair at d = 0.2 breaks the
+    premise; a pair whose policy is not optimal on M1 is out."""
+    from safepce.bounds import erratum
+    from safepce.bounds.falsify import LEMMA_3_5, lemma_3_5_setting
+
+    near = erratum.lemma_c3_counterexample(0.5, 5e-4)
+    assert LEMMA_3_5.premise(near) and LEMMA_3_5.ratio(near) > 1.6
+    assert not lemma_3_5_setting(erratum.lemma_c3_counterexample(0.5, 0.2))
+    two_actions = falsify.TaskPair(
+        0.5, np.tile(np.eye(2)[:, None, :], (1, 2, 1)), np.tile(np.eye(2)[:, None, :], (1, 2, 1)),
+        np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 0.0]]),
+        np.ones((2, 2)), np.ones((2, 2)), np.array([1.0, 0.0]), np.array([1.0, 0.0]),
+        np.array([[0.0, 1.0], [1.0, 0.0]]))            # takes the reward-0 action: not optimal
+    assert not lemma_3_5_setting(two_actions)

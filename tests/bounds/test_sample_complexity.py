@@ -61,7 +61,8 @@ def _check_ratio_and_fixed_claims(tmp_path, claims):
     assert by_name["Lemma C.4"]["status"] == "passed"
     assert 0.45 < by_name["Lemma C.4"]["worst_ratio"] <= 0.5 + 1e-9
     # the paper's statements the search refutes, each with a saved, replayable counterexample
-    for label, least in (("Lemma C.3", 2), ("Lemma C.2", 1.2), ("Eq. 30 (App. E)", 1.05),
+    for label, least in (("Lemma C.3", 2), ("Lemma 3.5", 2), ("Lemma C.2", 1.2),
+                         ("Eq. 30 (App. E)", 1.05),
                          ("Corollary F.1 (App. F's explicit bound (1), p. 26)", 1.003)):
         stated = by_name[label]
         assert stated["status"] == "refuted" and stated["worst_ratio"] > least
