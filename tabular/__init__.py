@@ -16,6 +16,7 @@ from .distributions import (
 from .errors import InputError
 from .evaluate import BatchEvaluation, Evaluation, evaluate, evaluate_batch
 from .families import gridworld, gridworld_kernel, random_cmdp
+from .outcomes import Outcomes, episode_outcomes, mix_outcomes
 from .policy import Mixture, deterministic_policy, uniform_policy, validate_policy
 from .simulate import SimulationResult, TrajectoryBatch, simulate, simulate_trajectories
 from .soft import SoftSolution, solve_soft
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidCMDPError",
     "InvalidPolicyError",
     "Mixture",
+    "Outcomes",
     "SimulationResult",
     "TrajectoryBatch",
     "Solution",
@@ -51,11 +53,13 @@ __all__ = [
     "UtilityForm",
     "deterministic_policy",
     "distance",
+    "episode_outcomes",
     "evaluate",
     "evaluate_batch",
     "gridworld",
     "gridworld_kernel",
     "minimum_cost",
+    "mix_outcomes",
     "random_cmdp",
     "simulate",
     "simulate_trajectories",

@@ -26,6 +26,7 @@ from .algorithms.safe_pce import (
     mixture_weights_recursive,
     stage_limit,
 )
+from .exact_blocks import BlockRun, run_exact_blocks, settle_episode
 from .experiment import ExperimentSettings, ViolationSettings, reproduce, violation_rates
 from .harness import Deployment, RunRecord, TestTimeAlgorithm, run_test_phase
 from .oracles import (
@@ -39,12 +40,14 @@ from .oracles import (
 from .training import TrainingResult, check_lemma_3_5, train
 
 __all__ = [
-    "DOPE", "LBSGD", "PCE", "REGISTRY", "SCALED", "THEORY", "AlgorithmSpec", "DOPEPlus",
+    "DOPE", "LBSGD", "PCE", "REGISTRY", "SCALED", "THEORY", "AlgorithmSpec", "BlockRun",
+    "DOPEPlus",
     "Deployment", "DesignatedSafePolicy", "DistanceCoverage", "ExactLPOracle",
     "ExperimentSettings", "MinimumCostSafePolicy", "ParameterCoverage", "RunRecord",
     "SafeMetaRL", "SafePCE", "SafePCEPreset", "TestTimeAlgorithm", "TrainingResult",
     "ViolationSettings",
     "WorstCaseSafePolicy", "check_lemma_3_5", "experiment_mixture_weights", "make_algorithm",
     "mixture_weights", "mixture_weights_recursive", "register", "reproduce", "results",
-    "run_test_phase", "stage_limit", "train", "violation_rates",
+    "run_exact_blocks", "run_test_phase", "settle_episode", "stage_limit", "train",
+    "violation_rates",
 ]
