@@ -55,6 +55,11 @@ def test_tuned_constants_published():
         costs.append(tabular.evaluate(task, mixture).cost_value)
     assert max(costs) == pytest.approx(result["max_cost"], abs=1e-9)
     assert max(costs) > 1.5
+    # the row's numbers: one cost per violating run, sorted; three of the four within 2.5% of b
+    violating = result["violating_costs"]
+    assert len(violating) == result["violating_runs"] and violating == sorted(violating)
+    assert min(violating) > 1.5 and sum(c <= 1.5 * 1.025 for c in violating) == 3
+    assert "cannot be read from their figure" in result["measured"]
 
 
 def test_tuned_constants_over_d():
