@@ -181,8 +181,8 @@ def authors_report(record: RunRecord) -> AuthorsReportRecord:
     """``record`` as the authors' loop would have stored it: their loop computes the exact cost of
     the mixture it is about to deploy and, when it exceeds the budget, stops the run *before*
     writing that cost (or the regret) into its preallocated zero history. So the stored cost
-    never exceeds the budget and the stored cumulative regret drops to 0 at the stop; every
-    curve drawn from it hides the violation. The full record is untouched."""
+    never exceeds the budget and the stored cumulative regret drops to 0 at the stop; no curve
+    drawn from it shows the violation. The full record is untouched."""
     if isinstance(record, AuthorsReportRecord):
         return record
     stop = record.first_violation_episode
