@@ -306,7 +306,8 @@ def _safe_policy_on(policy: np.ndarray, tasks: list[CMDP], xi: float, source: st
 
 class DesignatedSafePolicy:
     """O_s of the experiment: the LP-optimal policy of one designated task (noise 0.4 in the
-    published figure, Section 6 / App. H.1), checked exactly for margin ``xi`` on every
+    authors' code; App. H.1 says the noise-0.5 task, which has no feasible policy: erratum
+    safe-policy-noise-0.5), checked exactly for margin ``xi`` on every
     task."""
 
     name = "designated"

@@ -40,7 +40,8 @@ Presets. ``theory``: bonus_scale 1, no minimum warm-up. With these worst-case bo
 pessimistic problem of the gridworld stays infeasible for the whole run (DOPE+'s cost bonus of
 an interior pair at noise 0.3 is 40 per step after 10^4 visits and 5.8 after 10^5, against a
 discounted budget of 1.5), so the algorithm plays pi_s throughout. ``paper-experiment``: the
-warm-up of about 14,000 episodes that the authors report (App. H.1): at least 14,000 episodes of
+warm-up of about 14,000 episodes read off the authors' Figure 2 (the text gives no number): at
+least 14,000 episodes of
 pi_s, and ``bonus_scale`` = the largest value on a halving grid (1, 1/2, 1/4, ...) at which
 DOPE+'s pessimistic problem is feasible after 14,000 episodes of pi_s on the experiment's cover
 tasks (our calibration; the paper gives no bonus constants), shared by DOPE. Solver: Clarabel on

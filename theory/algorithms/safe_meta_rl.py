@@ -1,4 +1,5 @@
-"""Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), with the settings of App. H.1.
+"""Safe Meta-RL's test-time adaptation (Xu & Zhu, NeurIPS 2025), with the authors' settings (read
+from their code; the paper's App. H.1 describes only Algorithm 1's oracles).
 
 Each iteration runs the current policy pi for a batch of episodes, estimates Monte-Carlo
 advantages A_r and A_k (in the preset's units, :mod:`safepce.theory.algorithms.baselines`), the

@@ -11,7 +11,8 @@
   eps (L+1), kappa, alpha_1, m(l)); stage lengths, which make the statistical width v/4, shrink by
   f^2. f = 1 is ``theory``; decreasing f shows how far the constants can shrink before safety
   breaks.
-* ``paper-experiment``: the authors' tuned constants in cost units (App. H.1) as their code runs
+* ``paper-experiment``: the authors' tuned constants in cost units (from their code; the paper
+  gives none of them: App. H.1 describes only Algorithm 1's oracles) as their code runs
   them: while a later candidate is still at alpha = 0, its test uses the pooled returns of every
   pi_s-only episode so far (widths with the pooled count), but it fires only once the *current
   stage* holds ``min_test_episodes`` (1,000) episodes, so every candidate after the first gets a
@@ -117,8 +118,8 @@ def theory_stage_length(v_pred: float, gamma: float, delta: float, n_episodes: i
 
 
 def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: int) -> np.ndarray:
-    """The authors' weights in cost units (App. H.1 and their code), ``slack = D_s = b - v_{l,s}``:
-    ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``, ``alpha_m = 3 D_s alpha_{m-1} /
+    """The authors' weights in cost units (their code; not in the paper), with
+    ``slack = D_s = b - v_{l,s}``: ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``, ``alpha_m = 3 D_s alpha_{m-1} /
     ((alpha_{m-1} + 2) D_s + (2 L_c + 1) eps)``, each clipped to [0, 1]; alpha_0 = 0."""
     alpha = np.zeros(n_stages + 1)
     if n_stages == 0:
