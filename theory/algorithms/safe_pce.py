@@ -119,8 +119,9 @@ def theory_stage_length(v_pred: float, gamma: float, delta: float, n_episodes: i
 
 def experiment_mixture_weights(slack: float, eps: float, L_c: float, n_stages: int) -> np.ndarray:
     """The authors' weights in cost units (their code; not in the paper), with
-    ``slack = D_s = b - v_{l,s}``: ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``, ``alpha_m = 3 D_s alpha_{m-1} /
-    ((alpha_{m-1} + 2) D_s + (2 L_c + 1) eps)``, each clipped to [0, 1]; alpha_0 = 0."""
+    ``slack = D_s = b - v_{l,s}``: ``alpha_1 = (D_s - 2 eps L_c) / (D_s - 2 eps L_c + 2)``,
+    ``alpha_m = 3 D_s alpha_{m-1} / ((alpha_{m-1} + 2) D_s + (2 L_c + 1) eps)``, each clipped
+    to [0, 1]; alpha_0 = 0."""
     alpha = np.zeros(n_stages + 1)
     if n_stages == 0:
         return alpha
