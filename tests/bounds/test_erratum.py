@@ -130,6 +130,18 @@ def test_sample_schedule():
 def test_vacuous_theory_constants():
     result = measure("vacuous-theory-constants")
     assert result["holds"] and result["eps_cover"] > result["eps_needed"]
+    # recomputed: the premise with xi = the largest slack of pi_s on the cover (paper units)
+    low, high = result["slack_range"]
+    L = 1 / (1 - 0.9) + 2 * 0.9 / (1 - 0.9) ** 2
+    assert result["eps_needed"] == pytest.approx(high / (8 * L + 18))
+    assert 0 < low <= high < 1 and result["eps_cover"] / result["eps_needed"] > 50
+
+
+def test_vacuous_theory_constants_rule_uses_the_slack(monkeypatch):
+    """The rule: with a cover radius below what the premise needs the finding must not hold."""
+    training, distribution = erratum._experiment()
+    monkeypatch.setattr(type(training), "cover_radius", lambda self, family: 1e-6)
+    assert not measure("vacuous-theory-constants")["holds"]
 
 
 def test_pce_absolute_regret():
