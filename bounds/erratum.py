@@ -59,6 +59,17 @@ class Finding:
     command: str
     measure: Callable[[bool], dict]
 
+    @property
+    def section(self) -> str:
+        """"erratum" (the paper, its appendix, or its published experiment) or "repository
+        note" (the authors' code, where no published figure is affected)."""
+        return "repository note" if self.name in REPOSITORY_NOTES else "erratum"
+
+
+#: findings about the authors' repository that no published figure shows (the v2 paper has no
+#: PCE curve), listed apart from the erratum proper
+REPOSITORY_NOTES = ("pce-absolute-regret",)
+
 
 def _test(name: str) -> str:
     return f"tests/bounds/test_erratum.py::test_{name.replace('-', '_').replace('.', '_')}"
@@ -546,7 +557,8 @@ FINDINGS: tuple[Finding, ...] = (
             _test("vacuous-theory-constants"),
             "safepce reproduce --algorithms safe-pce-theory", vacuous_theory_constants),
     Finding("pce-absolute-regret", "authors' code (PCE, App. F)",
-            "PCE's regret is accumulated as |V* - V_r|, not Eq. 1's [V* - V_r]_+",
+            "PCE's regret is accumulated as |V* - V_r|, not Eq. 1's [V* - V_r]_+ (the v2 paper "
+            "shows no PCE curve: no published figure is affected)",
             _test("pce-absolute-regret"), "safepce reproduce --algorithms pce",
             pce_absolute_regret),
     Finding("dope-plus-reward-cap", "authors' code (DOPE+)",
@@ -608,7 +620,7 @@ def measure_findings(quick: bool = True) -> list[dict]:
     rows = []
     for finding in FINDINGS:
         result = finding.measure(quick)
-        rows.append({"name": finding.name, "where": finding.where,
+        rows.append({"name": finding.name, "section": finding.section, "where": finding.where,
                      "statement": finding.statement, "holds": bool(result["holds"]),
                      "measured": result["measured"], "test": finding.test,
                      "command": finding.command})
