@@ -152,6 +152,8 @@ def test_pce_absolute_regret():
 def test_dope_plus_reward_cap():
     result = measure("dope-plus-reward-cap")
     assert result["holds"] and result["capped_fraction"] == 1.0
+    # the goal's raw reward (10) exceeds the cap 1 + sqrt(5e-4) whatever its bonus
+    assert result["goal_capped_by_construction"] == 1.0
     # the most visited pair (the goal's) by hand: its bonus alone exceeds the cap's headroom
     n, L, S, A, gamma = result["max_count"], 1e-4, 49, 4, 0.9
     e = math.sqrt(4 * L * S / (n - 1)) + 14 * L * S / (3 * (n - 1))
