@@ -168,7 +168,10 @@ def test_safe_meta_rl_start():
 
 
 def test_pooled_gate():
-    assert measure("pooled-gate")["holds"]
+    result = measure("pooled-gate")
+    assert result["holds"]
+    # the two gates' violation rates over D are not distinguishable (overlapping 95% intervals)
+    assert result["intervals_overlap"] and "no significant difference" in result["measured"]
 
 
 def test_measure_findings_rows():
