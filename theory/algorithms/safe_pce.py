@@ -17,8 +17,8 @@
   pi_s-only episode so far (widths with the pooled count), but it fires only once the *current
   stage* holds ``min_test_episodes`` (1,000) episodes, so every candidate after the first gets a
   pi_s-only stage of at least 1,000 episodes.
-* ``pooled-gate`` (key ``safe-pce-pooled-gate``): our earlier reading of the paper's text, the
-  same constants with the pooled test gated by the pooled count (it can fire on the first
+* ``pooled-gate`` (key ``safe-pce-pooled-gate``): a variant of the authors' pooled test (which
+  Algorithm 2 does not have), the same constants with the pooled test gated by the pooled count (it can fire on the first
   episode of a new candidate's stage). Kept to show what the gate changes: fewer pi_s-only
   episodes, more violating runs (README, erratum).
 
@@ -271,7 +271,7 @@ SAFE_PCE_EXPERIMENT = SafePCEPreset(
     "paper-experiment", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0, reward_scale=4000.0,
     cost_scale=300.0, pooled_reward_scale=4000.0, pooled_cost_scale=150.0,
     min_test_episodes=1000)
-#: the same constants with the pooled test gated by the pooled count (our earlier reading)
+#: the same constants with the pooled test gated by the pooled count (a variant of the code's gate)
 SAFE_PCE_POOLED_GATE = SafePCEPreset(
     "pooled-gate", units="cost", eps=0.01, L_reward=8.0, L_cost=1.0, reward_scale=4000.0,
     cost_scale=300.0, pooled_reward_scale=4000.0, pooled_cost_scale=150.0,
