@@ -18,9 +18,9 @@
   stage* holds ``min_test_episodes`` (1,000) episodes, so every candidate after the first gets a
   pi_s-only stage of at least 1,000 episodes.
 * ``pooled-gate`` (key ``safe-pce-pooled-gate``): a variant of the authors' pooled test (which
-  Algorithm 2 does not have), the same constants with the pooled test gated by the pooled count (it can fire on the first
-  episode of a new candidate's stage). Kept to show what the gate changes: fewer pi_s-only
-  episodes, more violating runs (README, erratum).
+  Algorithm 2 does not have), the same constants with the pooled test gated by the pooled count
+  (it can fire on the first episode of a new candidate's stage). Kept to show what the gate
+  changes: fewer pi_s-only episodes, a violation rate within the code's (README, erratum).
 
 Both presets share one implementation of the candidate loop: optimistic candidate selection
 (argmax u over the surviving tuples), the mixture ``alpha pi_l + (1 - alpha) pi_s`` with predicted
