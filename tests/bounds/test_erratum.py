@@ -125,6 +125,9 @@ def test_sample_schedule():
     assert initial_sample_size(0.05) == math.ceil(math.log(0.05) ** 2 / 0.05**2) == 3590
     result = measure("sample-schedule")
     assert result["holds"] and result["code_N"] == 1198
+    # round 4 by hand: the rule counts 2^3 N_f = 9584 tasks while 4 N_f = 4792 are held
+    assert "N = 9584 while holding 4792" in result["measured"] and "stops earlier" in result[
+        "measured"]
 
 
 def test_vacuous_theory_constants():
