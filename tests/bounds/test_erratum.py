@@ -2,6 +2,7 @@
 true; where possible the numbers are recomputed here another way (value iteration instead of
 the LP, the recursion by hand, a mixture evaluated directly)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -168,6 +169,16 @@ def test_safe_meta_rl_start():
     result = measure("safe-meta-rl-start")
     assert result["holds"]
     assert result["violating_pi_s"] == 0 and result["regret_smoothed"] > result["regret_pi_s"]
+    # the start-only preset differs from the authors' in the start alone
+    from safepce.theory.algorithms.safe_meta_rl import (
+        SAFE_META_RL_EXPERIMENT,
+        SAFE_META_RL_SMOOTHED_START,
+    )
+
+    differ = {f.name for f in dataclasses.fields(SAFE_META_RL_EXPERIMENT)
+              if getattr(SAFE_META_RL_EXPERIMENT, f.name) != getattr(SAFE_META_RL_SMOOTHED_START,
+                                                                     f.name)}
+    assert differ == {"name", "start"} and result["eta"] == pytest.approx(0.04)
 
 
 def test_pooled_gate():

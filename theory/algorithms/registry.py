@@ -16,7 +16,12 @@ from safepce.tabular.errors import InputError
 
 from .dope import DOPE, DOPE_EXPERIMENT, DOPE_THEORY, DOPEPlus
 from .lb_sgd import LB_SGD_CERTIFIED, LB_SGD_EXPERIMENT, LBSGD
-from .safe_meta_rl import SAFE_META_RL_EXPERIMENT, SAFE_META_RL_SMOOTHED, SafeMetaRL
+from .safe_meta_rl import (
+    SAFE_META_RL_EXPERIMENT,
+    SAFE_META_RL_SMOOTHED,
+    SAFE_META_RL_SMOOTHED_START,
+    SafeMetaRL,
+)
 from .safe_pce import (
     PCE,
     PCE_EXPERIMENT,
@@ -99,7 +104,9 @@ register("safe-pce-certified", CertifiedSafePCE, CERTIFIED, "Safe-PCE, certified
 register("safe-pce-pooled-gate", SafePCE, SAFE_PCE_POOLED_GATE, "Safe-PCE, pooled gate",
          "#aec7e8", _UNITS)
 register("safe-meta-rl-smoothed", SafeMetaRL, SAFE_META_RL_SMOOTHED,
-         "Safe Meta-RL, smoothed start", "#98df8a", _TASKS)
+         "Safe Meta-RL, smoothed variant", "#98df8a", _TASKS)
+register("safe-meta-rl-smoothed-start", SafeMetaRL, SAFE_META_RL_SMOOTHED_START,
+         "Safe Meta-RL, smoothed start only", "#b5cf6b", _TASKS)
 register("lb-sgd-certified", LBSGD, LB_SGD_CERTIFIED, "LB-SGD, certified step", "#c7c7c7",
          _TASKS)
 register("dope-plus-theory", DOPEPlus, DOPE_THEORY, "DOPE+, worst-case widths", "#e377c2",

@@ -27,6 +27,9 @@ Presets (every number is a field of :class:`SafeMetaRLPreset`):
   every adaptation, 30 projected steps of size 1.0, batches of 50, lam = lam_c = 0.2, no guard.
   Tilting keeps zeros at zero, so from a (nearly) deterministic pi_s this learner can only move
   where pi_s randomises: the figure's curve is essentially pi_s's.
+* ``smoothed-start`` (key ``safe-meta-rl-smoothed-start``): the authors' settings with only the
+  start changed to the high-entropy safe start (eta = 0.04 on the experiment): the start's effect
+  alone (erratum ``safe-meta-rl-start``).
 * ``smoothed`` (key ``safe-meta-rl-smoothed``): our earlier reading of the paper's text: the
   high-entropy safe start of :func:`safepce.theory.baselines.high_entropy_safe_start` (so that
   tilting
@@ -84,6 +87,9 @@ class SafeMetaRLPreset:
 
 #: what the authors ran (pi_s start, raw units, every-visit Q and V, dual reset, step 1.0)
 SAFE_META_RL_EXPERIMENT = SafeMetaRLPreset("paper-experiment")
+#: the authors' settings with one change: the start smoothed towards uniform (eta 0.04 on the
+#: experiment), so that its effect alone is measured
+SAFE_META_RL_SMOOTHED_START = SafeMetaRLPreset("smoothed-start", start="smoothed")
 #: our earlier variant: smoothed start, scaled units, first-visit Q, warm dual with step 100
 SAFE_META_RL_SMOOTHED = SafeMetaRLPreset(
     "smoothed", dual_step=100.0, dual_reset=False, estimator="first-visit", start="smoothed",
