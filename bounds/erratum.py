@@ -533,9 +533,9 @@ FINDINGS: tuple[Finding, ...] = (
             "published tasks, some deployed mixtures are infeasible",
             _test("tuned-constants-published"), "safepce reproduce --algorithms safe-pce",
             tuned_constants_published),
-    Finding("tuned-constants-over-d", "paper's experiment (Section 6)",
-            "over tasks drawn from D, a large fraction of Safe-PCE [paper-experiment] runs "
-            "violate", _test("tuned-constants-over-d"),
+    Finding("tuned-constants-over-d", "paper's experiment (Section 6, p. 9)",
+            "in our runs over tasks drawn from D, a large fraction of Safe-PCE "
+            "[paper-experiment] runs violate", _test("tuned-constants-over-d"),
             "safepce violations --algorithms safe-pce --runs 1000", tuned_constants_over_d),
     Finding("plotting-monitor", "authors' code (the run loop behind Figure 2)",
             "the run loop stops before recording an infeasible mixture's cost, so a curve built "
@@ -543,22 +543,27 @@ FINDINGS: tuple[Finding, ...] = (
             "are not public, so whether the figure leaves out violations is not established",
             _test("plotting-monitor"),
             "safepce reproduce --report authors", plotting_monitor),
-    Finding("eq-28-off-by-one", "appendix (Eq. 28)",
+    Finding("eq-28-off-by-one", "appendix (Eq. 28, App. E p. 21)",
             "Eq. 28 writes alpha_{l,m} with C_l^m; the recursion and Eq. 6 need C_l^(m-1)",
             _test("eq-28-off-by-one"), "safepce verify --quick (claim eq-6)", eq_28_off_by_one),
-    Finding("main-text-c-l", "main text (Section 4, C_l)",
+    Finding("main-text-c-l", "main text (C_l below Eq. 6, Section 3.2, p. 6)",
             "C_l = 2/3 + (4L+9)/(3 v_s) drops the eps of (4L+9) eps", _test("main-text-c-l"),
             "python -m pytest " + _test("main-text-c-l"), main_text_c_l),
-    Finding("subroutine-3-arguments", "main text (Section 3)",
-            "Subroutine 3 is called with accuracy eps/N^2; the appendix (and its proof) uses "
-            "accuracy eps with confidence delta/N^2", _test("subroutine-3-arguments"),
+    Finding("subroutine-3-arguments", "main text (Section 3.1, p. 4) vs appendix "
+            "(Algorithm 3, App. C, p. 13)",
+            "the main text calls O_c with accuracy eps/N^2; the appendix's Subroutine 3 "
+            "(and its proof) uses accuracy eps with confidence delta/N^2",
+            _test("subroutine-3-arguments"),
             "python -m pytest " + _test("subroutine-3-arguments"), subroutine_3_arguments),
-    Finding("safe-policy-noise-0.5", "paper's experiment (App. H.1)",
-            "pi_s is said to be the optimal policy of the noise-0.5 task, which has none",
+    Finding("safe-policy-noise-0.5", "paper's experiment (App. H.1, p. 29)",
+            "App. H.1 implements O_s as the optimal policy of the noise-0.5 task, which has no "
+            "feasible policy",
             _test("safe-policy-noise-0.5"), "python -m pytest " + _test("safe-policy-noise-0.5"),
             safe_policy_noise_0_5),
-    Finding("assumption-3.3-top-of-support", "paper's experiment (Assumption 3.3 on D)",
-            "D's support [0, 0.5] holds tasks where no policy is feasible",
+    Finding("assumption-3.3-top-of-support", "paper's experiment (Assumption 3.3, Section "
+            "3.1 p. 4; D of Section 6, p. 8)",
+            "D's support [0, 0.5] holds tasks where no policy is feasible, so Assumption 3.3 "
+            "fails on it",
             _test("assumption-3.3-top-of-support"),
             "python -m pytest " + _test("assumption-3.3-top-of-support"),
             assumption_3_3_top_of_support),
