@@ -202,6 +202,35 @@ def main_text_c_l(quick: bool) -> dict:
                         "(3 v_s) < 1 is used"}
 
 
+#: the constant App. E's bound on m(l) adds to 4L (p. 21); Eq. 6-7 use 9
+APP_E_OFFSET = 5
+
+
+def app_e_stage_count(quick: bool) -> dict:
+    """App. E (p. 21) bounds m(l) by ceil(log_b eps) with b = (2 v_s + (4L+5) eps)/(3 v_s), where
+    Eq. 6-7's C_l has (4L+9): b < C_l < 1, so the bound is below Eq. 7's m(l) = log_{C_l} eps
+    wherever the two logarithms straddle an integer."""
+    from safepce.theory.algorithms.safe_pce import stage_limit
+
+    gamma, eps = 0.5, 1e-3
+    L = simulation_lemma_constant(gamma)
+    kappa = (4 * L + 9) * eps
+    v = np.linspace(1.5 * kappa, 1 / (1 - gamma), 400)
+    b = (2 * v + (4 * L + APP_E_OFFSET) * eps) / (3 * v)
+    app_e = np.ceil(np.log(eps) / np.log(b))
+    eq_7 = np.array([stage_limit(x, eps, L) for x in v])     # log_{C_l} eps, Algorithm 2's m(l)
+    broken = eq_7 > app_e
+    worst = int(np.argmax(eq_7 - app_e))
+    return {"holds": bool(broken.any()), "fraction": float(broken.mean()),
+            "example": (float(v[worst]), float(eq_7[worst]), float(app_e[worst])),
+            "measured": f"gamma {gamma}, eps {eps:g} (L = {L:.0f}), 400 values of v_s in "
+                        f"[1.5 kappa, 1/(1-gamma)]: Eq. 7's m(l) = log_C eps exceeds App. E's "
+                        f"bound ceil(log_b eps) for {broken.mean():.0%} of them, e.g. v_s = "
+                        f"{v[worst]:.4g}: m(l) = {eq_7[worst]:.2f} > {app_e[worst]:.0f} "
+                        f"(Algorithm 2's line 11 advances while m <= m(l)); the toolkit's "
+                        f"Theorem 4.2 terms use log_C eps"}
+
+
 def subroutine_3_arguments(quick: bool) -> dict:
     delta, radius = 0.05, 0.005                 # the experiment's Algorithm 1 settings
     n = initial_sample_size(delta)
@@ -629,6 +658,11 @@ FINDINGS: tuple[Finding, ...] = (
             "proof's events allow exceeds bound (1)",
             _test("corollary-f1-last-episode"), "safepce verify --claims corollary-f.1 erratum",
             corollary_f1_last_episode),
+    Finding("app-e-stage-count", "appendix (bound on m(l), App. E p. 21)",
+            "App. E bounds the stage count m(l) by ceil(log_b eps) with b = (2 v_s + (4L+5) eps) "
+            "/ (3 v_s), where C_l of Eq. 6-7 has (4L+9); the bound falls below Eq. 7's m(l)",
+            _test("app-e-stage-count"), "python -m pytest " + _test("app-e-stage-count"),
+            app_e_stage_count),
     Finding("pooled-gate", "authors' code (Safe-PCE, test_stage)",
             "the authors' code adds a pooled pi_s test that Algorithm 2 does not have, and "
             "gates it on a 1,000-episode stage; the gate's effect on violations is not "

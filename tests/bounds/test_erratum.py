@@ -317,3 +317,24 @@ def test_corollary_f1_rule_counts_the_last_episode(monkeypatch):
     monkeypatch.setattr(falsify_safety, "exact_phase_ratio",
                         lambda instance, last_episode=True: original(instance, False))
     assert not measure("corollary-f1-last-episode")["holds"]
+
+
+def test_app_e_stage_count():
+    """By hand at gamma 0.5 (L = 6), eps 1e-3, v_s 0.1: C_l = (0.2 + 33e-3)/0.3, App. E's base
+    (0.2 + 29e-3)/0.3; log_C eps = 27.3 > ceil(log_b eps) = 26."""
+    result = measure("app-e-stage-count")
+    assert result["holds"] and 0 < result["fraction"] <= 1
+    eps, v = 1e-3, 0.1
+    C = (2 * v + 33 * eps) / (3 * v)
+    b = (2 * v + 29 * eps) / (3 * v)
+    assert math.log(eps) / math.log(C) == pytest.approx(27.34, abs=0.01)
+    assert math.ceil(math.log(eps) / math.log(b)) == 26
+    v_s, m_l, bound = result["example"]
+    assert m_l > bound
+
+
+def test_app_e_stage_count_rule(monkeypatch):
+    """The rule compares with App. E's (4L+5): with (4L+9) there, as in C_l, the bound would be
+    ceil(log_C eps) >= m(l) and the finding must not hold."""
+    monkeypatch.setattr(erratum, "APP_E_OFFSET", 9)
+    assert not measure("app-e-stage-count")["holds"]
