@@ -231,6 +231,23 @@ def app_e_stage_count(quick: bool) -> dict:
                         f"Theorem 4.2 terms use log_C eps"}
 
 
+def assumption_3_3_safe_policy(quick: bool) -> dict:
+    """The experiment's pi_s (the LP optimum of the noise-0.4 task, as the authors' code picks
+    it) against Assumption 3.3 on D: its slack at noise 0.4, above 0.4, and D's mass there."""
+    training, distribution = _experiment()
+    slack = {n: float(tabular.evaluate(tabular.gridworld(n), training.safe_policy).slack)
+             for n in (0.3, 0.39, 0.4, 0.401, 0.45, 0.5)}
+    mass = float(1 - distribution.cdf(0.4))
+    return {"holds": abs(slack[0.4]) < 1e-9 and slack[0.401] < 0 and mass > 0,
+            "slack": slack, "mass_above": mass,
+            "measured": "pi_s (the noise-0.4 task's LP optimum) has cost-form slack "
+                        + ", ".join(f"{v:.3g} at noise {n:g}" for n, v in slack.items())
+                        + f": exactly 0 at its own task (the constraint binds there) and "
+                        f"negative above it, where D puts mass {mass:.3g}; so no xi > 0 makes "
+                        "this pi_s xi-feasible on D's support, and even on [0, 0.4] its margin "
+                        "is 0"}
+
+
 def subroutine_3_arguments(quick: bool) -> dict:
     delta, radius = 0.05, 0.005                 # the experiment's Algorithm 1 settings
     n = initial_sample_size(delta)
@@ -596,6 +613,13 @@ FINDINGS: tuple[Finding, ...] = (
             _test("assumption-3.3-top-of-support"),
             "python -m pytest " + _test("assumption-3.3-top-of-support"),
             assumption_3_3_top_of_support),
+    Finding("assumption-3.3-safe-policy", "paper's experiment (Assumption 3.3, Section 3.1 "
+            "p. 4; O_s of App. H.1 p. 29, noise 0.4 in the authors' code)",
+            "the experiment's pi_s has slack exactly 0 on its own task (noise 0.4) and is "
+            "infeasible above it, so Assumption 3.3 holds for it with no xi > 0",
+            _test("assumption-3.3-safe-policy"),
+            "python -m pytest " + _test("assumption-3.3-safe-policy"),
+            assumption_3_3_safe_policy),
     Finding("sample-schedule", "authors' code (Algorithm 1)",
             "the code's initial N and 'doubling' are not Algorithm 1's: its stopping statistic "
             "uses a larger N than the sample held, so its loop stops earlier (read from the "

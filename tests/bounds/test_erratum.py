@@ -338,3 +338,19 @@ def test_app_e_stage_count_rule(monkeypatch):
     ceil(log_C eps) >= m(l) and the finding must not hold."""
     monkeypatch.setattr(erratum, "APP_E_OFFSET", 9)
     assert not measure("app-e-stage-count")["holds"]
+
+
+def test_assumption_3_3_safe_policy():
+    """Recomputed: pi_s's discounted cost at noise 0.4 is the budget 1.5 (to round-off) and
+    above it at 0.41; D's mass above 0.4 from the truncated normal N(0.3, 0.03^2) on [0, 0.5]."""
+    result = measure("assumption-3.3-safe-policy")
+    assert result["holds"]
+    training, _ = erratum._experiment()
+    at = {n: tabular.evaluate(tabular.gridworld(n), training.safe_policy).cost_value
+          for n in (0.4, 0.41)}
+    assert at[0.4] == pytest.approx(1.5, abs=1e-9) and at[0.41] > 1.5
+    from scipy import stats
+
+    truncated = stats.truncnorm((0 - 0.3) / 0.03, (0.5 - 0.3) / 0.03, loc=0.3, scale=0.03)
+    assert result["mass_above"] == pytest.approx(truncated.sf(0.4), rel=1e-6)
+    assert 4e-4 < result["mass_above"] < 4.6e-4
