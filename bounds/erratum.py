@@ -248,6 +248,27 @@ def assumption_3_3_safe_policy(quick: bool) -> dict:
                         "is 0"}
 
 
+def app_c2_iteration_count(quick: bool) -> dict:
+    """App. C.2 (p. 14) counts Algorithm 1's doublings from N1 = ln^2(delta)/delta^2 to N0 =
+    4 C ln^2(C/delta)/delta^2 as ln(2 N0/N1); doubling needs 1 + ceil(log2(N0/N1)) rounds."""
+    delta = 0.05
+    rows = {}
+    for C in (2, 10, 100, 1000):
+        n0 = 4 * C * math.log(C / delta) ** 2 / delta**2
+        n1 = math.log(delta) ** 2 / delta**2
+        needed = 1 + math.ceil(math.log2(n0 / n1))
+        stated = math.log(2 * n0 / n1)
+        final = 6 + 3 * math.log(C)
+        rows[C] = (needed, stated, final)
+    return {"holds": any(n > s for n, s, _ in rows.values()), "rows": rows,
+            "final_bound_holds": all(n <= f for n, _, f in rows.values()),
+            "measured": f"delta {delta}: rounds needed 1 + ceil(log2(N0/N1)) against App. C.2's "
+                        "ln(2 N0/N1): " + "; ".join(
+                            f"C = {C}: {n} vs {s:.1f}" for C, (n, s, _) in rows.items())
+                        + "; the final bound 6 + 3 ln C still holds in these cases ("
+                        + ", ".join(f"{f:.1f}" for _, _, f in rows.values()) + ")"}
+
+
 def subroutine_3_arguments(quick: bool) -> dict:
     delta, radius = 0.05, 0.005                 # the experiment's Algorithm 1 settings
     n = initial_sample_size(delta)
@@ -650,6 +671,11 @@ FINDINGS: tuple[Finding, ...] = (
             _test("safe-meta-rl-start"),
             "safepce reproduce --algorithms safe-meta-rl safe-meta-rl-smoothed-start",
             safe_meta_rl_start),
+    Finding("app-c2-iteration-count", "appendix (Algorithm 1's iterations, App. C.2 p. 14)",
+            "App. C.2 counts the doubling rounds from N1 = ln^2(delta)/delta^2 to N0 with a "
+            "natural logarithm, ln(2 N0/N1); doubling needs 1 + ceil(log2(N0/N1)) rounds",
+            _test("app-c2-iteration-count"),
+            "python -m pytest " + _test("app-c2-iteration-count"), app_c2_iteration_count),
     Finding("lemma-c3-initial-distribution", "appendix (Lemma C.3, App. C.2, p. 15)",
             "Lemma C.3 bounds both value gaps of one policy on two tasks by L d with L = "
             "1/(1-gamma) + 2 gamma/(1-gamma)^2 and cites the simulation lemma for it (no proof "

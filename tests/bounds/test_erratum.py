@@ -354,3 +354,32 @@ def test_assumption_3_3_safe_policy():
     truncated = stats.truncnorm((0 - 0.3) / 0.03, (0.5 - 0.3) / 0.03, loc=0.3, scale=0.03)
     assert result["mass_above"] == pytest.approx(truncated.sf(0.4), rel=1e-6)
     assert 4e-4 < result["mass_above"] < 4.6e-4
+
+
+def test_app_c2_iteration_count():
+    """By hand at C = 10, delta 0.05: N1 = ln^2(0.05)/0.05^2 = 3590, N0 = 40 ln^2(200)/0.05^2;
+    3590 x 2^7 >= N0 > 3590 x 2^6, so 8 rounds, where ln(2 N0/N1) = 5.5."""
+    result = measure("app-c2-iteration-count")
+    assert result["holds"] and result["final_bound_holds"]
+    n1 = math.log(0.05) ** 2 / 0.05**2
+    n0 = 40 * math.log(200) ** 2 / 0.05**2
+    assert n1 * 2**6 < n0 <= n1 * 2**7
+    needed, stated, _ = result["rows"][10]
+    assert needed == 8 and stated == pytest.approx(math.log(2 * n0 / n1)) and 5.4 < stated < 5.6
+
+
+def test_readme_erratum_rows_follow_the_findings():
+    """README's erratum table lists the erratum's findings in order, each with its statement and
+    location as bounds/erratum.py states them; the repository notes follow in their own table."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    erratum_part = readme[readme.index("### Erratum"):readme.index("Notes on the authors'")]
+    notes_part = readme[readme.index("Notes on the authors'"):readme.index("## Installing")]
+    for part, section in ((erratum_part, "erratum"), (notes_part, "repository note")):
+        rows = re.findall(r"\| \d+ \| \*\*([a-z0-9.\-]+)\*\* \((.*?)\): (.*?) \| ", part)
+        findings = [f for f in erratum.FINDINGS if f.section == section]
+        assert [r[0] for r in rows] == [f.name for f in findings]
+        for (name, where, statement), finding in zip(rows, findings, strict=True):
+            assert where == finding.where and statement == finding.statement, name
