@@ -269,6 +269,36 @@ def app_c2_iteration_count(quick: bool) -> dict:
                         + ", ".join(f"{f:.1f}" for _, _, f in rows.values()) + ")"}
 
 
+def table_1_covering_radius(quick: bool) -> dict:
+    """C at Corollary 4.3's radius xi eps (1-gamma)^3 against C_eps, on the gridworld's D
+    (task distance; xi = pi_s's slack on the cover in paper units), beside |S|^2 |A|."""
+    from .covering import covering_number
+
+    training, distribution = _experiment()
+    units = distribution.build(training.cover_parameters[0]).utility_form
+    v_s = units.cost_value_to_paper(training.safe_cost_values)
+    delta, n_states, n_actions = 0.05, 49, 4
+    dope = n_states**2 * n_actions
+    rows = {}
+    for xi in (float(v_s.min()), float(v_s.max())):
+        for eps in (0.1, 0.01):
+            radius = xi * eps * (1 - GAMMA) ** 3
+            rows[(round(xi, 4), eps)] = (covering_number(distribution, radius, delta, "distance"),
+                                         covering_number(distribution, eps, delta, "distance"))
+    small = min(c for c, _ in rows.values())
+    large = max(c for c, _ in rows.values())
+    return {"holds": large > dope and max(c for _, c in rows.values()) < 10, "rows": rows,
+            "dope": dope,
+            "measured": f"gridworld D, delta {delta}, task distance: C at radius xi eps "
+                        f"(1-gamma)^3 (xi = pi_s's slack on the cover, "
+                        f"{float(v_s.min()):.3f}-{float(v_s.max()):.3f} in paper units) is "
+                        + "; ".join(f"{c:,} (xi {x:g}, eps {e:g}; C_eps = {ce})"
+                                    for (x, e), (c, ce) in rows.items())
+                        + f": {small:,}-{large:,} against |S|^2 |A| = {dope:,}, so the advantage "
+                        "over DOPE+ that Remark 4.4 draws from a small C_eps does not follow on "
+                        "the paper's own family"}
+
+
 def subroutine_3_arguments(quick: bool) -> dict:
     delta, radius = 0.05, 0.005                 # the experiment's Algorithm 1 settings
     n = initial_sample_size(delta)
@@ -671,6 +701,13 @@ FINDINGS: tuple[Finding, ...] = (
             _test("safe-meta-rl-start"),
             "safepce reproduce --algorithms safe-meta-rl safe-meta-rl-smoothed-start",
             safe_meta_rl_start),
+    Finding("table-1-covering-radius", "main text and appendix (introduction p. 2, Remark 4.4 "
+            "p. 7, Table 1 App. A p. 12) vs Corollary 4.3 (p. 7)",
+            "Table 1, Remark 4.4 and the introduction quote the covering number C_eps(D, delta), "
+            "while Corollary 4.3 needs it at radius xi eps (1-gamma)^3, which on the "
+            "gridworld's D exceeds |S|^2 |A|",
+            _test("table-1-covering-radius"),
+            "python -m pytest " + _test("table-1-covering-radius"), table_1_covering_radius),
     Finding("app-c2-iteration-count", "appendix (Algorithm 1's iterations, App. C.2 p. 14)",
             "App. C.2 counts the doubling rounds from N1 = ln^2(delta)/delta^2 to N0 with a "
             "natural logarithm, ln(2 N0/N1); doubling needs 1 + ceil(log2(N0/N1)) rounds",

@@ -383,3 +383,21 @@ def test_readme_erratum_rows_follow_the_findings():
         assert [r[0] for r in rows] == [f.name for f in findings]
         for (name, where, statement), finding in zip(rows, findings, strict=True):
             assert where == finding.where and statement == finding.statement, name
+
+
+def test_table_1_covering_radius():
+    """The covering numbers recomputed from the truncated normal itself: for this symmetric
+    unimodal D the best m intervals of length 2 r sit on the central (1 - delta) interval, so
+    C = ceil(width / (2 r)) with r in noise units (task distance / 0.75); C_eps is tiny while C
+    at xi eps (1-gamma)^3 exceeds |S|^2 |A| = 9,604 for the smaller xi."""
+    from scipy import stats
+
+    result = measure("table-1-covering-radius")
+    assert result["holds"] and result["dope"] == 9604
+    truncated = stats.truncnorm((0 - 0.3) / 0.03, (0.5 - 0.3) / 0.03, loc=0.3, scale=0.03)
+    width = truncated.ppf(0.975) - truncated.ppf(0.025)
+    for (xi, eps), (count, _) in result["rows"].items():
+        r = xi * eps * 0.1**3 / 0.75
+        # xi is rounded to 4 digits in the row key: agreement to 0.1%
+        assert count == pytest.approx(math.ceil(width / (2 * r)), rel=1e-3), (xi, eps)
+    assert max(c for c, _ in result["rows"].values()) > 9604
