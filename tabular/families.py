@@ -94,12 +94,22 @@ def _gridworld_signals(size: int = GRID_SIZE) -> tuple[np.ndarray, np.ndarray, n
     return reward, cost, rho
 
 
-def gridworld_kernel(noise) -> np.ndarray:
+#: the gridworld's noise models: "code" (the authors' code, the default) and "text" (Section 6)
+NOISE_MODELS = ("code", "text")
+
+
+def gridworld_kernel(noise, noise_model: str = "code") -> np.ndarray:
     """Transition kernel(s) of the gridworld at ``noise`` (scalar -> (S,A,S); (n,) -> (n,S,A,S)).
 
-    The intended cell gets ``(1 - p) + p/|D|`` and every other cell of the noise domain ``p/|D|``
-    (D = in-grid 4-neighbours, plus the intended cell if it is not one of them).
+    ``noise_model="code"`` (the authors' code, used by every number of this toolkit unless
+    stated): the intended cell gets ``(1 - p) + p/|D|`` and every other cell of the noise domain
+    ``p/|D|`` (D = in-grid 4-neighbours, plus the intended cell if it is not one of them).
+    ``noise_model="text"`` (Section 6 of the paper, p. 8): with probability 1 - p the intended
+    action, with probability p/4 each of the four actions, a move off the grid staying put.
     """
+    if noise_model not in NOISE_MODELS:
+        raise InvalidCMDPError("noise_model", f"one of {NOISE_MODELS}",
+                               detail=f"got {noise_model!r}")
     p = np.asarray(noise, dtype=np.float64)
     valid = (p >= 0.0) & (p <= 1.0)
     if not np.all(valid):
@@ -107,18 +117,23 @@ def gridworld_kernel(noise) -> np.ndarray:
         raise InvalidCMDPError("noise", "a probability in [0, 1]", index=index,
                                detail=f"got {float(p[index] if p.ndim else p)!r}")
     intended, domain = _gridworld_kernels()
+    if noise_model == "text":
+        domain = np.broadcast_to(intended.mean(axis=1, keepdims=True), intended.shape)
     return intended + p[..., None, None, None] * (domain - intended)
 
 
-def gridworld(noise: float, gamma: float = 0.9, budget: float = 1.5) -> CMDP:
+def gridworld(noise: float, gamma: float = 0.9, budget: float = 1.5,
+              noise_model: str = "code") -> CMDP:
     """The paper's 7x7 gridworld (Section 6 and App. H.1 of the paper), cost form.
 
     Goal 45 (x=3, y=6) is absorbing with reward 10 per step; hazards x in {2, 4}, y in 1..4 cost 10
     per step; rho is uniform over the 41 non-hazard states; feasible iff discounted cost <= budget.
+    ``noise_model``: the authors' code's ("code", default) or Section 6's ("text"), see
+    :func:`gridworld_kernel`.
     """
     reward, cost, rho = _gridworld_signals()
-    return CMDP(P=gridworld_kernel(float(noise)), r=reward, cost=cost, budget=budget, rho=rho,
-                gamma=gamma)
+    return CMDP(P=gridworld_kernel(float(noise), noise_model), r=reward, cost=cost,
+                budget=budget, rho=rho, gamma=gamma)
 
 
 def gridworld_layout(size: int) -> tuple[int, tuple[int, ...]]:

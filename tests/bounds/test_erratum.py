@@ -401,3 +401,26 @@ def test_table_1_covering_radius():
         # xi is rounded to 4 digits in the row key: agreement to 0.1%
         assert count == pytest.approx(math.ceil(width / (2 * r)), rel=1e-3), (xi, eps)
     assert max(c for c, _ in result["rows"].values()) > 9604
+
+
+def test_noise_model():
+    """The text's kernel by hand at the corner state 0 (x = 0, y = 0), action up: with noise
+    0.4 the intended cell above gets 0.6 + 0.1, the right neighbour 0.1, and the two off-grid
+    actions (down, left) keep the agent in place (0.2); the thresholds by bisection."""
+    result = measure("noise-model")
+    assert result["holds"]
+    P = tabular.gridworld_kernel(0.4, "text")
+    up = [a for a, (dx, dy) in enumerate(tabular.families.ACTION_DELTAS) if (dx, dy) == (0, 1)][0]
+    row = P[0, up]
+    assert row[7] == pytest.approx(0.7) and row[1] == pytest.approx(0.1)
+    assert row[0] == pytest.approx(0.2) and row.sum() == pytest.approx(1.0)
+    assert result["thresholds"]["code"] == pytest.approx(0.4359, abs=1e-4)
+    assert result["thresholds"]["text"] == pytest.approx(0.4643, abs=1e-4)
+    assert tabular.minimum_cost(tabular.gridworld(0.45, noise_model="text")) <= 1.5
+    assert tabular.minimum_cost(tabular.gridworld(0.45)) > 1.5
+
+
+def test_noise_model_rule(monkeypatch):
+    """The rule compares two different models: one model twice must not hold."""
+    monkeypatch.setattr(erratum, "NOISE_MODEL_PAIR", ("code", "code"))
+    assert not measure("noise-model")["holds"]
