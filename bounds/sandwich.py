@@ -70,6 +70,7 @@ from safepce.theory.sweep import make_executor
 from safepce.theory.training import TrainingResult, train
 
 from .hard_instance import hard_family, sample_lower_bound
+from .sample_complexity import fitted_slope_with_error
 from .upper import theorem_4_2_terms
 
 RADIUS = 1e-5
@@ -354,11 +355,12 @@ def cell_rows(cell: Cell, runs: list[dict]) -> list[dict]:
 
 
 def _slope(x, y) -> float:
-    """Least-squares slope of log y on log x; nan unless every y is positive and finite."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.size < 2 or not np.all(np.isfinite(y) & (y > 0)):
+    """Least-squares slope of log y on log x (:func:`fitted_slope_with_error`); nan unless every
+    y is positive and finite."""
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(y) & (y > 0)):
         return math.nan
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+    return fitted_slope_with_error(x, y)[0]
 
 
 def _statistics(cells: list[Cell], runs_by_cell: list[list[dict]], rng=None):
