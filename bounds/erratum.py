@@ -248,6 +248,10 @@ def assumption_3_3_safe_policy(quick: bool) -> dict:
                         "is 0"}
 
 
+#: the logarithm App. C.2 counts the rounds with (natural)
+APP_C2_LOG = math.log
+
+
 def app_c2_iteration_count(quick: bool) -> dict:
     """App. C.2 (p. 14) counts Algorithm 1's doublings from N1 = ln^2(delta)/delta^2 to N0 =
     4 C ln^2(C/delta)/delta^2 as ln(2 N0/N1); doubling needs 1 + ceil(log2(N0/N1)) rounds."""
@@ -257,7 +261,7 @@ def app_c2_iteration_count(quick: bool) -> dict:
         n0 = 4 * C * math.log(C / delta) ** 2 / delta**2
         n1 = math.log(delta) ** 2 / delta**2
         needed = 1 + math.ceil(math.log2(n0 / n1))
-        stated = math.log(2 * n0 / n1)
+        stated = APP_C2_LOG(2 * n0 / n1)
         final = 6 + 3 * math.log(C)
         rows[C] = (needed, stated, final)
     return {"holds": any(n > s for n, s, _ in rows.values()), "rows": rows,
@@ -350,6 +354,9 @@ def safe_policy_noise_0_5(quick: bool) -> dict:
 
 
 def assumption_3_3_top_of_support(quick: bool) -> dict:
+    if _minimum_cost(0.5) <= BUDGET:
+        return {"holds": False, "threshold": 0.5, "mass": 0.0,
+                "measured": "every noise in [0, 0.5] has a feasible policy"}
     threshold = brentq(lambda p: _minimum_cost(p) - BUDGET, 0.35, 0.5, xtol=1e-6)
     mass = float(1 - GridworldNoise().cdf(threshold))
     return {"holds": threshold < 0.5 and mass > 0, "threshold": threshold, "mass": mass,

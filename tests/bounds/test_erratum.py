@@ -424,3 +424,34 @@ def test_noise_model_rule(monkeypatch):
     """The rule compares two different models: one model twice must not hold."""
     monkeypatch.setattr(erratum, "NOISE_MODEL_PAIR", ("code", "code"))
     assert not measure("noise-model")["holds"]
+
+
+# --- the rules of the findings that compare with a threshold: each must stop holding when the
+# --- quantity it compares is moved to the other side (so a one-sided or inverted rule shows)
+
+
+def test_safe_policy_noise_0_5_rule(monkeypatch):
+    """With a budget above the noise-0.5 task's smallest cost (2.0042) the finding fails."""
+    monkeypatch.setattr(erratum, "BUDGET", 2.1)
+    assert not measure("safe-policy-noise-0.5")["holds"]
+
+
+def test_assumption_3_3_top_of_support_rule(monkeypatch):
+    """If every noise in D's support had a feasible policy the finding fails."""
+    monkeypatch.setattr(erratum, "_minimum_cost", lambda noise: 0.9 + noise)
+    assert not measure("assumption-3.3-top-of-support")["holds"]
+
+
+def test_eq_28_rule(monkeypatch):
+    """With Eq. 28 written with C_l^(m-1), as the recursion needs, the finding fails."""
+    def fixed(v_s, eps, L, gamma, m):
+        return float(erratum.mixture_weights(v_s, eps, L, gamma, m)[m])
+
+    monkeypatch.setattr(erratum, "_eq_28", fixed)
+    assert not measure("eq-28-off-by-one")["holds"]
+
+
+def test_app_c2_iteration_count_rule(monkeypatch):
+    """Were the count 1 + ceil(log2(N0/N1)), as doubling needs, the finding fails."""
+    monkeypatch.setattr(erratum, "APP_C2_LOG", lambda x: 1 + math.ceil(math.log2(x / 2)))
+    assert not measure("app-c2-iteration-count")["holds"]
