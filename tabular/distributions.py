@@ -99,7 +99,9 @@ def _count(n) -> int:
 
 
 class GridworldNoise(TaskDistribution):
-    """The paper's D: gridworld noise ~ Normal(mean, std) clipped to [low, high] (Section 6).
+    """The paper's D: gridworld noise ~ Normal(mean, std) clipped to [low, high] (Section 6 says
+    truncated; the authors' code clips). ``noise_model``: the authors' code's kernel ("code", the
+    default) or Section 6's ("text"), :func:`safepce.tabular.gridworld_kernel`.
 
     Clipping puts atoms of mass Phi((low - mean)/std) and 1 - Phi((high - mean)/std) on the ends.
     The kernel is affine in the noise and only the kernel changes, so the task distance is exactly
@@ -110,7 +112,8 @@ class GridworldNoise(TaskDistribution):
     distance_scale = 0.75
 
     def __init__(self, mean: float = 0.3, std: float = 0.03, low: float = 0.0,
-                 high: float = 0.5, gamma: float = 0.9, budget: float = 1.5, size: int = 7):
+                 high: float = 0.5, gamma: float = 0.9, budget: float = 1.5, size: int = 7,
+                 noise_model: str = "code"):
         if not (0.0 <= low < high <= 1.0):
             raise InvalidDistributionError(
                 f"low, high: expected 0 <= low < high <= 1; got low={low}, high={high}")
@@ -123,6 +126,11 @@ class GridworldNoise(TaskDistribution):
         if int(size) != size or size < 4:
             raise InvalidDistributionError(f"size: expected an integer >= 4; got {size!r}")
         self.size = int(size)
+        if noise_model not in ("code", "text") or (noise_model == "text" and size != GRID_SIZE):
+            raise InvalidDistributionError(
+                f"noise_model: expected 'code', or 'text' on the 7 x 7 grid; got {noise_model!r} "
+                f"with size {size}")
+        self.noise_model = noise_model
         self.check()
 
     def sample(self, n: int, seed) -> np.ndarray:
@@ -134,14 +142,16 @@ class GridworldNoise(TaskDistribution):
         if self.size != GRID_SIZE:
             return sparse_gridworld(float(np.ravel(theta)[0]), self.size, gamma=self.gamma,
                                     budget=self.budget)
-        return gridworld(float(np.ravel(theta)[0]), gamma=self.gamma, budget=self.budget)
+        return gridworld(float(np.ravel(theta)[0]), gamma=self.gamma, budget=self.budget,
+                         noise_model=self.noise_model)
 
     def build_many(self, thetas) -> list[CMDP]:
         if self.size != GRID_SIZE:
             return [self.build(t) for t in np.asarray(thetas, dtype=np.float64).reshape(-1)]
         noise = np.asarray(thetas, dtype=np.float64).reshape(-1)
-        kernels = gridworld_kernel(noise)
-        template = gridworld(float(noise[0]) if noise.size else self.mean, self.gamma, self.budget)
+        kernels = gridworld_kernel(noise, self.noise_model)
+        template = gridworld(float(noise[0]) if noise.size else self.mean, self.gamma, self.budget,
+                             self.noise_model)
         return [CMDP(P, template.r, template.cost, template.budget, template.rho, template.gamma)
                 for P in kernels]
 
@@ -153,12 +163,15 @@ class GridworldNoise(TaskDistribution):
     def to_dict(self) -> dict:
         spec = {"family": "gridworld", "mean": self.mean, "std": self.std, "low": self.low,
                 "high": self.high, "gamma": self.gamma, "budget": self.budget}
+        if self.noise_model != "code":
+            spec["noise_model"] = self.noise_model
         return spec if self.size == GRID_SIZE else {**spec, "size": self.size}
 
     def __repr__(self) -> str:
         size = "" if self.size == GRID_SIZE else f", size={self.size}"
+        model = "" if self.noise_model == "code" else f", noise_model={self.noise_model!r}"
         return (f"GridworldNoise(mean={self.mean}, std={self.std}, low={self.low}, "
-                f"high={self.high}, gamma={self.gamma}, budget={self.budget}{size})")
+                f"high={self.high}, gamma={self.gamma}, budget={self.budget}{size}{model})")
 
 
 class UniformInterval(TaskDistribution):

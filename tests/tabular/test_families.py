@@ -66,3 +66,22 @@ def test_random_family_is_seeded_and_feasible():
     assert np.allclose(uniform.cost_value, a.budgets)
     with pytest.raises(InvalidCMDPError, match="^n_states"):
         tabular.random_cmdp(0, 3, seed=1)
+
+
+def test_gridworld_noise_model_option_builds_the_texts_kernel():
+    """D with noise_model="text" builds Section 6's kernel (one task and many alike), keeps the
+    option in its description, and refuses it off the 7 x 7 grid."""
+    from safepce.tabular.distributions import GridworldNoise, InvalidDistributionError
+
+    text = tabular.families.make("gridworld", noise_model="text")
+    task = text.build([0.4])
+    np.testing.assert_array_equal(task.P, tabular.gridworld_kernel(0.4, "text"))
+    assert not np.allclose(task.P, tabular.gridworld_kernel(0.4))
+    many = text.build_many(np.array([[0.2], [0.4]]))
+    np.testing.assert_array_equal(many[1].P, task.P)
+    assert text.to_dict()["noise_model"] == "text"
+    assert "noise_model" not in GridworldNoise().to_dict()
+    with pytest.raises(InvalidDistributionError, match="noise_model"):
+        GridworldNoise(noise_model="text", size=9)
+    with pytest.raises(InvalidDistributionError, match="noise_model"):
+        GridworldNoise(noise_model="paper")
