@@ -193,7 +193,7 @@ def main_text_c_l(quick: bool) -> dict:
     L = simulation_lemma_constant(GAMMA)
     v_max = 1 / (1 - GAMMA)                      # the largest utility value, paper units
     v = np.linspace(1e-3, v_max, 1000)
-    main_text = 2 / 3 + (4 * L + 9) / (3 * v)    # Sec. 4: C_l = 2/3 + (4L+9)/(3 v_s)
+    main_text = 2 / 3 + (4 * L + 9) / (3 * v)    # Sec. 3.2 p. 6: C_l = 2/3 + (4L+9)/(3 v_s)
     smallest = float(main_text.min())
     return {"holds": smallest >= 1, "smallest_main_text_C": smallest,
             "measured": f"gamma {GAMMA} (L = {L:.0f}): the main text's C_l = 2/3 + (4L+9)/(3 v_s) "

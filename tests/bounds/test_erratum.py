@@ -455,3 +455,22 @@ def test_app_c2_iteration_count_rule(monkeypatch):
     """Were the count 1 + ceil(log2(N0/N1)), as doubling needs, the finding fails."""
     monkeypatch.setattr(erratum, "APP_C2_LOG", lambda x: 1 + math.ceil(math.log2(x / 2)))
     assert not measure("app-c2-iteration-count")["holds"]
+
+
+def test_main_text_c_l_rule(monkeypatch):
+    """At a small L the main text's C_l drops below 1 at the largest v_s: the finding fails."""
+    monkeypatch.setattr(erratum, "simulation_lemma_constant", lambda gamma: 0.01)
+    assert not measure("main-text-c-l")["holds"]
+
+
+def test_sample_schedule_rule(monkeypatch):
+    """Were Algorithm 1's first N the code's ln(1/delta)/delta^2, the finding fails."""
+    monkeypatch.setattr(erratum, "initial_sample_size",
+                        lambda delta: int(math.log(1 / delta) / delta**2))
+    assert not measure("sample-schedule")["holds"]
+
+
+def test_subroutine_3_arguments_rule(monkeypatch):
+    """With a stopping statistic at or below delta, Algorithm 1 could stop: the finding fails."""
+    monkeypatch.setattr(erratum, "stopping_statistic", lambda size, n, delta: delta)
+    assert not measure("subroutine-3-arguments")["holds"]
