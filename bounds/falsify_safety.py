@@ -62,8 +62,33 @@ from .upper import corollary_f_1_explicit, eq_30_constant, theorem_4_2_terms
 MAX_STAGE = 120
 
 
+class _ScalarFields:
+    """describe / save / load of an instance made of the scalar ``FIELDS`` (``INTEGERS`` among
+    them read back as int); ``KIND`` names it in the error for a file that is not one."""
+
+    FIELDS: tuple[str, ...] = ()
+    INTEGERS: tuple[str, ...] = ()
+    KIND = "counterexample"
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} = {getattr(self, name):.10g}" for name in self.FIELDS)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{name: np.float64(getattr(self, name)) for name in self.FIELDS})
+
+    @classmethod
+    def load(cls, path: Path):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                values = {name: float(data[name]) for name in cls.FIELDS}
+        except (OSError, KeyError, ValueError) as exc:
+            raise FalsifyError(f"{path}: not a {cls.KIND} ({exc})") from None
+        values.update({name: int(values[name]) for name in cls.INTEGERS})
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class ScheduleInstance:
+class ScheduleInstance(_ScalarFields):
     """One candidate's schedule inputs in the paper's units (Section 2)."""
 
     gamma: float
@@ -78,6 +103,8 @@ class ScheduleInstance:
     delta: float
 
     FIELDS = ("gamma", "eps", "xi", "v_s", "v_l", "u_l", "u_s", "m", "n_episodes", "delta")
+    INTEGERS = ("m", "n_episodes")
+    KIND = "schedule counterexample"
 
     @property
     def L(self) -> float:
@@ -90,21 +117,6 @@ class ScheduleInstance:
     def size(self) -> tuple[int, int]:
         return (self.m, 0)
 
-    def describe(self) -> str:
-        return ", ".join(f"{name} = {getattr(self, name):.10g}" for name in self.FIELDS)
-
-    def save(self, path: Path) -> None:
-        np.savez(path, **{name: np.float64(getattr(self, name)) for name in self.FIELDS})
-
-    @classmethod
-    def load(cls, path: Path) -> ScheduleInstance:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                values = {name: float(data[name]) for name in cls.FIELDS}
-        except (OSError, KeyError, ValueError) as exc:
-            raise FalsifyError(f"{path}: not a schedule counterexample ({exc})") from None
-        values["m"], values["n_episodes"] = int(values["m"]), int(values["n_episodes"])
-        return cls(**values)
 
 
 class ScheduleSpace:
@@ -471,7 +483,7 @@ THEOREM_4_2 = RatioClaim(
 
 
 @dataclass(frozen=True)
-class PhaseInstance:
+class PhaseInstance(_ScalarFields):
     """PCE (Algorithm 4) on one test task, paper units: E candidates with the same predicted
     reward ``u``, each deployed for ``n_phase`` episodes; the first E - 1 are eliminated on
     their last episode, the last survives (K = E n_phase)."""
@@ -485,6 +497,8 @@ class PhaseInstance:
     delta: float
 
     FIELDS = ("gamma", "eps", "xi", "u", "n_phase", "n_phases", "delta")
+    INTEGERS = ("n_phase", "n_phases")
+    KIND = "PCE-phase counterexample"
 
     @property
     def n_episodes(self) -> int:
@@ -493,21 +507,6 @@ class PhaseInstance:
     def size(self) -> tuple[int, int]:
         return (self.n_phases, self.n_phase)
 
-    def describe(self) -> str:
-        return ", ".join(f"{name} = {getattr(self, name):.10g}" for name in self.FIELDS)
-
-    def save(self, path: Path) -> None:
-        np.savez(path, **{name: np.float64(getattr(self, name)) for name in self.FIELDS})
-
-    @classmethod
-    def load(cls, path: Path) -> PhaseInstance:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                values = {name: float(data[name]) for name in cls.FIELDS}
-        except (OSError, KeyError, ValueError) as exc:
-            raise FalsifyError(f"{path}: not a PCE-phase counterexample ({exc})") from None
-        values["n_phase"], values["n_phases"] = int(values["n_phase"]), int(values["n_phases"])
-        return cls(**values)
 
 
 class PhaseSpace:
