@@ -52,6 +52,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import matplotlib as mpl
 import numpy as np
@@ -136,8 +137,10 @@ def grids(quick: bool) -> list[Cell]:
             + [Cell("1/(1-gamma)", 1, g, 0.6, 0.2, k_large) for g in gamma[take]])
 
 
+@lru_cache(maxsize=32)
 def cell_training(cell: Cell) -> TrainingResult:
-    """Algorithm 1 on the cell's family (distance oracle at RADIUS, worst-case O_s)."""
+    """Algorithm 1 on the cell's family (distance oracle at RADIUS, worst-case O_s); computed
+    once per cell (the runs and the cell's schedule check share it)."""
     return train(cell.family().distribution, DistanceCoverage(RADIUS), DELTA, seed=0,
                  safe_oracle=WorstCaseSafePolicy(xi=0.0), progress=False)
 
@@ -203,10 +206,10 @@ def predicted_settle(cell: Cell, training: TrainingResult, task: int) -> int | N
         power = C_l ** (m - 1)
         return (v_s - kappa) * alpha_1 / (v_s * alpha_1 + (v_s - kappa - v_s * alpha_1) * power)
 
-    policy = training.policies[best]
-    safe = training.safe_policy
-    r_l, c_l = (tabular.evaluate(M, policy).reward_value, tabular.evaluate(M, policy).cost_value)
-    r_s, c_s = (tabular.evaluate(M, safe).reward_value, tabular.evaluate(M, safe).cost_value)
+    candidate = tabular.evaluate(M, training.policies[best])
+    safe = tabular.evaluate(M, training.safe_policy)
+    r_l, c_l = candidate.reward_value, candidate.cost_value
+    r_s, c_s = safe.reward_value, safe.cost_value
     segments, k, m = [], 0, 0
     while k < K:
         a = min(max(alpha(m), 0.0), 1.0)

@@ -107,7 +107,8 @@ def settle_episode(segments: np.ndarray, optimal_value: float, budget: float,
                    eps: float) -> int | None:
     """The least k such that pi_out(k') = (1/k') sum_{j<=k'} pi_j is eps-optimal (V*_r - V_r <=
     eps) and feasible (V_cost <= budget + tolerance) for every k' in [k, K], from piecewise-constant
-    deployed values; None if pi_out(K) is not. Within a segment starting after k0 episodes with
+    deployed values (``segments`` rows (first episode index, episodes, V_r, V_cost), task units,
+    like ``optimal_value``, ``budget`` and ``eps``); None if pi_out(K) is not. Within a segment starting after k0 episodes with
     sums A, the mean (A + (k - k0) v)/k crosses a threshold T at most once (it is monotone in k),
     so the bad k' of each segment form one interval found by one division. Same definition as
     :func:`safepce.bounds.sample_complexity.episodes_to_accuracy` on a harness record."""
@@ -173,7 +174,6 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
         algorithm.reset(n_episodes, algorithm_seed)
         tables: dict[tuple, Outcomes] = {}
         components: dict = {}
-        ranges: dict[tuple, tuple] = {}
         mixed_values: dict[tuple, np.ndarray] = {}
         exact: dict = {}
         segments: list[list[float]] = []
@@ -194,8 +194,6 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
                 table = tables[key] = mix_outcomes(
                     (w, components[name]) for w, name in zip(deployment.weights, deployment.keys,
                                                              strict=True))
-                ranges[key] = ((table.reward_return.min(), table.reward_return.max()),
-                               (table.cost_return.min(), table.cost_return.max()))
                 for name, policy in zip(deployment.keys, deployment.policies, strict=True):
                     if name not in exact:
                         values = tabular.evaluate(task, policy)
@@ -213,7 +211,9 @@ def run_exact_blocks(algorithm, task: CMDP, n_episodes: int, horizon: int, seed:
                     start += b
                 counts = None
             else:
-                size = algorithm.certified_block(*ranges[key], limit)
+                size = algorithm.certified_block(
+                    (table.reward_return.min(), table.reward_return.max()),
+                    (table.cost_return.min(), table.cost_return.max()), limit)
                 if size >= min(MIN_CERTIFIED, limit):
                     counts = rng.multinomial(size, table.probability)
                     used = algorithm.observe_totals(float(counts @ table.reward_return),
