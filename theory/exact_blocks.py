@@ -108,9 +108,10 @@ def settle_episode(segments: np.ndarray, optimal_value: float, budget: float,
     """The least k such that pi_out(k') = (1/k') sum_{j<=k'} pi_j is eps-optimal (V*_r - V_r <=
     eps) and feasible (V_cost <= budget + tolerance) for every k' in [k, K], from piecewise-constant
     deployed values (``segments`` rows (first episode index, episodes, V_r, V_cost), task units,
-    like ``optimal_value``, ``budget`` and ``eps``); None if pi_out(K) is not. Within a segment starting after k0 episodes with
-    sums A, the mean (A + (k - k0) v)/k crosses a threshold T at most once (it is monotone in k),
-    so the bad k' of each segment form one interval found by one division. Same definition as
+    like ``optimal_value``, ``budget`` and ``eps``); None if pi_out(K) is not. Within a segment
+    starting after k0 episodes with sums A, the mean (A + (k - k0) v)/k crosses a threshold T at
+    most once (it is monotone in k), so the bad k' of each segment form one interval found by
+    one division. Same definition as
     :func:`safepce.bounds.sample_complexity.episodes_to_accuracy` on a harness record."""
     target = optimal_value - eps
     limit = budget + VIOLATION_TOLERANCE
