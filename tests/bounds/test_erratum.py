@@ -228,7 +228,7 @@ def test_lemma_c3_initial_distribution(gamma):
     assert (8 * L + 18) * d <= min(c1, c2)
 
 
-def test_lemma_c3_rule_compares_with_the_papers_constant(monkeypatch):
+def test_lemma_c3_initial_distribution_rule_compares_with_the_papers_constant(monkeypatch):
     """The finding's rule: it must stop holding if the constant were the corrected one."""
     monkeypatch.setattr(erratum, "simulation_lemma_constant",
                         lambda gamma: 3 / (1 - gamma) + 2 * gamma / (1 - gamma) ** 2)
@@ -254,7 +254,7 @@ def test_lemma_c2_sampled_centres():
     assert size == 14 > 2 * math.log(20)
 
 
-def test_lemma_c2_rule_compares_with_the_bound(monkeypatch):
+def test_lemma_c2_sampled_centres_rule_compares_with_the_bound(monkeypatch):
     """The finding's rule: with C_{eps/2} = 16 in place of C_eps = 1 it must stop holding."""
     from safepce.bounds import falsify_cover
 
@@ -282,7 +282,7 @@ def test_eq_30_stage_index():
                                                            rel=1e-9)
 
 
-def test_eq_30_rule_compares_at_the_algorithms_stage(monkeypatch):
+def test_eq_30_stage_index_rule_compares_at_the_algorithms_stage(monkeypatch):
     """The finding's rule: evaluated one stage later (Eq. 28's indexing) it must stop holding."""
     from safepce.bounds import falsify_safety
 
@@ -308,7 +308,7 @@ def test_corollary_f1_last_episode():
         expected, rel=1e-12)
 
 
-def test_corollary_f1_rule_counts_the_last_episode(monkeypatch):
+def test_corollary_f1_last_episode_rule_counts_the_last_episode(monkeypatch):
     """The finding's rule: charging the eliminated phase at its full length it must stop
     holding."""
     from safepce.bounds import falsify_safety
@@ -442,7 +442,7 @@ def test_assumption_3_3_top_of_support_rule(monkeypatch):
     assert not measure("assumption-3.3-top-of-support")["holds"]
 
 
-def test_eq_28_rule(monkeypatch):
+def test_eq_28_off_by_one_rule(monkeypatch):
     """With Eq. 28 written with C_l^(m-1), as the recursion needs, the finding fails."""
     def fixed(v_s, eps, L, gamma, m):
         return float(erratum.mixture_weights(v_s, eps, L, gamma, m)[m])
@@ -474,3 +474,110 @@ def test_subroutine_3_arguments_rule(monkeypatch):
     """With a stopping statistic at or below delta, Algorithm 1 could stop: the finding fails."""
     monkeypatch.setattr(erratum, "stopping_statistic", lambda size, n, delta: delta)
     assert not measure("subroutine-3-arguments")["holds"]
+
+
+# --- the rules of the findings measured on runs: each must stop holding when the runs stop
+# --- showing what the finding states (runs edited, never re-run)
+
+
+def _capped(records):
+    """The same runs with every deployed cost moved to the budget (no run violates)."""
+    return tuple(dataclasses.replace(r, cost_value=np.minimum(r.cost_value, r.budget))
+                 for r in records)
+
+
+def _runs_without(key_to_cap):
+    real = erratum.published_runs
+
+    def runs(key, n_tasks=10):
+        records = real(key, n_tasks)
+        return _capped(records) if key == key_to_cap else records
+    return runs
+
+
+def test_every_finding_has_a_rule_test():
+    source = open(__file__).read()
+    for finding in erratum.FINDINGS:
+        assert f"def test_{finding.name.replace('-', '_').replace('.', '_')}_rule" in source, \
+            finding.name
+
+
+def test_tuned_constants_published_rule(monkeypatch):
+    """If no run of Safe-PCE deployed a cost above b, the finding fails."""
+    monkeypatch.setattr(erratum, "published_runs", _runs_without("safe-pce"))
+    assert not measure("tuned-constants-published")["holds"]
+
+
+def test_tuned_constants_over_d_rule(monkeypatch):
+    """The rule needs the rate's lower 95% bound above 10%: 15 violating runs of 200 (7.5%,
+    bound 4.3%) must not hold, 40 of 200 (bound 14.7%) must."""
+    for k, expected in ((15, False), (40, True)):
+        runs = tuple((i < k, True) for i in range(200))
+        monkeypatch.setattr(erratum, "runs_over_d", lambda key, n, runs=runs: runs)
+        assert measure("tuned-constants-over-d")["holds"] is expected, k
+
+
+def test_plotting_monitor_rule(monkeypatch):
+    """Had the authors' loop stored the violating episodes, the finding fails."""
+    monkeypatch.setattr(erratum, "authors_report", lambda record: record)
+    assert not measure("plotting-monitor")["holds"]
+
+
+def test_assumption_3_3_safe_policy_rule(monkeypatch):
+    """If D put no mass above noise 0.4 (pi_s feasible on D's support), the finding fails."""
+    training, distribution = erratum._experiment()
+
+    class NoTail:
+        def cdf(self, x):
+            return 1.0
+
+    monkeypatch.setattr(erratum, "_experiment", lambda: (training, NoTail()))
+    assert not measure("assumption-3.3-safe-policy")["holds"]
+
+
+def test_pce_absolute_regret_rule(monkeypatch):
+    """If PCE never earned more than V* (|V* - V_r| = [V* - V_r]_+), the finding fails."""
+    real = erratum.published_runs
+
+    def runs(key, n_tasks=10):
+        return tuple(dataclasses.replace(r, reward_value=np.minimum(r.reward_value,
+                                                                    r.optimal_value))
+                     for r in real(key, n_tasks))
+    monkeypatch.setattr(erratum, "published_runs", runs)
+    assert not measure("pce-absolute-regret")["holds"]
+
+
+def test_dope_plus_reward_cap_rule(monkeypatch):
+    """With bonuses that leave pairs below the cap (only the goal's raw reward reaches it), the
+    finding fails."""
+    def small_bonus(counts, reward, log_term, gamma, n_episodes):
+        return np.minimum(reward + 1e-3, 1 + math.sqrt(5e-4))
+    monkeypatch.setattr(erratum, "dope_plus_optimistic_reward", small_bonus)
+    assert not measure("dope-plus-reward-cap")["holds"]
+
+
+def test_safe_meta_rl_start_rule(monkeypatch):
+    """If the start-only preset's runs did not violate, the finding fails; likewise if the
+    authors' start (pi_s) did."""
+    monkeypatch.setattr(erratum, "published_runs", _runs_without("safe-meta-rl-smoothed-start"))
+    assert not measure("safe-meta-rl-start")["holds"]
+    monkeypatch.undo()
+    smoothed = erratum.published_runs("safe-meta-rl-smoothed-start", 3)
+    monkeypatch.setattr(erratum, "published_runs", lambda key, n_tasks=10: smoothed)
+    assert not measure("safe-meta-rl-start")["holds"]
+
+
+def test_table_1_covering_radius_rule(monkeypatch):
+    """If the covering number at Corollary 4.3's radius were below |S|^2 |A|, it fails."""
+    from safepce.bounds import covering
+
+    monkeypatch.setattr(covering, "covering_number", lambda *args: 9_000)
+    assert not measure("table-1-covering-radius")["holds"]
+
+
+def test_pooled_gate_rule(monkeypatch):
+    """If the pooled gate left every run's events unchanged, the finding fails."""
+    real = erratum.published_runs
+    monkeypatch.setattr(erratum, "published_runs",
+                        lambda key, n_tasks=10: real("safe-pce", n_tasks))
+    assert not measure("pooled-gate")["holds"]
