@@ -320,8 +320,10 @@ def noise_model(quick: bool) -> dict:
     return {"holds": abs(code - text) > 1e-3, "thresholds": thresholds,
             "measured": f"the largest noise with a feasible policy is {code:.4f} under the "
                         f"noise model of the authors' code and {text:.4f} under Section 6's; "
-                        "every number of this toolkit uses the code's model "
-                        "(tabular.gridworld(noise, noise_model='text') gives the text's)"}
+                        "every number of this toolkit uses the code's model; `--noise-model "
+                        "text` on figure1, train, reproduce and violations "
+                        "(tabular.gridworld(noise, noise_model='text') in Python) gives the "
+                        "text's"}
 
 
 def subroutine_3_arguments(quick: bool) -> dict:

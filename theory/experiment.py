@@ -69,12 +69,22 @@ class FamilySettings:
     size: int | None = setting(None, "gridworld side n (7, the paper's; n > 7 builds sparse n x n "
                                      "tasks, e.g. 50 for 2,500 states)",
                                lambda n: int(n) == n and n >= 4, "an integer >= 4")
+    noise_model: str = setting(
+        "code", "gridworld noise model: the authors' code's (the noise spread over the in-grid "
+                "neighbours; every published number) or Section 6's text (a uniformly random "
+                "action with probability the noise)", choices=families.NOISE_MODELS)
 
     def validate(self):
         validate(self)
         if self.size is not None and (self.family != "gridworld" or self.family_file):
             raise SettingsError(f"--size: only the gridworld family has a side length; got "
                                 f"--family {self.family}")
+        if self.noise_model != "code" and (self.family != "gridworld" or self.family_file
+                                           or self.size not in (None, families.GRID_SIZE)):
+            raise SettingsError(f"--noise-model {self.noise_model}: only the paper's 7 x 7 "
+                                f"gridworld has Section 6's noise model; got --family "
+                                f"{self.family}" + ("" if self.size is None
+                                                    else f" --size {self.size}"))
         return self
 
 
@@ -123,17 +133,21 @@ class ViolationSettings(PhaseSettings):
 
 
 @lru_cache(maxsize=8)
-def _family(name: str, family_file: str | None, size: int | None = None):
+def _family(name: str, family_file: str | None, size: int | None = None,
+            noise_model: str = "code"):
     if family_file is not None:
         return families.make("file", path=str(Path(family_file).resolve())), \
             families.family_spec("file")
     parameters = {} if size is None else {"size": int(size)}
+    if noise_model != "code":
+        parameters["noise_model"] = noise_model
     return families.make(name, **parameters), families.family_spec(name)
 
 
 def experiment_family(settings: FamilySettings) -> tuple[TaskDistribution, families.FamilySpec]:
     """(D, its registry spec) of the settings' family (cached per process)."""
-    return _family(settings.family, settings.family_file, settings.size)
+    return _family(settings.family, settings.family_file, settings.size,
+                   getattr(settings, "noise_model", "code"))
 
 
 def experiment_training(settings: FamilySettings, progress: bool = False

@@ -81,6 +81,9 @@ class Figure1Settings:
     backend: str = setting("cvxpy", "solver backend: the LP (cvxpy or highspy, both HiGHS), the "
                                     "Lagrangian route, or auto",
                            choices=("cvxpy", "highspy", "lagrangian", "auto"))
+    noise_model: str = setting(
+        "code", "noise model: the authors' code's (every published number) or Section 6's text",
+        choices=families.NOISE_MODELS)
 
 
 def run_figure1(settings: Figure1Settings, run: RunSettings) -> int:
@@ -89,9 +92,11 @@ def run_figure1(settings: Figure1Settings, run: RunSettings) -> int:
     out = take_output(run, "figure1", settings)
     start = time.perf_counter()
     rows, policies = [], {}
-    published = settings.gamma == 0.9 and settings.budget == 1.5
+    published = settings.gamma == 0.9 and settings.budget == 1.5 and \
+        settings.noise_model == "code"
     for noise in settings.noise:
-        task = tabular.gridworld(noise, gamma=settings.gamma, budget=settings.budget)
+        task = tabular.gridworld(noise, gamma=settings.gamma, budget=settings.budget,
+                                 noise_model=settings.noise_model)
         try:
             solution = tabular.solve(task, backend=settings.backend)
         except tabular.InfeasibleCMDPError as exc:
@@ -149,8 +154,12 @@ class TrainSettings(FamilySettings):
     budget: float | None = setting(None, "gridworld discounted-cost budget (1.5)", non_negative,
                                    "a non-negative number")
     def family_parameters(self) -> dict:
-        return {name: getattr(self, name) for name in ("mean", "std", "gamma", "budget", "size")
-                if getattr(self, name) is not None}
+        parameters = {name: getattr(self, name) for name in ("mean", "std", "gamma", "budget",
+                                                              "size")
+                      if getattr(self, name) is not None}
+        if self.noise_model != "code":
+            parameters["noise_model"] = self.noise_model
+        return parameters
 
 
 def run_train(settings: TrainSettings, run: RunSettings) -> int:
@@ -246,7 +255,8 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
         for key, i in order])
     written = ["training.npz", "runs.csv", "curves.npz"]
     if settings.family == "gridworld" and settings.family_file is None:
-        figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(p)).policy for p in (0.1, 0.3)}
+        figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(
+            p, noise_model=settings.noise_model)).policy for p in (0.1, 0.3)}
         written += _figure(plot_figure1(figure1), out, "figure1")
     budget = float(distribution.build(training.cover_parameters[0]).budgets[0])
     published = {key: [authors_report(r) for r in runs] for key, runs in records.items()}

@@ -104,3 +104,33 @@ def test_sweep_delta_resumes_from_its_stores(tmp_path):
     records[-1].unlink()                          # as if killed before the last run finished
     assert main(argv) == 0
     assert (out / "violation_vs_delta.csv").read_text() == first
+
+
+def test_noise_model_flag_selects_section_6s_kernel(tmp_path, capsys):
+    """--noise-model text: noise 0.45 has a feasible policy under Section 6's model (threshold
+    0.4643) and none under the code's (0.4359), so figure1 solves it with one and refuses it
+    with the other; train's cover tasks are built with the text's kernel (compared with the
+    kernel written by hand at the corner state); other families refuse the flag."""
+    assert main(["figure1", "--noise", "0.45", "--noise-model", "text",
+                 "--out", str(tmp_path / "text")]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "text" / "optima.csv").open()))
+    assert float(row["cost_value"]) == pytest.approx(1.5, abs=1e-7)
+    assert main(["figure1", "--noise", "0.45", "--out", str(tmp_path / "code")]) == 2
+    capsys.readouterr()
+
+    out = tmp_path / "train"
+    assert main(["train", "--noise-model", "text", "--heldout", "20", "--out", str(out),
+                 "--quiet"]) == 0
+    result = TrainingResult.load(out / "training.npz")
+    assert result.distribution["noise_model"] == "text"
+    noise = float(result.cover_parameters[0, 0])
+    P = result.build_distribution().build(result.cover_parameters[0]).P
+    up = tabular.families.ACTION_DELTAS.index((0, 1))
+    # corner (0, 0), action up: intended cell 7 w.p. 1 - p + p/4, right neighbour 1 w.p. p/4,
+    # the two off-grid moves keep the agent in place (2 p / 4)
+    np.testing.assert_allclose(np.asarray(P[0, up])[[7, 1, 0]],
+                               [1 - noise + noise / 4, noise / 4, noise / 2], atol=1e-12)
+
+    assert main(["train", "--family", "runnable", "--noise-model", "text",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "--noise-model text" in capsys.readouterr().err
