@@ -2,6 +2,6 @@
 
 import sys
 
-from safepce.bounds.cli import main
+from safepce.console import run
 
-sys.exit(main())
+sys.exit(run())

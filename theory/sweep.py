@@ -152,20 +152,52 @@ def _worker_init() -> None:
         pass
 
 
+#: seconds :func:`end_pool` waits for killed workers and the pool's manager thread to finish
+REAP_SECONDS = 2.0
+
+
+def end_pool(pool: ProcessPoolExecutor) -> bool:
+    """End ``pool`` now, with every wait bounded by :data:`REAP_SECONDS`: cancel its queued work,
+    kill its workers and reap them, and let its manager thread exit. Returns True when every
+    worker was reaped and the manager thread ended.
+
+    A worker killed while writing a result leaves a partial message on the result pipe; the
+    pool's manager thread then waits in ``recv`` for bytes no process will send, and the
+    interpreter joins that thread at exit, forever (seen: ``reproduce`` alive 49 minutes after
+    Ctrl-C). This process holds the pipe's last write end once the workers are dead; closing it
+    turns that wait into end-of-file, which the manager thread treats as a broken pool and
+    exits. (Uses the executor's private ``_processes``, ``_result_queue`` and
+    ``_executor_manager_thread``, present in CPython 3.9-3.13; where absent, the killing and
+    reaping still happen.)"""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    deadline = time.monotonic() + REAP_SECONDS
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        writer.close()
+    if manager is not None:
+        manager.join(timeout=max(0.0, deadline - time.monotonic()))
+    return all(not p.is_alive() for p in processes) and not (
+        manager is not None and manager.is_alive())
+
+
 @contextmanager
 def process_pool(workers: int):
     """A process pool whose workers ignore Ctrl-C and die with this process; on an interrupt or
-    any error in the block the queued work is cancelled and the workers are ended at once
-    (finished results already handed out are kept by the caller)."""
+    any error in the block the queued work is cancelled and the workers are killed and reaped
+    at once (:func:`end_pool`; finished results already handed out are kept by the caller)."""
     pool = ProcessPoolExecutor(max_workers=positive_int("--workers", workers),
                                initializer=_worker_init)
     try:
         yield pool
     except BaseException:
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.kill()
+        end_pool(pool)
         raise
     pool.shutdown(wait=True)
 

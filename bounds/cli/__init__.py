@@ -8,8 +8,10 @@ Bad input ends in one line on stderr (``safepce COMMAND: error: ...``) and exit 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -108,6 +110,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+#: seconds an interrupted command may take to exit after its one line (see :func:`console`)
+EXIT_GRACE_SECONDS = 2.0
+
+
+def console(argv: list[str] | None = None) -> int:
+    """The ``safepce`` script and ``python -m safepce``: :func:`main`, and after an interrupt
+    an exit bounded by :data:`EXIT_GRACE_SECONDS`. Every pool has been ended and its workers
+    reaped by then (``theory.sweep.end_pool``), and every stored result is on disk; should
+    anything still hold the interpreter's exit (a thread it joins), the process ends at the
+    grace time with the same exit code instead of waiting. (Not in :func:`main`, which tests
+    and notebooks call in-process.)"""
+    code = main(argv)
+    if code == 130:
+        timer = threading.Timer(EXIT_GRACE_SECONDS, _end_now, (code,))
+        timer.daemon = True
+        timer.start()
+    return code
+
+
+def _end_now(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def interrupted_message(out: Path) -> str:
     """What an interrupted command kept: the runs in its store (the same command resumes)."""
     stores = [out / "store", out / "store" / "runs", *sorted(out.glob("delta_*/store/runs")),
@@ -120,4 +150,4 @@ def interrupted_message(out: Path) -> str:
     return "interrupted: nothing stored (this command does not resume); run it again"
 
 
-__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "Command", "build_parser", "console", "main"]
