@@ -320,15 +320,19 @@ def _load_training(path: str) -> TrainingResult:
     return TrainingResult.load(path)
 
 
+def item_family(item: dict) -> FamilySettings:
+    """The family of one sweep item of :func:`violation_items`."""
+    return FamilySettings(family=item["family"], family_file=item["family_file"],
+                          size=item.get("size"), noise_model=item.get("noise_model", "code"))
+
+
 def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
     """Sweep worker: one record (settings, seed, metrics) per violation run."""
     from safepce import tabular
     records = []
     for item in settings_list:
         training = _load_training(item["training_path"])
-        family = FamilySettings(family=item["family"], family_file=item["family_file"],
-                                size=item.get("size"))
-        distribution, _ = experiment_family(family)
+        distribution, _ = experiment_family(item_family(item))
         task = distribution.build([item["task_parameter"]])
         # above noise ~0.43 no gridworld policy is feasible: V* is undefined there
         optimum = optimal_value(task)
@@ -370,7 +374,9 @@ def violation_items(training_path, settings: ViolationSettings) -> list[tuple[st
                                 "delta": float(settings.delta), "family": settings.family,
                                 "family_file": family_file, "training_path": str(training_path),
                                 # only when given, so that earlier stores keep their keys
-                                **({} if settings.size is None else {"size": settings.size})})
+                                **({} if settings.size is None else {"size": settings.size}),
+                                **({} if settings.noise_model == "code"
+                                   else {"noise_model": settings.noise_model})})
             for i in range(settings.runs) for key in settings.algorithms]
 
 

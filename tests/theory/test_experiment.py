@@ -178,3 +178,25 @@ def test_size_selects_the_sparse_gridworld_and_only_for_the_gridworld():
     assert tabular.distance(task, other, units="task") == pytest.approx(0.075, abs=1e-12)
     with pytest.raises(SettingsError, match="--size"):
         ExperimentSettings(family="arms", size=10).validate()
+
+
+def test_violation_items_carry_the_noise_model(tmp_path):
+    """A worker rebuilds the family from the item alone: Section 6's noise model must reach it
+    (the kernel of a task it builds is the text's), and the code's model adds no key (earlier
+    stores keep their keys)."""
+    from safepce.theory.experiment import (
+        ViolationSettings,
+        experiment_family,
+        item_family,
+        violation_items,
+    )
+
+    for model in ("text", "code"):
+        settings = ViolationSettings(runs=2, noise_model=model)
+        (_, item), _ = violation_items(tmp_path / "training.npz", settings)[:2]
+        assert ("noise_model" in item) == (model == "text")
+        distribution, _ = experiment_family(item_family(item))
+        task = distribution.build([0.3])
+        np.testing.assert_array_equal(task.P if not hasattr(task.P, "toarray")
+                                      else task.P.toarray(),
+                                      tabular.gridworld_kernel(0.3, model))
