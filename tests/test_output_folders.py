@@ -79,3 +79,162 @@ def test_a_corrupt_training_file_is_named(tmp_path, capsys):
     capsys.readouterr()
     assert run("violations", out) == 2
     assert "training.npz: not a readable safepce training result" in one_line(capsys)
+    # following the advice (remove it to retrain) leaves a folder that resumes: the store's
+    # identity is the training's content, and retraining with the same seed gives the same
+    before = (out / "store" / "manifest.json").read_bytes()
+    (out / "training.npz").unlink()
+    assert run("violations", out) == 0
+    assert (out / "store" / "manifest.json").read_bytes() == before
+
+
+# --- --overwrite clears only what safepce wrote -----------------------------------------------
+
+
+def _listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["git", "foreign-beside-manifest", "no-manifest", "cwd",
+                                  "parent-of-cwd"])
+def test_overwrite_refuses_folders_safepce_did_not_write(tmp_path, capsys, monkeypatch, case):
+    """Every refusal is one line, exit 2, and the folder is left exactly as it was."""
+    out = tmp_path / "o"
+    if case in ("git", "foreign-beside-manifest"):
+        assert run("figure1", out) == 0
+        if case == "git":
+            (out / ".git").mkdir()
+            (out / ".git" / "HEAD").write_text("ref: refs/heads/main")
+        else:
+            (out / "my-notes.txt").write_text("mine")
+    elif case == "no-manifest":
+        out.mkdir()
+        (out / "summary.json").write_text("{}")       # a name safepce uses, but no manifest
+    else:
+        assert run("figure1", out) == 0
+        (out / "sub").mkdir()
+        monkeypatch.chdir(out if case == "cwd" else out / "sub")
+    before = _listing(tmp_path)
+    capsys.readouterr()
+    target = {"cwd": ".", "parent-of-cwd": ".."}.get(case, str(out))
+    assert main([*SMALL["reproduce"], "--out", target, "--overwrite"]) == 2
+    line = one_line(capsys)
+    assert "--overwrite" in line and "choose another --out" in line
+    assert _listing(tmp_path) == before
+
+
+def test_overwrite_clears_a_safepce_folder(tmp_path):
+    out = tmp_path / "o"
+    assert run("violations", out) == 0
+    (out / ".runs.csv.123.tmp").write_text("a killed writer's temporary file")
+    assert run("figure1", out, "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "figure1.pdf", "figure1.png", "optima.csv", "policies.npz", "summary.json"]
+
+
+# --- a folder's identity: every setting and the content of every input -------------------------
+
+
+def _other(value, f):
+    """A value of field ``f`` different from ``value`` (validity does not matter here: the
+    identity is compared before any work)."""
+    choices = f.metadata.get("choices")
+    if callable(choices):
+        choices = choices()
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, tuple):
+        return (*value, value[0]) if value else ("x",)
+    if choices and not isinstance(value, tuple):
+        return next(c for c in choices if c != value)
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 0.125
+    if value is None:
+        return 7
+    return f"{value}-other"
+
+
+def _command_fields():
+    import dataclasses
+
+    from safepce.bounds.cli import COMMANDS
+
+    return [(command, f) for command in COMMANDS for f in dataclasses.fields(command.settings)]
+
+
+@pytest.mark.parametrize(("command", "field"), _command_fields(),
+                         ids=lambda x: getattr(x, "name", str(x)))
+def test_every_setting_is_part_of_the_folder_identity(tmp_path, command, field):
+    """Changing any one setting of any command (the seed included) makes the folder refuse to
+    resume, naming that setting."""
+    import dataclasses
+
+    from safepce.bounds.cli.flags import RunSettings, take_output
+    from safepce.theory.results import OutputFolderError, release_output
+
+    settings = command.settings()
+    run_settings = RunSettings(out=str(tmp_path / "o"))
+    take_output(run_settings, command.name, settings)
+    if field.name == "family_file":
+        from safepce import tabular
+
+        value = str(tabular.families.save_family(tmp_path / "fam.npz",
+                                                 [tabular.gridworld(0.3)]))
+    else:
+        value = _other(getattr(settings, field.name), field)
+    changed = dataclasses.replace(settings, **{field.name: value})
+    try:
+        with pytest.raises(OutputFolderError, match=f"differing: .*{field.name}"):
+            take_output(run_settings, command.name, changed)
+    finally:
+        release_output()
+
+
+def test_a_replaced_family_file_is_not_mixed_in(tmp_path, capsys):
+    """The same path holding another family: refused, naming the file's hash (the runs already
+    stored came from the first family)."""
+    from safepce import tabular
+
+    family = tmp_path / "fam.npz"
+    tabular.families.save_family(family, [tabular.gridworld(n) for n in (0.2, 0.3)])
+    argv = ["violations", "--family-file", str(family), "--runs", "2", "--episodes", "600",
+            "--algorithms", "pce", "--workers", "1", "--quiet", "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    tabular.families.save_family(family, [tabular.gridworld(n) for n in (0.25, 0.35)])
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "differing: family_file_sha256" in one_line(capsys)
+
+
+# --- one command per folder at a time ----------------------------------------------------------
+
+
+def test_a_second_command_on_a_locked_folder_is_refused(tmp_path, capsys):
+    """A running command holds the folder's lock; a second one is refused in one line naming the
+    holder's pid and command, and the lock is released when the holder ends."""
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "o"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from safepce.theory.results import lock_output
+        lock_output(Path({str(out)!r}), "reproduce")
+        print("locked", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert run("figure1", out) == 2
+        line = one_line(capsys)
+        assert f"in use by a running command (pid {holder.pid}, safepce reproduce)" in line
+        assert sorted(p.name for p in out.iterdir()) == [".safepce.lock"]
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert run("figure1", out) == 0

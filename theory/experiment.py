@@ -205,7 +205,8 @@ def summarise(key: str, records: list[RunRecord]) -> dict:
 
 
 def run_row(key: str, parameter_name: str, parameter: float, record: RunRecord) -> dict:
-    """One row of runs.csv."""
+    """One row of runs.csv: numbers only, no timing (runs.csv is byte-identical across reruns
+    and worker counts; timings live in summary.json)."""
     events = record.log.get("events", [])
     return {
         "key": key,
@@ -229,7 +230,6 @@ def run_row(key: str, parameter_name: str, parameter: float, record: RunRecord) 
         "first_violation_episode": record.first_violation_episode or "",
         "final_alpha": record.log.get("final_alpha", ""),
         "optimal_value": record.optimal_value,
-        "wall_seconds": record.wall_seconds,
     }
 
 

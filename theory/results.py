@@ -184,6 +184,15 @@ def check_memory(fields: str, estimate: float, what: str) -> None:
 
 #: the file that names the command and settings whose results a folder holds
 MANIFEST = ".safepce-manifest.json"
+#: the lock file a running command holds (``fcntl.flock``), with its pid and command in it
+LOCK = ".safepce.lock"
+#: every name a command writes at the top of its output folder (glob patterns): ``--overwrite``
+#: clears a folder only when everything in it matches one of them
+OUTPUT_ENTRIES = (MANIFEST, LOCK, ".write-test", ".*.tmp", "summary.json", "runs.csv",
+                  "curves.npz", "training.npz", "*_training.npz", "events.json", "cover.csv",
+                  "optima.csv", "policies.npz", "verify.json", "claims.csv", "findings.csv",
+                  "sandwich*.csv", "violation_vs_delta.csv", "store", "delta_*",
+                  "counterexamples", "*.png", "*.pdf")
 
 
 class OutputFolderError(ResultsError):
@@ -213,6 +222,96 @@ def differing_keys(theirs: Mapping, ours: Mapping) -> list[str]:
     return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
 
 
+def check_clearable(folder: Path) -> None:
+    """Refuse (:class:`OutputFolderError`, one line) to clear a folder that safepce may not have
+    written entirely: the current folder or one that contains it, the home folder, a file
+    system root, a folder holding ``.git``, a non-empty folder without a safepce manifest, or
+    one holding any entry no command writes (:data:`OUTPUT_ENTRIES`)."""
+    resolved = folder.resolve()
+    cwd = Path.cwd().resolve()
+    advice = "--overwrite clears only a safepce output folder; choose another --out"
+    if resolved == cwd or resolved in cwd.parents:
+        raise OutputFolderError(f"--overwrite: {folder} is the current folder or contains it; "
+                                f"{advice}")
+    if resolved == Path.home().resolve() or resolved.parent == resolved:
+        raise OutputFolderError(f"--overwrite: {folder} is the home folder or a root; {advice}")
+    entries = sorted(p.name for p in folder.iterdir())
+    if ".git" in entries:
+        raise OutputFolderError(f"--overwrite: {folder} holds .git; {advice}")
+    if entries and MANIFEST not in entries:
+        raise OutputFolderError(f"--overwrite: {folder} holds no safepce manifest ({MANIFEST}) "
+                                f"but {', '.join(entries[:5])}; {advice}")
+    foreign = [name for name in entries
+               if not any(fnmatch.fnmatch(name, pattern) for pattern in OUTPUT_ENTRIES)]
+    if foreign:
+        raise OutputFolderError(f"--overwrite: {folder} holds entries safepce does not write "
+                                f"({', '.join(foreign[:5])}); {advice}")
+
+
+#: the lock files this process holds, by resolved folder
+_LOCKS: dict[str, io.IOBase] = {}
+
+
+def lock_output(folder: Path, command: str) -> bool:
+    """Hold ``folder``'s :data:`LOCK` for this process (``fcntl.flock``, released by
+    :func:`release_output` or when the process ends, however it ends): a second command
+    started on the same folder is refused in one line naming the holder's pid and command.
+    Without ``fcntl`` (Windows) nothing is locked. Returns True when the lock file was
+    created here (so that a refused folder can be left as it was found)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    key = str(folder.resolve())
+    if key in _LOCKS:
+        return False
+    created = not (folder / LOCK).exists()
+    handle = (folder / LOCK).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OutputFolderError(f"--out: {folder} is in use by a running command ({holder}); "
+                                "wait for it to end or choose another folder") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, safepce {command}")
+    handle.flush()
+    _LOCKS[key] = handle
+    return created
+
+
+def release_output(folder: Path | None = None, remove: bool = False) -> None:
+    """Release the lock of ``folder`` (default: every folder this process locked,
+    :func:`lock_output`); ``remove`` also deletes its lock file (for a folder that was refused,
+    so that it is left as it was found)."""
+    keys = list(_LOCKS) if folder is None else [str(Path(folder).resolve())]
+    for key in keys:
+        handle = _LOCKS.pop(key, None)
+        if handle is None:
+            continue
+        if remove:
+            Path(key, LOCK).unlink(missing_ok=True)
+        handle.close()
+
+
+def input_hashes(settings: Mapping) -> dict[str, str]:
+    """Content hashes of the input files the settings name (``family_file``): a folder's
+    identity includes them, so replacing an input file by another at the same path is seen."""
+    import hashlib
+
+    hashes = {}
+    path = settings.get("family_file")
+    if path:
+        try:
+            hashes["family_file_sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise InputError(f"--family-file: cannot read {path} ({exc.strerror})") from None
+    return hashes
+
+
 def claim_output(out: str | Path, command: str, settings: Mapping,
                  keep: tuple[str, ...] = (), overwrite: bool = False) -> bool:
     """Take the folder ``out`` for one run of ``command`` with ``settings``.
@@ -225,12 +324,15 @@ def claim_output(out: str | Path, command: str, settings: Mapping,
     continues from its kept entries).
     """
     folder = Path(out)
-    identity = {"command": command, "settings": jsonable(dict(settings))}
+    identity = {"command": command,
+                "settings": jsonable(dict(settings) | input_hashes(settings))}
     manifest = folder / MANIFEST
     resuming = False
     if overwrite:
+        check_clearable(folder)
         for entry in folder.iterdir():
-            _remove(entry)
+            if entry.name != LOCK:
+                _remove(entry)
     elif manifest.exists():
         found = read_manifest(manifest, OutputFolderError,
                               "remove it, choose another folder or pass --overwrite")
@@ -246,13 +348,14 @@ def claim_output(out: str | Path, command: str, settings: Mapping,
                 "choose another folder or pass --overwrite")
         resuming = True
     else:
-        foreign = sorted(p.name for p in folder.iterdir())
+        foreign = sorted(p.name for p in folder.iterdir() if p.name != LOCK)
         if foreign:
             raise OutputFolderError(
                 f"--out: {folder} is not empty and holds no safepce results (found "
                 f"{', '.join(foreign[:5])}); choose an empty folder or pass --overwrite")
     for entry in folder.iterdir():
-        if entry.name != MANIFEST and not any(fnmatch.fnmatch(entry.name, k) for k in keep):
+        if entry.name not in (MANIFEST, LOCK) and not any(fnmatch.fnmatch(entry.name, k)
+                                                          for k in keep):
             _remove(entry)
     write_json(manifest, identity | {"versions": versions()})
     return resuming

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from safepce.tabular.errors import InputError, positive_int
 
 from .results import (
+    LOCK,
     MANIFEST,
     atomic_write,
     differing_keys,
@@ -73,7 +74,7 @@ class ResultStore:
             # the output folder's manifest (theory.results) and the sweep's training may be
             # there already; anything else is foreign
             foreign = sorted(p.name for p in self.folder.iterdir()
-                             if p.name not in (MANIFEST, "training.npz")) \
+                             if p.name not in (MANIFEST, LOCK, "training.npz")) \
                 if self.folder.exists() else []
             if foreign:
                 raise StoreError(f"--out: {self.folder} is not empty and holds no sweep store "

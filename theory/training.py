@@ -11,6 +11,7 @@ Values are stored in task units (reward; discounted cost); ``utility_form`` conv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -35,7 +36,7 @@ from .oracles import (
     TrainingInputError,
     WorstCaseSafePolicy,
 )
-from .results import atomic_write
+from .results import atomic_write, jsonable
 
 FORMAT_VERSION = 1
 MAX_ROUNDS = 30
@@ -141,6 +142,26 @@ class TrainingResult:
     def n_sampled(self) -> int:
         """Tasks sampled over all rounds."""
         return int(sum(r["n"] for r in self.rounds))
+
+    #: the arrays of a result, in the order :meth:`content_sha256` hashes them
+    ARRAYS = ("cover_parameters", "policies", "reward_values", "cost_values", "safe_policy",
+              "safe_reward_values", "safe_cost_values", "safe_margin")
+
+    def content_sha256(self) -> str:
+        """A hash of what the result says (every array's dtype, shape and bytes; the rounds,
+        settings, distribution, seed and extra as canonical JSON), not of how long it took
+        (``wall_seconds`` is left out) nor of the file's bytes (a zip archive records its
+        write time): retraining with the same settings gives the same hash, so a folder whose
+        training was removed and retrained stays resumable."""
+        digest = hashlib.sha256()
+        header = {"rounds": self.rounds, "settings": self.settings,
+                  "distribution": self.distribution, "seed": self.seed, "extra": self.extra}
+        digest.update(json.dumps(jsonable(header), sort_keys=True).encode())
+        for name in self.ARRAYS:
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (an .npz of arrays plus a JSON header); no pickled objects."""

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from safepce.console import STARTING, sigint_recorded, was_interrupted
 from safepce.theory.experiment import ExperimentSettings, ViolationSettings
+from safepce.theory.results import release_output
 from safepce.theory.sweep import tune_process
 
 from ..sweeps import SweepDeltaSettings
@@ -94,20 +96,37 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    tune_process()
-    args = build_parser().parse_args(argv)
-    command: Command = args.command_spec
-    try:
-        settings = settings_from(command.settings, args)
-        return command.run(settings, run_settings(args))
-    except ValueError as exc:   # every InputError, and the library's validation errors
-        print(f"safepce {command.name}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # the pools have been ended on the way out; a second Ctrl-C must not break the exit
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print(f"safepce {command.name}: {interrupted_message(Path(args.out))}", file=sys.stderr)
-        return 130
+    """The command line: one command, its one-line errors (exit 2) and its interrupt (exit 130,
+    one line saying what was kept). A Ctrl-C is recognised whatever exception it surfaces as
+    (:func:`safepce.console.was_interrupted`)."""
+    with sigint_recorded():
+        try:
+            tune_process()
+            args = build_parser().parse_args(argv)
+        except BaseException as exc:
+            if not was_interrupted(exc):
+                raise
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print(STARTING, file=sys.stderr)
+            return 130
+        command: Command = args.command_spec
+        try:
+            settings = settings_from(command.settings, args)
+            return command.run(settings, run_settings(args))
+        except BaseException as exc:
+            if was_interrupted(exc):
+                # the pools have been ended on the way out; a second Ctrl-C must not break
+                # the exit
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                print(f"safepce {command.name}: {interrupted_message(Path(args.out))}",
+                      file=sys.stderr)
+                return 130
+            if isinstance(exc, ValueError):   # every InputError, and validation errors
+                print(f"safepce {command.name}: error: {exc}", file=sys.stderr)
+                return 2
+            raise
+        finally:
+            release_output()
 
 
 #: seconds an interrupted command may take to exit after its one line (see :func:`console`)
@@ -147,7 +166,7 @@ def interrupted_message(out: Path) -> str:
     if stored:
         return (f"interrupted: {stored} runs stored in {out}; run the same command to "
                 "resume")
-    return "interrupted: nothing stored (this command does not resume); run it again"
+    return "interrupted: no run finished yet, nothing to resume from; run the same command again"
 
 
 __all__ = ["COMMANDS", "Command", "build_parser", "console", "main"]

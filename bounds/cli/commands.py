@@ -7,7 +7,6 @@ returns the exit code."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -315,11 +314,11 @@ def run_violations(settings: ViolationSettings, run: RunSettings) -> int:
     path = out / "training.npz"
     if not path.exists():
         experiment_training(settings, progress=not run.quiet)[0].save(path)
-    TrainingResult.load(path)
+    training = TrainingResult.load(path)
     # the store refuses a folder that holds anything but this same sweep (resume = same command
-    # with the same training file)
+    # with the same training, by content: a retrained file with the same numbers resumes)
     store = ResultStore(out, {"command": "violations",
-                              "training_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                              "training_content_sha256": training.content_sha256()}
                         | {f.name: (list(v) if isinstance(v := getattr(settings, f.name), tuple)
                                     else v) for f in fields(settings)})
     result = violation_rates(path, settings, workers=run.workers, progress=not run.quiet,

@@ -100,12 +100,19 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
 def take_output(run: RunSettings, command: str, settings, keep: tuple[str, ...] = ()) -> Path:
     """Create and check the output folder, then claim it for this command and settings
     (:func:`safepce.theory.results.claim_output`: refuses another command's or settings' results
-    unless
-    --overwrite, and removes stale outputs)."""
-    from safepce.theory.results import claim_output
+    unless --overwrite, which clears only a folder safepce wrote; removes stale outputs). The
+    folder stays locked for this process until the command ends
+    (:func:`safepce.theory.results.lock_output`)."""
+    from safepce.theory.results import claim_output, lock_output, release_output
 
     out = prepare_output(run.out)
-    claim_output(out, command, dataclasses.asdict(settings), keep=keep, overwrite=run.overwrite)
+    created = lock_output(out, command)
+    try:
+        claim_output(out, command, dataclasses.asdict(settings), keep=keep,
+                     overwrite=run.overwrite)
+    except BaseException:
+        release_output(out, remove=created)
+        raise
     return out
 
 

@@ -58,6 +58,8 @@ def test_same_table_on_one_worker_two_workers_and_dask(tmp_path):
         tables.append(_table(tmp_path / name))
     assert len(tables[0]) == 200
     assert tables[0] == tables[1] == tables[2]
+    raw = [(tmp_path / n / "runs.csv").read_bytes() for n in ("one", "two", "dask")]
+    assert raw[0] == raw[1] == raw[2]
     summaries = [json.loads((tmp_path / n / "summary.json").read_text())["results"]
                  for n in ("one", "two", "dask")]
     assert summaries[0] == summaries[1] == summaries[2]
