@@ -57,6 +57,12 @@ def _format_index(index: tuple | int) -> str:
 
 
 def _as_float_array(value, name: str, ndim: tuple[int, ...], error=InvalidCMDPError) -> np.ndarray:
+    if np.iscomplexobj(value):
+        imaginary = np.imag(np.asarray(value))
+        index = tuple(int(i) for i in np.argwhere(imaginary != 0)[0]) if np.any(
+            imaginary != 0) and imaginary.ndim else None
+        raise error(name, "real entries", index=index,
+                    detail=f"got a complex array (dtype {np.asarray(value).dtype})")
     try:
         array = np.array(value, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:

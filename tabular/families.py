@@ -355,23 +355,79 @@ def save_family(path: str | Path, tasks: Sequence[CMDP], weights=None) -> Path:
     return path
 
 
+#: the arrays of a family file and the ranks each may have (the leading axis counts tasks)
+FAMILY_ARRAYS = {"P": (4,), "r": (3,), "cost": (3, 4), "budget": (1, 2), "rho": (2,)}
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Read each array's .npy header in the archive (not its data) and refuse one that declares
+    more bytes than the archive holds for it (a damaged or hostile file would otherwise make
+    ``np.load`` allocate what it declares)."""
+    import zipfile
+
+    fmt = np.lib.format
+    with zipfile.ZipFile(path) as archive:
+        for name in ("header", *FAMILY_ARRAYS):
+            try:
+                info = archive.getinfo(f"{name}.npy")
+            except KeyError:
+                raise UnknownFamilyError(f"--family-file: {path} has no array {name!r}; expected "
+                                         "a file written by save_family") from None
+            with archive.open(info) as handle:
+                version = fmt.read_magic(handle)
+                reader = {(1, 0): fmt.read_array_header_1_0,
+                          (2, 0): fmt.read_array_header_2_0}.get(version)
+                if reader is None:
+                    continue                    # np.load below judges other versions
+                shape, _, dtype = reader(handle)
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if need > info.file_size:
+                raise UnknownFamilyError(
+                    f"--family-file: {path}: array {name} declares shape {tuple(shape)} "
+                    f"({need:,} bytes) but the file holds {info.file_size:,} bytes for it; the "
+                    "file is damaged")
+
+
 def load_family(path: str | Path):
     """The finite family saved by :func:`save_family` (a
-    :class:`safepce.tabular.distributions.FiniteUniform`); a missing or foreign file is refused with
-    an
-    error naming it."""
+    :class:`safepce.tabular.distributions.FiniteUniform`). A missing, damaged or foreign file
+    is refused with an :class:`UnknownFamilyError` naming the file and what is wrong (its
+    header, an array's rank, task counts that disagree, a declared size the file does not
+    hold) before any array is built; the tasks themselves are then validated as CMDPs."""
+    import zipfile
+
     from .distributions import FiniteUniform
 
     path = Path(path)
     try:
+        _check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))
-            arrays = {k: data[k] for k in ("P", "r", "cost", "budget", "rho")}
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+            arrays = {k: data[k] for k in FAMILY_ARRAYS}
+    except UnknownFamilyError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
         raise UnknownFamilyError(f"--family-file: {path} is not a readable safepce family file "
                                  f"({type(exc).__name__}: {exc})") from None
-    if header.get("format") != FAMILY_FILE_FORMAT:
-        raise UnknownFamilyError(f"--family-file: {path} is not a safepce family file")
+    if not isinstance(header, dict) or header.get("format") != FAMILY_FILE_FORMAT:
+        raise UnknownFamilyError(f"--family-file: {path} is not a safepce family file (its "
+                                 "header is not a safepce-family object)")
+    if "gamma" not in header:
+        raise UnknownFamilyError(f"--family-file: {path}: the header has no gamma")
+    for name, ranks in FAMILY_ARRAYS.items():
+        if arrays[name].ndim not in ranks:
+            raise UnknownFamilyError(
+                f"--family-file: {path}: array {name} has shape {arrays[name].shape}; expected "
+                + " or ".join(f"{r}-D" for r in ranks) + " (tasks first)")
+    counts = {name: array.shape[0] for name, array in arrays.items()}
+    declared = header.get("n_tasks", counts["P"])
+    if len(set(counts.values())) != 1 or declared != counts["P"]:
+        raise UnknownFamilyError(
+            f"--family-file: {path}: the arrays hold different numbers of tasks ("
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f"; header n_tasks {declared})")
+    if counts["P"] == 0:
+        raise UnknownFamilyError(f"--family-file: {path} holds no task")
     tasks = [CMDP(arrays["P"][i], arrays["r"][i], arrays["cost"][i], arrays["budget"][i],
-                  arrays["rho"][i], header["gamma"]) for i in range(arrays["P"].shape[0])]
+                  arrays["rho"][i], header["gamma"]) for i in range(counts["P"])]
     return FiniteUniform(tasks, header.get("weights"))

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -68,8 +69,10 @@ def atomic_write(path: str | Path, write: Callable[[io.IOBase], None], binary: b
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
-        if temporary.exists():
-            temporary.unlink()
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:         # a folder made read-only under us: the caller reports the fault
+            pass
     return path
 
 
@@ -406,10 +409,22 @@ def load(out_dir: str | Path) -> Results:
         raise ResultsError(f"{path}: expected the keys {SUMMARY_KEYS}")
     runs = []
     if (folder / "runs.csv").exists():
-        with (folder / "runs.csv").open(newline="") as handle:
-            runs = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        try:
+            with (folder / "runs.csv").open(newline="") as handle:
+                raw = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ResultsError(f"{folder / 'runs.csv'}: expected a safepce runs table "
+                               f"({type(exc).__name__}: {exc})") from None
+        if any(None in row or None in row.values() for row in raw):
+            raise ResultsError(f"{folder / 'runs.csv'}: expected a safepce runs table (rows "
+                               "whose field counts differ from the header: a damaged file)")
+        runs = [{k: _parse(v) for k, v in row.items()} for row in raw]
     curves = None
     if (folder / "curves.npz").exists():
-        with np.load(folder / "curves.npz", allow_pickle=False) as arrays:
-            curves = {k: arrays[k] for k in arrays.files}
+        try:
+            with np.load(folder / "curves.npz", allow_pickle=False) as arrays:
+                curves = {k: arrays[k] for k in arrays.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ResultsError(f"{folder / 'curves.npz'}: expected safepce curves "
+                               f"({type(exc).__name__}: {exc})") from None
     return Results(folder, data, runs, curves)

@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(exc, ValueError):   # every InputError, and validation errors
                 print(f"safepce {command.name}: error: {exc}", file=sys.stderr)
                 return 2
+            if isinstance(exc, (OSError, MemoryError)):
+                print(f"safepce {command.name}: {fault_message(exc, Path(args.out))}",
+                      file=sys.stderr)
+                return 1
             raise
         finally:
             release_output()
@@ -155,6 +159,18 @@ def _end_now(code: int) -> None:
         except (OSError, ValueError):
             pass
     os._exit(code)
+
+
+def fault_message(exc: BaseException, out: Path) -> str:
+    """One line for an I/O fault or exhausted memory met while running: what failed, and that
+    what was stored before it is kept (every file is written atomically)."""
+    if isinstance(exc, MemoryError):
+        what = "out of memory"
+    else:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        what = f"I/O error: {exc.strerror or exc}{where}"
+    return (f"{what}; results stored in {out} before it are intact; fix the cause and run the "
+            "same command to resume")
 
 
 def interrupted_message(out: Path) -> str:
