@@ -194,3 +194,67 @@ def test_malformed_family_files_are_one_line(tmp_path, capsys, case):
                      "--quiet"])
         line = one_line(capsys)
         assert code == 2 and words in line, (case, line)
+
+
+# --- the engine failing under a sweep -----------------------------------------------------------
+
+
+def killing_chunk(settings_list):
+    """A sweep chunk whose item 5 kills its worker process from outside (as the OOM killer
+    would)."""
+    import os
+    import signal
+
+    out = []
+    for s in settings_list:
+        if s["x"] == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+        out.append({"value": s["x"] ** 2})
+    return out
+
+
+def test_a_worker_killed_mid_sweep_is_an_engine_fault(tmp_path):
+    """A local worker killed from outside: EngineError (a fault, exit 1 on the command line)
+    naming the stored count; the stored runs are intact and a rerun without the fault
+    completes them."""
+    from safepce.theory.sweep import EngineError, ResultStore, make_executor, run_sweep
+
+    store = ResultStore(tmp_path / "s", {"n": 12})
+    items = [(f"{i:03d}", {"x": i}) for i in range(12)]
+    with pytest.raises(EngineError, match=r"BrokenProcessPool.*runs are stored"):
+        with make_executor("local", 2) as executor:
+            run_sweep(items, killing_chunk, store, executor, progress=False)
+    kept = store.done()
+    assert "005" not in kept and "000" in kept
+    from tests.theory.test_sweep import square_chunk
+
+    with make_executor("local", 2) as executor:
+        records = run_sweep(items, square_chunk, store, executor, progress=False)
+    assert [r["value"] for r in records] == [i * i for i in range(12)]
+
+
+def test_workers_are_capped_at_the_cores_with_a_note(monkeypatch, capsys):
+    from safepce.theory import sweep
+
+    monkeypatch.setattr(sweep, "available_cores", lambda: 4)
+    assert sweep.cap_workers(1000) == 4
+    assert "--workers 1000 capped at 4 (the cores available)" in capsys.readouterr().err
+    assert sweep.cap_workers(3, jobs=2) == 2 and sweep.cap_workers(3) == 3
+    assert capsys.readouterr().err == ""
+
+
+def test_a_dask_scheduler_without_workers_is_refused_after_a_bounded_wait(tmp_path, capsys,
+                                                                          monkeypatch):
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    from safepce.theory import sweep
+
+    monkeypatch.setattr(sweep, "WORKER_TIMEOUT", 2)
+    with LocalCluster(n_workers=0, dashboard_address=None) as cluster:
+        code = main([*VIOLATIONS, "--engine", "dask", "--scheduler", cluster.scheduler_address,
+                     "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "has no worker; waiting up to 2 s" in err[0]
+    assert "has no worker after 2 s" in err[-1] and "dask worker" in err[-1]

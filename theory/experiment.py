@@ -29,7 +29,7 @@ from .algorithms.registry import REGISTRY, make_algorithm
 from .harness import RunRecord, authors_report, run_test_phase
 from .results import clopper_pearson
 from .settings import SettingsError, algorithm_delta, non_negative, positive, setting, validate
-from .sweep import ResultStore, make_executor, run_sweep
+from .sweep import EngineError, ResultStore, _engine_failures, make_executor, run_sweep
 from .training import TrainingResult, make_coverage_oracle, make_safe_oracle, train
 
 #: what `safepce reproduce` runs by default: the paper's six algorithms and the certified
@@ -288,12 +288,17 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
         for key, i in pending:
             finish((key, i), reproduce_run(key, i, settings, training, thetas[i], optima[i]))
     elif pending:
-        with make_executor("local", workers) as executor:
+        with make_executor("local", workers, jobs=len(pending)) as executor:
             # the slowest algorithms go first so the pool drains evenly
             futures = {executor.submit(reproduce_run, key, i, settings, training, thetas[i],
                                        optima[i]): (key, i) for key, i in reversed(pending)}
-            for future in as_completed(futures):
-                finish(futures[future], future.result())
+            try:
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
+            except _engine_failures() as exc:
+                raise EngineError(f"a worker process running the test phase failed "
+                                  f"({type(exc).__name__}: {exc}); {len(done)} of {len(jobs)} "
+                                  "runs are stored") from None
     bar.close()
     records = {key: [done[key, i] for i in range(len(thetas))] for key in settings.algorithms}
     name = distribution.parameter_names[0]
@@ -400,7 +405,8 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
         if store is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory())
             store = ResultStore(folder, {"kind": "violations", "runs": settings.runs})
-        executor = stack.enter_context(make_executor(engine, workers, scheduler))
+        executor = stack.enter_context(make_executor(engine, workers, scheduler,
+                                                     jobs=len(items)))
         records = run_sweep(items, violation_run_chunk, store, executor, progress=progress,
                             description="violation runs")
     rows = [{"key": r["settings"]["algorithm"],

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import math
+import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -46,10 +49,31 @@ MIN_TASK_SECONDS = 0.05
 ENGINES = ("local", "dask")
 #: seconds to wait for a Dask scheduler given by --scheduler before refusing it
 SCHEDULER_TIMEOUT = 5
+#: seconds to wait for a scheduler without workers to get one before refusing it
+WORKER_TIMEOUT = 30
 
 
 class StoreError(InputError):
     """The output folder holds something other than this sweep's store."""
+
+
+class EngineError(OSError):
+    """The engine running a sweep failed under it (a Dask scheduler or worker that died, a
+    local worker process killed from outside): a fault, not bad input; the runs stored before
+    it are kept, and the same command resumes."""
+
+
+def _engine_failures() -> tuple[type[BaseException], ...]:
+    from concurrent.futures import CancelledError
+    from concurrent.futures.process import BrokenProcessPool
+
+    failures: tuple[type[BaseException], ...] = (CancelledError, BrokenProcessPool)
+    try:
+        from distributed.comm.core import CommClosedError
+        failures += (CommClosedError,)
+    except ImportError:
+        pass
+    return failures
 
 
 class ResultStore:
@@ -188,12 +212,32 @@ def end_pool(pool: ProcessPoolExecutor) -> bool:
         manager is not None and manager.is_alive())
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system reports it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cap_workers(workers: int, jobs: int | None = None) -> int:
+    """``workers`` capped at the cores available (with a note on stderr) and at the number of
+    jobs (silently): more processes than either only cost memory and start-up time."""
+    positive_int("--workers", workers)
+    cores = available_cores()
+    if workers > cores:
+        print(f"safepce: --workers {workers} capped at {cores} (the cores available)",
+              file=sys.stderr, flush=True)
+        workers = cores
+    return min(workers, max(1, int(jobs))) if jobs is not None else workers
+
+
 @contextmanager
-def process_pool(workers: int):
+def process_pool(workers: int, jobs: int | None = None):
     """A process pool whose workers ignore Ctrl-C and die with this process; on an interrupt or
     any error in the block the queued work is cancelled and the workers are killed and reaped
     at once (:func:`end_pool`; finished results already handed out are kept by the caller)."""
-    pool = ProcessPoolExecutor(max_workers=positive_int("--workers", workers),
+    pool = ProcessPoolExecutor(max_workers=cap_workers(workers, jobs),
                                initializer=_worker_init)
     try:
         yield pool
@@ -223,21 +267,24 @@ def map_runs(function: Callable[[tuple], list], jobs: list, workers: int,
              progress: bool = False, description: str = "runs") -> list:
     """``function`` over ``jobs`` (each returning a list of run records) on a
     :func:`process_pool`, the records flattened in job order (so independent of ``workers``)."""
-    with process_pool(workers) as pool:
+    with process_pool(workers, len(jobs)) as pool:
         parts = tqdm(pool.map(function, jobs), total=len(jobs), disable=not progress,
                      desc=description)
         return [record for part in parts for record in part]
 
 
 @contextmanager
-def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None = None):
+def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None = None,
+                  jobs: int | None = None):
     """A ``concurrent.futures.Executor``: a process pool, or Dask's executor on the scheduler at
-    ``scheduler`` (a LocalCluster of ``workers`` single-threaded processes when None)."""
+    ``scheduler`` (a LocalCluster of ``workers`` single-threaded processes when None).
+    ``jobs``: how many jobs will be submitted (local workers are capped at it and at the
+    cores, :func:`cap_workers`)."""
     if engine not in ENGINES:
         raise InputError(f"--engine: expected one of {ENGINES}; got {engine!r}")
     positive_int("--workers", workers)
     if engine == "local":
-        with process_pool(workers) as pool:
+        with process_pool(workers, jobs) as pool:
             yield pool
         return
     try:
@@ -245,6 +292,21 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
     except ImportError:
         raise InputError("--engine: dask needs the optional extra: pip install "
                          "'safepce[dask]'") from None
+    # the client logs its reconnection attempts with tracebacks when the scheduler dies; the
+    # sweep reports that fault itself in one line (EngineError)
+    quiet_logger = logging.getLogger("distributed.client")
+    level = quiet_logger.level
+    quiet_logger.setLevel(logging.CRITICAL)
+    try:
+        with _dask_executor(Client, LocalCluster, workers, scheduler, jobs) as executor:
+            yield executor
+    finally:
+        quiet_logger.setLevel(level)
+
+
+@contextmanager
+def _dask_executor(Client, LocalCluster, workers: int, scheduler: str | None,
+                   jobs: int | None):
     if scheduler:
         try:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
@@ -252,8 +314,10 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
             raise InputError(f"--scheduler: cannot reach a Dask scheduler at {scheduler} within "
                              f"{SCHEDULER_TIMEOUT} s ({type(exc).__name__})") from None
         cluster = None
+        _wait_for_a_worker(client, scheduler)
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        cluster = LocalCluster(n_workers=cap_workers(workers, jobs), threads_per_worker=1,
+                               processes=True,
                                dashboard_address=None)
         client = Client(cluster)
     # the workers connected now run as the command line does (workers that join later keep
@@ -265,6 +329,23 @@ def make_executor(engine: str = "local", workers: int = 2, scheduler: str | None
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _wait_for_a_worker(client, scheduler: str) -> None:
+    """Wait at most :data:`WORKER_TIMEOUT` s for the scheduler to have a worker, saying so on
+    stderr when it has none yet; refuse it in one line when none joins."""
+    if client.scheduler_info().get("workers"):
+        return
+    print(f"safepce: the Dask scheduler at {scheduler} has no worker; waiting up to "
+          f"{WORKER_TIMEOUT} s for one to join", file=sys.stderr, flush=True)
+    try:
+        client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+    except (TimeoutError, OSError) as exc:
+        client.close()
+        raise InputError(f"--scheduler: the Dask scheduler at {scheduler} has no worker after "
+                         f"{WORKER_TIMEOUT} s ({type(exc).__name__}); start workers "
+                         f"(dask worker {scheduler}) or leave --scheduler out for a local "
+                         "cluster") from None
 
 
 def run_sweep(items: list[tuple[str, dict]], run_chunk: Callable[[list[dict]], list[dict]],
@@ -290,10 +371,15 @@ def run_sweep(items: list[tuple[str, dict]], run_chunk: Callable[[list[dict]], l
         rest = pending[1:]
         chunks = [rest[i:i + size] for i in range(0, len(rest), size)]
         futures = {executor.submit(run_chunk, [s for _, s in chunk]): chunk for chunk in chunks}
-        for future in as_completed(futures):
-            chunk = futures[future]
-            for (key, _), record in zip(chunk, future.result(), strict=True):
-                store.write(key, record)
-            bar.update(len(chunk))
+        try:
+            for future in as_completed(futures):
+                chunk = futures[future]
+                for (key, _), record in zip(chunk, future.result(), strict=True):
+                    store.write(key, record)
+                bar.update(len(chunk))
+        except _engine_failures() as exc:
+            raise EngineError(f"the {type(executor).__name__} running the sweep failed "
+                              f"({type(exc).__name__}: {str(exc) or 'its work was cancelled'}); "
+                              f"{len(store.done())} of {len(items)} runs are stored") from None
     bar.close()
     return store.records()

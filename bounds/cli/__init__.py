@@ -19,7 +19,7 @@ from pathlib import Path
 from safepce.console import STARTING, sigint_recorded, was_interrupted
 from safepce.theory.experiment import ExperimentSettings, ViolationSettings
 from safepce.theory.results import release_output
-from safepce.theory.sweep import tune_process
+from safepce.theory.sweep import EngineError, tune_process
 
 from ..sweeps import SweepDeltaSettings
 from ..verify import VerifySettings
@@ -166,6 +166,8 @@ def fault_message(exc: BaseException, out: Path) -> str:
     what was stored before it is kept (every file is written atomically)."""
     if isinstance(exc, MemoryError):
         what = "out of memory"
+    elif isinstance(exc, EngineError):
+        what = str(exc)
     else:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         what = f"I/O error: {exc.strerror or exc}{where}"
