@@ -90,14 +90,15 @@ def interrupt_trial(arguments: list[str], out: Path, delay: float, resume: bool)
 
 
 def check_trial(seen: dict) -> None:
-    assert not seen["hung"], seen
-    assert seen["code"] in (0, 130), seen
-    assert seen["left_alive"] == [], seen
+    text = str(seen)                    # the whole record in the message, untruncated
+    assert not seen["hung"], text
+    assert seen["code"] in (0, 130), text
+    assert seen["left_alive"] == [], text
     if seen["code"] == 130:
-        assert "Traceback" not in seen["stderr"] and "\n" not in seen["stderr"], seen
-        assert "interrupted" in seen["stderr"], seen
+        assert "Traceback" not in seen["stderr"] and "\n" not in seen["stderr"], text
+        assert "interrupted" in seen["stderr"], text
     if "resume_code" in seen:
-        assert seen["resume_code"] == 0, seen
+        assert seen["resume_code"] == 0, text
 
 
 def _trials(tmp_path, n: int, resume_every: int, seed: int):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -133,22 +132,16 @@ def main(argv: list[str] | None = None) -> int:
             release_output()
 
 
-#: seconds an interrupted command may take to exit after its one line (see :func:`console`)
-EXIT_GRACE_SECONDS = 2.0
-
-
 def console(argv: list[str] | None = None) -> int:
     """The ``safepce`` script and ``python -m safepce``: :func:`main`, and after an interrupt
-    an exit bounded by :data:`EXIT_GRACE_SECONDS`. Every pool has been ended and its workers
-    reaped by then (``theory.sweep.end_pool``), and every stored result is on disk; should
-    anything still hold the interpreter's exit (a thread it joins), the process ends at the
-    grace time with the same exit code instead of waiting. (Not in :func:`main`, which tests
-    and notebooks call in-process.)"""
+    an immediate exit with code 130. Every pool has been ended and its workers reaped by then
+    (``theory.sweep.end_pool``) and every stored result is on disk, so nothing is left for the
+    interpreter's exit to do but joins that may wait (a pool's thread) and, when the interrupt
+    surfaced inside an extension module's import, a re-raise of the signal (exit status -2
+    instead of 130). (Not in :func:`main`, which tests and notebooks call in-process.)"""
     code = main(argv)
     if code == 130:
-        timer = threading.Timer(EXIT_GRACE_SECONDS, _end_now, (code,))
-        timer.daemon = True
-        timer.start()
+        _end_now(code)
     return code
 
 
