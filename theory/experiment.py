@@ -27,6 +27,7 @@ from safepce.tabular.distributions import PAPER_TEST_TASKS, TaskDistribution
 
 from .algorithms.registry import REGISTRY, make_algorithm
 from .harness import RunRecord, authors_report, run_test_phase
+from .progress import keep_alive
 from .results import clopper_pearson
 from .settings import SettingsError, algorithm_delta, non_negative, positive, setting, validate
 from .sweep import EngineError, ResultStore, _engine_failures, make_executor, run_sweep
@@ -264,7 +265,8 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
     else:
         distribution, _ = experiment_family(settings)
     thetas = test_parameters(settings)
-    optima = [optimal_value(distribution.build(theta)) for theta in thetas]
+    optima = [optimal_value(distribution.build(theta)) for theta in tqdm(
+        thetas, desc="test tasks' optima V*", disable=not progress)]
     jobs = [(key, i) for key in settings.algorithms for i in range(len(thetas))]
     done: dict[tuple[str, int], RunRecord] = {}
     if store is not None:
@@ -284,21 +286,22 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
     pending = [job for job in jobs if job not in done]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="test phase", unit="run",
                disable=not progress)
-    if workers == 1:
-        for key, i in pending:
-            finish((key, i), reproduce_run(key, i, settings, training, thetas[i], optima[i]))
-    elif pending:
-        with make_executor("local", workers, jobs=len(pending)) as executor:
-            # the slowest algorithms go first so the pool drains evenly
-            futures = {executor.submit(reproduce_run, key, i, settings, training, thetas[i],
-                                       optima[i]): (key, i) for key, i in reversed(pending)}
-            try:
-                for future in as_completed(futures):
-                    finish(futures[future], future.result())
-            except _engine_failures() as exc:
-                raise EngineError(f"a worker process running the test phase failed "
-                                  f"({type(exc).__name__}: {exc}); {len(done)} of {len(jobs)} "
-                                  "runs are stored") from None
+    with keep_alive(bar):
+        if workers == 1:
+            for key, i in pending:
+                finish((key, i), reproduce_run(key, i, settings, training, thetas[i], optima[i]))
+        elif pending:
+            with make_executor("local", workers, jobs=len(pending)) as executor:
+                # the slowest algorithms go first so the pool drains evenly
+                futures = {executor.submit(reproduce_run, key, i, settings, training, thetas[i],
+                                           optima[i]): (key, i) for key, i in reversed(pending)}
+                try:
+                    for future in as_completed(futures):
+                        finish(futures[future], future.result())
+                except _engine_failures() as exc:
+                    raise EngineError(f"a worker process running the test phase failed "
+                                      f"({type(exc).__name__}: {exc}); {len(done)} of {len(jobs)} "
+                                      "runs are stored") from None
     bar.close()
     records = {key: [done[key, i] for i in range(len(thetas))] for key in settings.algorithms}
     name = distribution.parameter_names[0]

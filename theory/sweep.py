@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from safepce.tabular.errors import InputError, positive_int
 
+from .progress import keep_alive
 from .results import (
     LOCK,
     MANIFEST,
@@ -361,6 +362,13 @@ def run_sweep(items: list[tuple[str, dict]], run_chunk: Callable[[list[dict]], l
     pending = [(key, settings) for key, settings in items if key not in finished]
     bar = tqdm(total=len(items), initial=len(items) - len(pending), desc=description,
                unit="run", disable=not progress)
+    with keep_alive(bar):
+        _run_pending(pending, items, run_chunk, store, executor, bar)
+    bar.close()
+    return store.records()
+
+
+def _run_pending(pending, items, run_chunk, store, executor, bar) -> None:
     if pending:
         start = time.perf_counter()
         key, settings = pending[0]
@@ -381,5 +389,3 @@ def run_sweep(items: list[tuple[str, dict]], run_chunk: Callable[[list[dict]], l
             raise EngineError(f"the {type(executor).__name__} running the sweep failed "
                               f"({type(exc).__name__}: {str(exc) or 'its work was cancelled'}); "
                               f"{len(store.done())} of {len(items)} runs are stored") from None
-    bar.close()
-    return store.records()

@@ -36,6 +36,7 @@ from .oracles import (
     TrainingInputError,
     WorstCaseSafePolicy,
 )
+from .progress import keep_alive, status
 from .results import atomic_write, jsonable
 
 FORMAT_VERSION = 1
@@ -241,8 +242,9 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
                                  f"{type(distribution).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TrainingInputError(f"seed: expected a non-negative integer; got {seed!r}")
-    probe = distribution.check(seed)
-    smallest = np.atleast_1d(tabular.minimum_cost(probe))
+    with status("checking the family on one sampled task", progress):
+        probe = distribution.check(seed)
+        smallest = np.atleast_1d(tabular.minimum_cost(probe))
     if np.any(smallest > probe.budgets):
         raise TrainingInputError(
             f"budget: no policy meets the budget {probe.budgets.tolist()} on a sampled task (its "
@@ -277,14 +279,19 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
     bar.close()
 
     cover_parameters = theta[cover.indices]
-    tasks = distribution.build_many(cover_parameters)
+    with status(f"building the {cover_parameters.shape[0]} cover tasks", progress):
+        tasks = distribution.build_many(cover_parameters)
     solutions = []
-    for task in tqdm(tasks, desc="O_l: exact LP per cover task", disable=not progress):
-        try:
-            solutions.append(lp_oracle(task))
-        except tabular.InfeasibleCMDPError as exc:
-            raise TrainingInputError(f"distribution: a cover task is infeasible ({exc})") from None
-    safe: SafePolicy = safe_oracle(tasks, distribution)
+    bar = tqdm(tasks, desc="O_l: exact LP per cover task", disable=not progress)
+    with keep_alive(bar):
+        for task in bar:
+            try:
+                solutions.append(lp_oracle(task))
+            except tabular.InfeasibleCMDPError as exc:
+                raise TrainingInputError(f"distribution: a cover task is infeasible ({exc})"
+                                         ) from None
+    with status("O_s: the safe policy pi_s on the cover", progress):
+        safe: SafePolicy = safe_oracle(tasks, distribution)
     describe = getattr(safe_oracle, "describe", lambda: {"oracle": type(safe_oracle).__name__})
     try:
         spec = distribution.to_dict()
@@ -343,7 +350,8 @@ def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, cove
     scale = distribution.distance_scale
     radius = coverage.radius
     eps = radius * (scale if coverage.name == "parameter" and scale else 1.0)
-    tasks = distribution.build_many(heldout)
+    with status(f"Lemma 3.5: building {n_heldout} held-out tasks", progress):
+        tasks = distribution.build_many(heldout)
     first = tasks[0]
     L = simulation_lemma_constant(first.gamma)
     if coverage.name == "parameter" or scale is not None:
@@ -355,10 +363,11 @@ def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, cove
     nearest = np.argmin(gaps, axis=1)
     covered = gaps[np.arange(n_heldout), nearest] <= radius
     policies = np.concatenate([result.policies, result.safe_policy[None]])
-    if first.is_sparse:
-        values = _own_and_safe_values(tasks, policies, nearest)
-    else:
-        values = tabular.evaluate_batch(tasks, policies)
+    with status("Lemma 3.5: the cover's and pi_s's values on the held-out tasks", progress):
+        if first.is_sparse:
+            values = _own_and_safe_values(tasks, policies, nearest)
+        else:
+            values = tabular.evaluate_batch(tasks, policies)
     form = first.utility_form
     reward_paper = form.reward_value_to_paper(values.reward_value)
     utility_paper = form.cost_value_to_paper(values.cost_value)
@@ -372,8 +381,9 @@ def check_lemma_3_5(result: TrainingResult, distribution: TaskDistribution, cove
     # in parameter order, so that each Lagrangian solve starts from its neighbour's answer
     order = np.lexsort(heldout.T[::-1])
     optimum = np.empty(n_heldout)
-    optimum[order] = [s.reward_value for s in tabular.solve_sequence(
-        tqdm([tasks[i] for i in order], desc="held-out optima", disable=not progress))]
+    bar = tqdm([tasks[i] for i in order], desc="held-out optima", disable=not progress)
+    with keep_alive(bar):
+        optimum[order] = [s.reward_value for s in tabular.solve_sequence(bar)]
     gap = form.reward_value_to_paper(optimum - values.reward_value[rows, own])
     safe_slack = utility_paper[:, -1]
     delta = result.settings["delta"]
