@@ -122,3 +122,12 @@ def test_utility_form_rejects_negative_reward():
     task = CMDP(**_valid(r=-np.ones((3, 2))))
     with pytest.raises(InvalidCMDPError, match=r"^r\[0, 0\]"):
         task.utility_form  # noqa: B018
+
+
+def test_a_complex_kernel_is_refused_naming_an_entry():
+    """numpy would drop the imaginary parts with a warning; a CMDP refuses them."""
+    task = tabular.gridworld(0.3)
+    P = task.P.astype(complex)
+    P[2, 1, 3] += 1e-9j
+    with pytest.raises(tabular.InvalidCMDPError, match=r"P\[2, 1, 3\]: expected real entries"):
+        tabular.CMDP(P, task.r, task.cost, task.budget, task.rho, task.gamma)

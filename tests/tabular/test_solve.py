@@ -210,3 +210,20 @@ def test_polish_reaches_exact_feasibility_when_a_few_ulps_do_not_move_the_vertex
     solution = tabular.solve(task, backend=backend)
     assert tabular.evaluate(task, solution.policy).slack >= 0
     assert 0 < solution.budget_tightening < 1e-12
+
+
+@pytest.mark.parametrize("backend", ["auto", "cvxpy", "highspy", "lagrangian"])
+def test_gamma_too_close_to_one_is_refused_by_every_backend(backend):
+    """Below 1 - gamma = 1e-8 every backend refuses with the reason (HiGHS used to end with
+    status Unknown and cvxpy with 'Cannot unpack invalid solution'); at 1e-8 the two LP
+    backends still agree to 1e-9 relative."""
+    from safepce.tabular.solve import MIN_ONE_MINUS_GAMMA
+
+    close = tabular.random_cmdp(6, 3, gamma=1 - 1e-12, seed=1)
+    with pytest.raises(tabular.InvalidCMDPError, match=r"gamma: expected 1 - gamma >= 1e-08"):
+        tabular.solve(close, backend=backend)
+    with pytest.raises(tabular.InvalidCMDPError, match="gamma"):
+        tabular.minimum_cost(close)
+    edge = tabular.random_cmdp(6, 3, gamma=1 - MIN_ONE_MINUS_GAMMA, seed=1)
+    values = [tabular.solve(edge, backend=b).reward_value for b in ("cvxpy", "highspy")]
+    assert values[0] == pytest.approx(values[1], rel=1e-9)
