@@ -35,3 +35,29 @@ def finite_number(field: str, value, error: type[InputError] = InputError) -> fl
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise error(f"{field}: expected a finite number; got {value!r}")
     return float(value)
+
+
+#: the first bytes of every .npz (a zip archive's local file header)
+NPZ_MAGIC = b"PK\x03\x04"
+
+
+def npz_problem(path) -> str | None:
+    """Why ``path`` cannot be an .npz archive (missing, a folder, another kind of file: named by
+    its first bytes), or None. Loaders say this instead of what ``np.load`` would (a JSON file
+    is reported by numpy as "pickled data")."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return "does not exist"
+    if path.is_dir():
+        return "is a folder, not an .npz archive"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not head.startswith(NPZ_MAGIC):
+        return (f"is not an .npz archive (it begins with {head[:12]!r})" if head
+                else "is empty, not an .npz archive")
+    return None

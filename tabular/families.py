@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 from .cmdp import CMDP, InvalidCMDPError
-from .errors import InputError
+from .errors import InputError, npz_problem
 from .evaluate import evaluate
 from .policy import uniform_policy
 
@@ -399,6 +399,10 @@ def load_family(path: str | Path):
     from .distributions import FiniteUniform
 
     path = Path(path)
+    problem = npz_problem(path)
+    if problem:
+        raise UnknownFamilyError(f"--family-file: {path} {problem}; expected a file written by "
+                                 "save_family")
     try:
         _check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as data:

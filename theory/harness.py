@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from safepce import tabular
 from safepce.tabular import CMDP, Mixture
-from safepce.tabular.errors import InputError, positive_int
+from safepce.tabular.errors import InputError, npz_problem, positive_int
 
 #: a deployed policy counts as violating when its exact cost exceeds the budget by more than this
 VIOLATION_TOLERANCE = 1e-9
@@ -132,6 +132,10 @@ class RunRecord:
     @classmethod
     def load(cls, path) -> RunRecord:
         """Read a record written by :meth:`save` (a damaged file is named in the error)."""
+        problem = npz_problem(path)
+        if problem:
+            raise InputError(f"{path}: not a readable run record: it {problem}; remove it to "
+                             "rerun that run")
         try:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from safepce.tabular.errors import InputError
+from safepce.tabular.errors import InputError, npz_problem
 
 #: the top-level keys of every summary.json, in order
 SUMMARY_KEYS = ("command", "settings", "versions", "wall_seconds", "results")
@@ -421,6 +421,9 @@ def load(out_dir: str | Path) -> Results:
         runs = [{k: _parse(v) for k, v in row.items()} for row in raw]
     curves = None
     if (folder / "curves.npz").exists():
+        problem = npz_problem(folder / "curves.npz")
+        if problem:
+            raise ResultsError(f"{folder / 'curves.npz'}: expected safepce curves; it {problem}")
         try:
             with np.load(folder / "curves.npz", allow_pickle=False) as arrays:
                 curves = {k: arrays[k] for k in arrays.files}

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from safepce import tabular
 from safepce.tabular.distance import simulation_lemma_constant
 from safepce.tabular.distributions import TaskDistribution, distribution_from_dict
+from safepce.tabular.errors import npz_problem
 
 from .oracles import (
     DesignatedSafePolicy,
@@ -71,7 +72,9 @@ def _cannot_stop_message(rounds, coverage, theta, distribution, delta) -> str:
         if stopping_statistic(size, last["n"], delta) > delta:
             break
         suggestion = wider.radius
-    hint = (f"a radius of at least {suggestion:.3g} stops on this sample"
+    hint = (f"a radius of {suggestion:.3g} or more would already stop on this sample of "
+            f"N = {last['n']} tasks; smaller radii (above {coverage.radius:g}) can stop on the "
+            "larger samples of later rounds, once the cover no longer grows with N"
             if suggestion is not None else "no radius up to 2^60 times this one stops")
     risen = ", ".join(f"{r['statistic']:.3g}" for r in rounds[-RISING_ROUNDS - 1:])
     return (f"radius: Algorithm 1 cannot stop at radius {coverage.radius:g}: the cover grows "
@@ -182,6 +185,10 @@ class TrainingResult:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainingResult:
+        problem = npz_problem(path)
+        if problem:
+            raise TrainingInputError(f"{path}: not a readable safepce training result: it "
+                                     f"{problem}; remove it to retrain")
         try:
             with np.load(Path(path), allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
