@@ -65,6 +65,10 @@ class TaskDistribution(ABC):
 
     #: set by :func:`safepce.tabular.families.make`: the registered name and parameters
     family_spec: dict | None = None
+    #: declared by 1-D families whose kernel is affine in the parameter and whose reward, cost,
+    #: budget, rho and gamma do not depend on it (what the certified Safe-PCE's proof covers;
+    #: it verifies the declaration on a dense grid before it runs)
+    kernel_affine: bool = False
 
     def to_dict(self) -> dict:
         """A JSON description from which :func:`distribution_from_dict` rebuilds it (families
@@ -110,6 +114,9 @@ class GridworldNoise(TaskDistribution):
 
     parameter_names = ("noise",)
     distance_scale = 0.75
+
+    #: both noise models move probability mass linearly in the noise
+    kernel_affine = True
 
     def __init__(self, mean: float = 0.3, std: float = 0.03, low: float = 0.0,
                  high: float = 0.5, gamma: float = 0.9, budget: float = 1.5, size: int = 7,
@@ -177,19 +184,23 @@ class GridworldNoise(TaskDistribution):
 class UniformInterval(TaskDistribution):
     """A parameter uniform on [low, high], each value built into a task by ``builder``.
 
-    ``distance_scale`` may be given when the family's distance is exactly scale * |dtheta|.
+    ``distance_scale`` may be given when the family's distance is exactly scale * |dtheta|;
+    ``kernel_affine=True`` declares an affine kernel with everything else fixed (see
+    :attr:`TaskDistribution.kernel_affine`).
     """
 
     parameter_names = ("theta",)
 
     def __init__(self, low: float, high: float, builder: Callable[[float], CMDP],
-                 name: str = "theta", distance_scale: float | None = None):
+                 name: str = "theta", distance_scale: float | None = None,
+                 kernel_affine: bool = False):
         if not (np.isfinite(low) and np.isfinite(high) and low < high):
             raise InvalidDistributionError(
                 f"low, high: expected finite numbers with low < high; got low={low}, high={high}")
         self.low, self.high, self.builder = float(low), float(high), builder
         self.parameter_names = (name,)
         self.distance_scale = distance_scale
+        self.kernel_affine = bool(kernel_affine)
         self.check()
 
     def sample(self, n: int, seed) -> np.ndarray:
@@ -248,6 +259,8 @@ class InterpolatedKernels(TaskDistribution):
 
     :func:`runnable_family` builds one where the paper's ``theory`` constants are usable.
     """
+
+    kernel_affine = True
 
     parameter_names = ("theta",)
 

@@ -54,7 +54,8 @@ from .flags import RunSettings, UsageError, take_output
 
 #: log entries that describe one run rather than the algorithm's settings
 RUN_SPECIFIC_LOG = ("events", "candidate_order", "final_alpha", "final_candidate", "iterations",
-                    "updates", "plans_tried")
+                    "updates", "plans_tried", "pi_s_alone_episodes",
+                    "pi_s_certified_infeasible_blocks")
 
 
 def _wrote(out: Path, names: list[str]) -> None:

@@ -4,11 +4,15 @@ constant of Algorithm 2 replaced by a certificate computed from the test task's 
 Guarantee (checked in ``safepce verify``, claim "certified"). Let the test task be
 ``M = M_theta*`` for a parameter theta* in the support of the family, where the family is either
 finite or one-dimensional with a transition kernel affine in theta (``P_theta = P_0 + theta B``)
-and reward, cost, rho and gamma not depending on theta (both checked when the algorithm is
-built; :class:`CertificationError` otherwise). Then, with probability at least ``1 - delta``
-over the test-time randomness, for every test task, every policy deployed that is not pi_s
-alone is feasible (``V_cost <= b``). pi_s alone is deployed only when nothing else is certified,
-so when pi_s is feasible on M (Assumption 3.3) every deployed policy is feasible w.p. >= 1 - delta.
+and reward, cost, budget, rho and gamma not depending on theta. Checked when the algorithm is
+built, :class:`CertificationError` naming the quantity and two members otherwise: a finite
+family on every member; a 1-D family must declare ``kernel_affine = True`` and the declaration
+is verified at :data:`SCOPE_CHECK_POINTS` equally spaced parameters (a kernel that leaves the
+segment only between them is the declaration's responsibility). Then, with probability at
+least ``1 - delta`` over the test-time randomness, for every test task, every policy deployed
+that is not pi_s alone is feasible (``V_cost <= b``). pi_s alone is deployed only when nothing
+else is certified, so when pi_s is feasible on M (Assumption 3.3) every deployed policy is
+feasible w.p. >= 1 - delta.
 No union bound over K, no covering argument over D and no assumption on the cover radius.
 
 Proof sketch (each step replaces a worst-case constant of the paper's analysis):
@@ -111,9 +115,12 @@ class FamilyModel:
         if isinstance(family, FiniteUniform):
             self.kind = "finite"
             tasks = family.tasks
+            for i, task in enumerate(tasks[1:], start=1):
+                _check_same_but_kernel(tasks[0], task, "task 0", f"task {i}")
             self.kernels = np.stack([t.dense_P.reshape(-1) for t in tasks])           # (n, SAS)
             weights = family.weights if family.weights is not None else np.full(
                 len(tasks), 1 / len(tasks))
+            weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
             self.prior = np.log(np.maximum(weights, 1e-300))
             self.points = np.arange(len(tasks), dtype=np.float64)
             exact = evaluate_batch(tasks, policies)
@@ -128,19 +135,27 @@ class FamilyModel:
             raise CertificationError(
                 "family: expected a finite family or a 1-D family with a support [low, high]; "
                 f"got {type(family).__name__}")
+        if not getattr(family, "kernel_affine", False):
+            raise CertificationError(
+                f"family: expected a finite family or one that declares kernel_affine=True (the "
+                f"certificate's model class: P(theta) affine, everything else fixed); "
+                f"{type(family).__name__} does not declare it")
         low, high = float(low), float(high)
         first, last = family.build([low]), family.build([high])
-        middle, other = family.build([(low + high) / 2]), family.build([low + 0.3 * (high - low)])
         slope = (last.dense_P - first.dense_P) / (high - low)
-        for task, theta in ((middle, (low + high) / 2), (other, low + 0.3 * (high - low))):
+        # the declaration verified on a dense grid (the ends included): the kernel on the
+        # segment between the end kernels, everything else the low end's
+        for theta in np.linspace(low, high, SCOPE_CHECK_POINTS):
+            task = family.build([theta])
+            where = f"theta = {low:g}", f"theta = {theta:g}"
+            _check_same_but_kernel(first, task, *where)
             if not np.allclose(task.dense_P, first.dense_P + (theta - low) * slope,
                                atol=1e-12, rtol=0):
-                raise CertificationError("family: expected a transition kernel affine in its "
-                                         "parameter (the certificate's model class)")
-            for name in ("r", "cost", "rho"):
-                if not np.array_equal(getattr(task, name), getattr(first, name)):
-                    raise CertificationError(f"family: expected {name} not to depend on the "
-                                             "parameter")
+                gap = float(np.max(np.abs(task.dense_P - first.dense_P - (theta - low) * slope)))
+                raise CertificationError(
+                    f"family: expected a transition kernel affine in its parameter (the "
+                    f"certificate's model class); at {where[1]} it is {gap:.3g} away from the "
+                    f"segment between theta = {low:g} and theta = {high:g}")
         self.template = first
         self.low, self.high = low, high
         self.base = (first.dense_P - low * slope).reshape(-1)
@@ -201,6 +216,29 @@ class FamilyModel:
         k0 = max(int(math.floor((left - self.low) / self.step)), 0)
         k1 = min(int(math.ceil((right - self.low) / self.step)), len(self.points) - 1)
         return np.arange(k0, k1 + 1), int(round((top - self.low) / self.step))
+
+
+#: parameters at which a declared affine family is checked (equally spaced, ends included)
+SCOPE_CHECK_POINTS = 129
+#: every task quantity but the kernel, which the certificate assumes the same across the family
+SCOPE_FIELDS = ("r", "costs", "budgets", "rho", "gamma")
+
+
+def _check_same_but_kernel(first: CMDP, other: CMDP, first_name: str, other_name: str) -> None:
+    """Refuse (naming the quantity and the two members) a family member that differs from
+    ``first`` in anything but its kernel: the certificate bounds costs against one budget with
+    one reward, cost, rho and gamma."""
+    if (other.n_states, other.n_actions) != (first.n_states, first.n_actions):
+        raise CertificationError(f"family: expected one (S, A) across the family; {first_name} "
+                                 f"has {(first.n_states, first.n_actions)}, {other_name} "
+                                 f"{(other.n_states, other.n_actions)}")
+    for name in SCOPE_FIELDS:
+        a, b = getattr(first, name), getattr(other, name)
+        if np.shape(a) != np.shape(b) or not np.array_equal(a, b):
+            raise CertificationError(
+                f"family: expected {name} to be the same across the family (the certificate's "
+                f"model class varies the kernel only); it differs between {first_name} and "
+                f"{other_name}")
 
 
 def certified_weights(cost_l: np.ndarray, cost_s: np.ndarray, limit: float, steps: int
@@ -345,6 +383,10 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         self.flags: set[str] = set()
         self.events: list[dict] = []
         self.uncertified = 0
+        #: episodes that deployed pi_s alone so far, and the blocks in which pi_s's cost was
+        #: certified above the budget (Assumption 3.3 fails on this task)
+        self.safe_alone = 0
+        self.infeasible_blocks: list[dict] = []
         #: (candidate or None for pi_s alone, alpha); ``fallback``: pi_s deployed uncertified
         self.choice: tuple[int | None, float] = (None, 0.0)
         self.fallback = True
@@ -364,7 +406,12 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         safe = -1                                     # pi_s is the last policy
         cost_s = self.model.cost[cover, safe]
         if cost_s.min() > self.budget:
+            # at any time, not only at the end: the episodes that deployed pi_s alone so far
+            # ran an infeasible policy (on the confidence event)
             self.flags.add("pi_s_certified_infeasible")
+            self.infeasible_blocks.append({"episode": self.episode + 1,
+                                           "pi_s_alone_episodes_so_far": self.safe_alone,
+                                           "pi_s_cost_lower_bound": float(cost_s.min())})
         best, best_value = (None, 0.0), -math.inf
         limit = self.budget - self.model.margin
         reward_s = self.model.reward[mle, safe]
@@ -419,6 +466,8 @@ class CertifiedSafePCE(TestTimeAlgorithm):
                                      "transitions (run it through theory.run_test_phase)")
         if self.fallback:
             self.uncertified += size
+        if self.choice[0] is None:
+            self.safe_alone += size
         states, actions = trajectories.states, trajectories.actions
         S, A = self.n_states, self.n_actions
         flat = (states[:, :-1] * A + actions[:, :-1]) * S + states[:, 1:]
@@ -437,6 +486,8 @@ class CertifiedSafePCE(TestTimeAlgorithm):
                     "margin": self.model.margin, "grid": int(self.model.points.size)},
                 "events": self.events, "flags": sorted(flags),
                 "uncertified_episodes": self.uncertified,
+                "pi_s_alone_episodes": self.safe_alone,
+                "pi_s_certified_infeasible_blocks": self.infeasible_blocks,
                 "final_alpha": self.choice[1],
                 "final_candidate": self.choice[0],
                 "candidate_order": [e["candidate"] for e in self.events
