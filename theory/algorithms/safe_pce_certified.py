@@ -228,6 +228,10 @@ def _check_same_but_kernel(first: CMDP, other: CMDP, first_name: str, other_name
     """Refuse (naming the quantity and the two members) a family member that differs from
     ``first`` in anything but its kernel: the certificate bounds costs against one budget with
     one reward, cost, rho and gamma."""
+    if first.n_constraints != 1:
+        raise CertificationError(f"family: expected tasks with one cost constraint (the "
+                                 f"certificate bounds one cost); {first_name} has "
+                                 f"K = {first.n_constraints}")
     if (other.n_states, other.n_actions) != (first.n_states, first.n_actions):
         raise CertificationError(f"family: expected one (S, A) across the family; {first_name} "
                                  f"has {(first.n_states, first.n_actions)}, {other_name} "
