@@ -171,7 +171,7 @@ def test_wheel_metadata(wheel):
     assert "Programming Language :: Python :: 3.11" in meta.get_all("Classifier")
     assert any(url.startswith("Paper, https://arxiv.org/abs/2601.21845")
                for url in meta.get_all("Project-URL"))
-    assert "safepce = safepce.bounds.cli:main" in entry_points
+    assert "safepce = safepce.console:run" in entry_points
     gym_extra = [req for req in meta.get_all("Requires-Dist") if "extra == \"gym\"" in req]
     assert gym_extra and all("gymnasium>=1.0" in req for req in gym_extra)
 
