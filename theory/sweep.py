@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -233,18 +234,52 @@ def cap_workers(workers: int, jobs: int | None = None) -> int:
     return min(workers, max(1, int(jobs))) if jobs is not None else workers
 
 
+#: process pools open in this process: while any is, forked children start with SIGINT blocked
+#: and then ignored (see :func:`_after_fork_child`)
+_open_pools = 0
+
+
+def _before_fork() -> None:
+    if _open_pools and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _after_fork_parent() -> None:
+    if _open_pools and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _after_fork_child() -> None:
+    """A pool's worker ignores Ctrl-C from its first instruction: SIGINT is blocked across the
+    fork (so one arriving then is held, not raised inside the child's after-fork code, as
+    logging's lock release was seen to do) and ignored before it is unblocked (a held one is
+    discarded). Only while a pool is open; other forks are untouched."""
+    if _open_pools:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+if hasattr(os, "register_at_fork") and hasattr(signal, "pthread_sigmask"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
+
+
 @contextmanager
 def process_pool(workers: int, jobs: int | None = None):
     """A process pool whose workers ignore Ctrl-C and die with this process; on an interrupt or
     any error in the block the queued work is cancelled and the workers are killed and reaped
     at once (:func:`end_pool`; finished results already handed out are kept by the caller)."""
+    global _open_pools
     pool = ProcessPoolExecutor(max_workers=cap_workers(workers, jobs),
                                initializer=_worker_init)
+    _open_pools += 1
     try:
         yield pool
     except BaseException:
         end_pool(pool)
         raise
+    finally:
+        _open_pools -= 1
     pool.shutdown(wait=True)
 
 
