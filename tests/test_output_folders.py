@@ -228,7 +228,10 @@ def test_a_second_command_on_a_locked_folder_is_refused(tmp_path, capsys):
         time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        import select
+
+        ready, _, _ = select.select([holder.stdout], [], [], 60)     # a bounded wait
+        assert ready and holder.stdout.readline().strip() == "locked"
         capsys.readouterr()
         assert run("figure1", out) == 2
         line = one_line(capsys)
