@@ -194,8 +194,8 @@ def end_pool(pool: ProcessPoolExecutor) -> bool:
     Ctrl-C). This process holds the pipe's last write end once the workers are dead; closing it
     turns that wait into end-of-file, which the manager thread treats as a broken pool and
     exits. (Uses the executor's private ``_processes``, ``_result_queue`` and
-    ``_executor_manager_thread``, present in CPython 3.9-3.13; where absent, the killing and
-    reaping still happen.)"""
+    ``_executor_manager_thread`` of CPython 3.11, where this was measured; where absent, the
+    killing and reaping still happen.)"""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     results = getattr(pool, "_result_queue", None)
     manager = getattr(pool, "_executor_manager_thread", None)
