@@ -8,6 +8,7 @@ wrap it), and :func:`was_interrupted` still recognises it."""
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -15,6 +16,8 @@ import threading
 from contextlib import contextmanager
 
 _interrupted = threading.Event()
+#: delay before a swallowed Ctrl-C is delivered again (:func:`sigint_recorded`)
+REDELIVER_SECONDS = 0.05
 
 
 def _on_sigint(signum, frame):
@@ -32,9 +35,24 @@ def sigint_recorded():
         return
     _interrupted.clear()
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    previous_hook = sys.unraisablehook
+
+    def redeliver(unraisable):
+        # a Ctrl-C that lands in code Python cannot raise from (a weakref callback, __del__)
+        # is reported as "Exception ignored" and lost; deliver it again to the main thread
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # from another thread, a moment later: raised inside this hook it would be lost too
+            timer = threading.Timer(REDELIVER_SECONDS, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = redeliver
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         if not _interrupted.is_set():
             signal.signal(signal.SIGINT, previous)
 

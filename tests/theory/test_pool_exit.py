@@ -93,3 +93,32 @@ def test_workers_ignore_ctrl_c_from_the_fork_on():
         assert child_disposition() == "True False"
         assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
     assert child_disposition() == "False False"
+
+
+def test_a_ctrl_c_swallowed_by_a_callback_is_delivered_again(capsys):
+    """Seen once on a fresh clone: a Ctrl-C landed in importlib's weakref callback, Python
+    printed "Exception ignored ... KeyboardInterrupt" and went on. Inside sigint_recorded the
+    interrupt is raised again in the main thread and nothing is printed."""
+    import time
+    import weakref
+
+    import pytest
+
+    from safepce.console import sigint_recorded, was_interrupted
+
+    class Target:
+        pass
+
+    def callback(_):
+        raise KeyboardInterrupt
+
+    target = Target()
+    ref = weakref.ref(target, callback)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        with sigint_recorded():
+            del target                       # the callback's KeyboardInterrupt is unraisable
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert ref() is None and was_interrupted(caught.value)
+    assert "Exception ignored" not in capsys.readouterr().err
