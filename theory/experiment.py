@@ -30,7 +30,7 @@ from .harness import RunRecord, authors_report, run_test_phase
 from .progress import keep_alive
 from .results import clopper_pearson
 from .settings import SettingsError, algorithm_delta, non_negative, positive, setting, validate
-from .sweep import EngineError, ResultStore, _engine_failures, make_executor, run_sweep
+from .sweep import EngineError, ResultStore, engine_failures, make_executor, run_sweep
 from .training import TrainingResult, make_coverage_oracle, make_safe_oracle, train
 
 #: what `safepce reproduce` runs by default: the paper's six algorithms and the certified
@@ -298,7 +298,7 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
                 try:
                     for future in as_completed(futures):
                         finish(futures[future], future.result())
-                except _engine_failures() as exc:
+                except engine_failures() as exc:
                     raise EngineError(f"a worker process running the test phase failed "
                                       f"({type(exc).__name__}: {exc}); {len(done)} of {len(jobs)} "
                                       "runs are stored") from None

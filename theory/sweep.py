@@ -65,7 +65,7 @@ class EngineError(OSError):
     it are kept, and the same command resumes."""
 
 
-def _engine_failures() -> tuple[type[BaseException], ...]:
+def engine_failures() -> tuple[type[BaseException], ...]:
     from concurrent.futures import CancelledError
     from concurrent.futures.process import BrokenProcessPool
 
@@ -420,7 +420,7 @@ def _run_pending(pending, items, run_chunk, store, executor, bar) -> None:
                 for (key, _), record in zip(chunk, future.result(), strict=True):
                     store.write(key, record)
                 bar.update(len(chunk))
-        except _engine_failures() as exc:
+        except engine_failures() as exc:
             raise EngineError(f"the {type(executor).__name__} running the sweep failed "
                               f"({type(exc).__name__}: {str(exc) or 'its work was cancelled'}); "
                               f"{len(store.done())} of {len(items)} runs are stored") from None
