@@ -66,6 +66,8 @@ class EngineError(OSError):
 
 
 def engine_failures() -> tuple[type[BaseException], ...]:
+    """The exceptions by which an engine reports that it failed under a sweep (work cancelled,
+    a broken local pool, a closed Dask connection), turned into :class:`EngineError`."""
     from concurrent.futures import CancelledError
     from concurrent.futures.process import BrokenProcessPool
 
