@@ -683,8 +683,9 @@ FINDINGS: tuple[Finding, ...] = (
             _test("subroutine-3-arguments"),
             "python -m pytest " + _test("subroutine-3-arguments"), subroutine_3_arguments),
     Finding("noise-model", "paper's experiment (Section 6, p. 8) vs authors' code",
-            "Section 6 describes the noise as a uniformly random action with probability i (a "
-            "move off the grid staying put); the authors' code spreads it over the in-grid "
+            "Section 6 describes the noise as a uniformly random action with probability i (it "
+            "does not say what a move off the grid does; our text model keeps the agent in "
+            "place); the authors' code spreads it over the in-grid "
             "neighbours, which moves the noise level where the gridworld stops having a "
             "feasible policy",
             _test("noise-model"), "python -m pytest " + _test("noise-model"), noise_model),
