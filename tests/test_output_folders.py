@@ -122,6 +122,17 @@ def test_overwrite_refuses_folders_safepce_did_not_write(tmp_path, capsys, monke
     assert _listing(tmp_path) == before
 
 
+@pytest.mark.parametrize("exists", [False, True])
+def test_overwrite_on_a_new_or_empty_folder_runs(tmp_path, exists):
+    """--overwrite on a folder that does not exist yet (or is empty) is a first run: the
+    command's own lock, taken before the check, is no reason to refuse (it was, on 4f11d09)."""
+    out = tmp_path / "o"
+    if exists:
+        out.mkdir()
+    assert run("figure1", out, "--overwrite") == 0
+    assert (out / "figure1.png").exists()
+
+
 def test_overwrite_clears_a_safepce_folder(tmp_path):
     out = tmp_path / "o"
     assert run("violations", out) == 0

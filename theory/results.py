@@ -238,7 +238,8 @@ def check_clearable(folder: Path) -> None:
                                 f"{advice}")
     if resolved == Path.home().resolve() or resolved.parent == resolved:
         raise OutputFolderError(f"--overwrite: {folder} is the home folder or a root; {advice}")
-    entries = sorted(p.name for p in folder.iterdir())
+    # this process's own lock (taken before the check) is not a reason to refuse
+    entries = sorted(p.name for p in folder.iterdir() if p.name != LOCK)
     if ".git" in entries:
         raise OutputFolderError(f"--overwrite: {folder} holds .git; {advice}")
     if entries and MANIFEST not in entries:
