@@ -21,7 +21,9 @@ from .errors import InputError
 from .families import (
     GRID_SIZE,
     gridworld,
+    gridworld_energy,
     gridworld_kernel,
+    gridworld_slip_wind,
     random_sparse_cmdp,
     sparse_gridworld,
 )
@@ -40,7 +42,9 @@ class TaskDistribution(ABC):
 
     #: names of the parameter coordinates, e.g. ("noise",)
     parameter_names: tuple[str, ...] = ("theta",)
-    #: d(M_theta, M_theta') = distance_scale * |theta - theta'| exactly (paper units), or None
+    #: d(M_theta, M_theta') = distance_scale * |theta - theta'| exactly (paper units), or None;
+    #: for d >= 2 parameters an upper bound, ``d <= distance_scale * max_k |theta_k - theta'_k|``
+    #: (see :func:`affine_distance_scale`)
     distance_scale: float | None = None
 
     @property
@@ -63,11 +67,22 @@ class TaskDistribution(ABC):
         """CDF of a 1-D parameter, where known in closed form."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form CDF")
 
+    def box_mass(self, lower, upper) -> np.ndarray:
+        """D's mass of each box ``[lower, upper)`` (arrays (n, d)), where known in closed form
+        (1-D: from :meth:`cdf`). The certified Safe-PCE's prior; any prior fixed before a run
+        keeps its guarantee, so a family without it gets a uniform one."""
+        if self.parameter_dim != 1:
+            raise NotImplementedError(f"{type(self).__name__} has no closed-form box mass")
+        lower, upper = (np.asarray(v, dtype=np.float64)[..., 0] for v in (lower, upper))
+        return np.asarray(self.cdf(upper), dtype=np.float64) - np.asarray(
+            self.cdf(lower), dtype=np.float64)
+
     #: set by :func:`safepce.tabular.families.make`: the registered name and parameters
     family_spec: dict | None = None
-    #: declared by 1-D families whose kernel is affine in the parameter and whose reward, cost,
-    #: budget, rho and gamma do not depend on it (what the certified Safe-PCE's proof covers;
-    #: it verifies the declaration on a dense grid before it runs)
+    #: declared by families (d <= 3 parameters on a box ``[low, high]``) whose kernel is affine
+    #: in the parameter and whose reward, cost, budget, rho and gamma do not depend on it (what
+    #: the certified Safe-PCE's proof covers; it verifies the declaration on a lattice of the
+    #: box before it runs)
     kernel_affine: bool = False
 
     def to_dict(self) -> dict:
@@ -246,6 +261,145 @@ class FiniteUniform(TaskDistribution):
         return self.tasks[int(np.ravel(theta)[0])]
 
 
+def _clipped_normal_cdf(x, mean: float, std: float, low: float, high: float) -> np.ndarray:
+    """CDF of Normal(mean, std) clipped to [low, high] (atoms at both ends)."""
+    x = np.asarray(x, dtype=np.float64)
+    inside = ndtr((x - mean) / std)
+    return np.where(x < low, 0.0, np.where(x >= high, 1.0, inside))
+
+
+def affine_distance_scale(distribution: TaskDistribution) -> float:
+    """For a family whose kernel is affine on the box ``[low, high]`` with nothing else varying:
+    ``sum_k s_k`` with ``s_k = d(M_low, M_low + span_k e_k) / span_k`` the task distance per unit
+    of coordinate k alone. Since ``P(theta) - P(theta') = sum_k (theta_k - theta'_k) B_k``, the
+    triangle inequality of TV gives ``d(M_theta, M_theta') <= sum_k s_k |theta_k - theta'_k| <=
+    (sum_k s_k) max_k |theta_k - theta'_k|``: an upper bound, exact along each axis."""
+    low, high = (np.asarray(v, dtype=np.float64) for v in (distribution.low, distribution.high))
+    base = distribution.build(low)
+    total = 0.0
+    for k in range(low.size):
+        corner = low.copy()
+        corner[k] = high[k]
+        total += distance(base, distribution.build(corner), units="task") / (high[k] - low[k])
+    return float(total)
+
+
+class GridworldSlipWind(TaskDistribution):
+    """The 7x7 gridworld with two independent noises (:func:`safepce.tabular.families.
+    gridworld_slip_wind`): slip ~ Normal(slip_mean, slip_std) clipped to [0, slip_high] (the
+    paper's D at the defaults) and wind ~ Normal(wind_mean, wind_std) clipped to
+    [0, wind_high]. The kernel is affine in (slip, wind) and nothing else depends on them
+    (``kernel_affine``); the support is the box ``[low, high]``."""
+
+    parameter_names = ("slip", "wind")
+    kernel_affine = True
+
+    def __init__(self, slip_mean: float = 0.25, slip_std: float = 0.03, slip_high: float = 0.45,
+                 wind_mean: float = 0.04, wind_std: float = 0.01, wind_high: float = 0.1,
+                 gamma: float = 0.9, budget: float = 1.5):
+        for name, value in (("slip_std", slip_std), ("wind_std", wind_std)):
+            if not value > 0:
+                raise InvalidDistributionError(f"{name}: expected a positive number; got {value}")
+        if not (0 < slip_high and 0 < wind_high and slip_high + wind_high <= 1):
+            raise InvalidDistributionError(
+                f"slip_high, wind_high: expected positive numbers with slip_high + wind_high <= 1 "
+                f"(a kernel on the whole box); got {slip_high}, {wind_high}")
+        self.means = np.array([slip_mean, wind_mean], dtype=np.float64)
+        self.stds = np.array([slip_std, wind_std], dtype=np.float64)
+        self.low = np.zeros(2)
+        self.high = np.array([slip_high, wind_high], dtype=np.float64)
+        self.gamma, self.budget = float(gamma), float(budget)
+        self.check()
+        self.distance_scale = affine_distance_scale(self)
+
+    def sample(self, n: int, seed) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return np.clip(rng.normal(self.means, self.stds, (_count(n), 2)), self.low, self.high)
+
+    def build(self, theta) -> CMDP:
+        slip, wind = np.asarray(theta, dtype=np.float64).reshape(2)
+        return gridworld_slip_wind(slip, wind, gamma=self.gamma, budget=self.budget)
+
+    def box_mass(self, lower, upper) -> np.ndarray:
+        mass = 1.0
+        for i in range(2):
+            args = self.means[i], self.stds[i], self.low[i], self.high[i]
+            mass = mass * (_clipped_normal_cdf(np.asarray(upper)[..., i], *args)
+                           - _clipped_normal_cdf(np.asarray(lower)[..., i], *args))
+        return mass
+
+
+class RandomSparsePlane(TaskDistribution):
+    """Random sparse tasks with a 2-D parameter: ``P(theta) = P_a + theta_1 (P_b - P_a) +
+    theta_2 (P_c - P_a)`` with P_a, P_b, P_c three :func:`safepce.tabular.families.
+    random_sparse_cmdp` kernels and theta uniform on ``[0, high]^2`` (``high <= 1/2``, so every
+    point is a kernel); reward and cost of the first, rho uniform, the budget the uniform
+    policy's cost on P_a. Affine in theta with everything else fixed (``kernel_affine``)."""
+
+    parameter_names = ("theta_1", "theta_2")
+    kernel_affine = True
+
+    def __init__(self, n_states: int = 20, seed: int = 0, n_actions: int = 4,
+                 n_successors: int = 5, gamma: float = 0.9, high: float = 0.5):
+        if not 0 < high <= 0.5:
+            raise InvalidDistributionError(f"high: expected a number in (0, 0.5]; got {high}")
+        kernels = [random_sparse_cmdp(n_states, np.random.SeedSequence([seed, k]), n_actions,
+                                      n_successors, gamma, budget=0.0) for k in range(3)]
+        first = random_sparse_cmdp(n_states, np.random.SeedSequence([seed, 0]), n_actions,
+                                   n_successors, gamma)
+        self.template = first
+        self.kernels = [k.dense_P for k in kernels]
+        self.low, self.high = np.zeros(2), np.full(2, float(high))
+        self.check()
+        self.distance_scale = affine_distance_scale(self)
+
+    def sample(self, n: int, seed) -> np.ndarray:
+        return np.random.default_rng(seed).uniform(self.low, self.high, (_count(n), 2))
+
+    def build(self, theta) -> CMDP:
+        t1, t2 = np.asarray(theta, dtype=np.float64).reshape(2)
+        if not (0 <= t1 <= self.high[0] and 0 <= t2 <= self.high[1]):
+            raise InvalidCMDPError("theta", f"a point of [0, {self.high[0]:g}]^2",
+                                   detail=f"got {(t1, t2)!r}")
+        a, b, c = self.kernels
+        T = self.template
+        return CMDP(a + t1 * (b - a) + t2 * (c - a), T.r, T.cost, T.budget, T.rho, T.gamma)
+
+    def box_mass(self, lower, upper) -> np.ndarray:
+        span = np.clip(np.asarray(upper), self.low, self.high) - np.clip(
+            np.asarray(lower), self.low, self.high)
+        return np.prod(np.maximum(span, 0.0) / (self.high - self.low), axis=-1)
+
+
+class GridworldEnergy(GridworldNoise):
+    """The paper's D (gridworld noise) over the two-constraint gridworld
+    :func:`safepce.tabular.families.gridworld_energy`: hazard cost (budget ``budget``) and
+    energy per move (budget ``energy_budget``, which binds at every noise in [0, 0.4])."""
+
+    def __init__(self, mean: float = 0.3, std: float = 0.03, low: float = 0.0,
+                 high: float = 0.5, gamma: float = 0.9, budget: float = 1.5,
+                 energy_budget: float = 3.0):
+        self.energy_budget = float(energy_budget)
+        super().__init__(mean, std, low, high, gamma, budget)
+
+    def build(self, theta) -> CMDP:
+        return gridworld_energy(float(np.ravel(theta)[0]), gamma=self.gamma, budget=self.budget,
+                                energy_budget=self.energy_budget)
+
+    def build_many(self, thetas) -> list[CMDP]:
+        return [self.build(t) for t in np.asarray(thetas, dtype=np.float64).reshape(-1)]
+
+    def to_dict(self) -> dict:
+        if self.family_spec is not None:
+            return dict(self.family_spec)
+        raise NotImplementedError("GridworldEnergy: build it with make('gridworld-energy')")
+
+    def __repr__(self) -> str:
+        return (f"GridworldEnergy(mean={self.mean}, std={self.std}, low={self.low}, "
+                f"high={self.high}, gamma={self.gamma}, budget={self.budget}, "
+                f"energy_budget={self.energy_budget})")
+
+
 def distribution_from_dict(spec: dict) -> TaskDistribution:
     """Rebuild a distribution from :meth:`TaskDistribution.to_dict` (any registered family)."""
     spec = dict(spec)
@@ -392,6 +546,21 @@ families.register(
     "pair", slack_pair_family,
     "two one-state tasks with slack optima, where Theorem 4.2's bound binds at K ~ 1e6",
     oracle="distance", radius=1e-3, safe_oracle="worst-case", horizon=20)
+families.register(
+    "gridworld-slip-wind", GridworldSlipWind,
+    "the 7x7 gridworld with slip ~ Normal(0.25, 0.03) clipped to [0, 0.45] and an east wind ~ "
+    "Normal(0.04, 0.01) clipped to [0, 0.1] (kernel affine in both)",
+    oracle="parameter", radius=0.02, safe_oracle="worst-case", horizon=600)
+families.register(
+    "random-sparse-plane", RandomSparsePlane,
+    "20-state random sparse tasks whose kernel is affine in a 2-D parameter uniform on "
+    "[0, 0.5]^2",
+    oracle="parameter", radius=0.1, safe_oracle="min-cost", horizon=100)
+families.register(
+    "gridworld-energy", GridworldEnergy,
+    "the 7x7 gridworld with two constraints (hazards, budget 1.5; energy per move, budget 3), "
+    "noise ~ the paper's D",
+    oracle="parameter", radius=0.005, safe_oracle="designated", safe_parameter=0.4, horizon=600)
 families.register(
     "file", families.load_family,
     "a finite family saved by tabular.families.save_family (--family-file PATH)",

@@ -136,6 +136,62 @@ def gridworld(noise: float, gamma: float = 0.9, budget: float = 1.5,
                 budget=budget, rho=rho, gamma=gamma)
 
 
+#: the wind of :func:`gridworld_slip_wind_kernel` blows east (x + 1)
+WIND_DELTA = (1, 0)
+#: energy per step of :func:`gridworld_energy` by action (right, up, left, down) outside the goal:
+#: climbing costs most, descending least
+ENERGY_PER_ACTION = (0.5, 1.0, 0.5, 0.25)
+
+
+@lru_cache(maxsize=1)
+def _gridworld_wind_kernel() -> np.ndarray:
+    """P_wind: the agent is blown one cell east of where it stands, whatever its action (a move
+    off the grid stays put; the goal absorbs)."""
+    wind = np.zeros((N_STATES, 4, N_STATES))
+    for s in range(N_STATES):
+        x, y = coordinates(s)
+        nx, ny = x + WIND_DELTA[0], y + WIND_DELTA[1]
+        wind[s, :, s if s == GOAL_STATE or not _in_grid(nx, ny) else state_of(nx, ny)] = 1.0
+    wind.setflags(write=False)
+    return wind
+
+
+def gridworld_slip_wind_kernel(slip, wind) -> np.ndarray:
+    """Kernel of the 7x7 gridworld with two noises: with probability ``slip`` the move lands
+    uniformly on the noise domain (as :func:`gridworld_kernel`'s "code" model), with
+    probability ``wind`` the agent is blown one cell east instead of moving, otherwise the
+    intended move: ``P = P_int + slip (P_dom - P_int) + wind (P_wind - P_int)``, affine in
+    (slip, wind); valid for slip, wind >= 0 with slip + wind <= 1."""
+    slip, wind = float(slip), float(wind)
+    if not (slip >= 0 and wind >= 0 and slip + wind <= 1):
+        raise InvalidCMDPError("slip, wind", "non-negative probabilities with slip + wind <= 1",
+                               detail=f"got slip={slip!r}, wind={wind!r}")
+    intended, domain = _gridworld_kernels()
+    return intended + slip * (domain - intended) + wind * (_gridworld_wind_kernel() - intended)
+
+
+def gridworld_slip_wind(slip: float, wind: float, gamma: float = 0.9,
+                        budget: float = 1.5) -> CMDP:
+    """The paper's 7x7 gridworld (reward, hazard cost, rho and budget of :func:`gridworld`)
+    with the two-parameter kernel :func:`gridworld_slip_wind_kernel`."""
+    reward, cost, rho = _gridworld_signals()
+    return CMDP(P=gridworld_slip_wind_kernel(slip, wind), r=reward, cost=cost, budget=budget,
+                rho=rho, gamma=gamma)
+
+
+def gridworld_energy(noise: float, gamma: float = 0.9, budget: float = 1.5,
+                     energy_budget: float = 3.0) -> CMDP:
+    """The paper's 7x7 gridworld (kernel :func:`gridworld_kernel`, "code" model) with two
+    constraints: the hazard cost of :func:`gridworld` (budget ``budget``) and an energy cost per
+    move outside the goal, :data:`ENERGY_PER_ACTION` by action (budget ``energy_budget``, on the
+    discounted energy)."""
+    reward, cost, rho = _gridworld_signals()
+    energy = np.broadcast_to(np.asarray(ENERGY_PER_ACTION), (N_STATES, 4)).copy()
+    energy[GOAL_STATE] = 0.0
+    return CMDP(P=gridworld_kernel(float(noise)), r=reward, cost=np.stack([cost, energy], -1),
+                budget=np.array([budget, energy_budget]), rho=rho, gamma=gamma)
+
+
 def gridworld_layout(size: int) -> tuple[int, tuple[int, ...]]:
     """(goal, hazards) of the ``size x size`` gridworld by the 7x7 layout's rules: the goal in the
     middle of the top row, ``(size // 2, size - 1)``; hazard columns either side of the goal's,

@@ -107,8 +107,12 @@ def plot_figure1(policies: Mapping[str, np.ndarray]) -> Figure:
 
 @styled
 def plot_training(result, distribution) -> Figure:
-    """The training phase at a glance: D's density with the cover's balls, and the values of
-    each cover policy (u_i, v_i) and of pi_s on each cover task (u_{i,s}, v_{i,s}), task units."""
+    """The training phase at a glance: D with the cover (1-D: D's density and the cover's balls;
+    d-D: draws from D in the first two coordinates and the cover's tasks), and the values of
+    each cover policy (u_i, v_i) and of pi_s on each cover task (u_{i,s}, v_{i,s}), task units,
+    one cost line per constraint."""
+    if distribution.parameter_dim > 1:
+        return _plot_training_plane(result, distribution)
     order = np.argsort(result.cover_parameters[:, 0])
     centres = result.cover_parameters[order, 0]
     radius = result.settings["coverage"]["radius"]
@@ -127,18 +131,48 @@ def plot_training(result, distribution) -> Figure:
     top.set_ylabel("density of D")
     name = distribution.parameter_names[0]
     top.set_title(f"cover of {result.cover_size} tasks (balls of radius {radius:g} in {name})")
-    middle.plot(centres, result.reward_values[order], "o-", label="u_i = V_r(pi_i) on M_i")
-    middle.plot(centres, result.safe_reward_values[order], "s--", label="u_i,s = V_r(pi_s) on M_i")
+    _plot_cover_values(middle, bottom, centres, order, result, distribution)
+    bottom.set_xlabel(name)
+    return fig
+
+
+def _plot_training_plane(result, distribution) -> Figure:
+    """:func:`plot_training` for a parameter of d >= 2 coordinates (the first two drawn)."""
+    order = np.lexsort(result.cover_parameters.T[::-1])
+    fig = new_figure(TEXT_WIDTH / 2 + 1, 7.0)
+    top, middle, bottom = fig.subplots(3, 1, height_ratios=(1.4, 1, 1))
+    draws = distribution.sample(4000, 0)
+    names = distribution.parameter_names
+    top.scatter(draws[:, 0], draws[:, 1], s=2, color="0.6", label="draws from D")
+    top.scatter(result.cover_parameters[:, 0], result.cover_parameters[:, 1], s=30,
+                marker="x", color="#1f77b4", label="cover tasks")
+    top.set_xlabel(names[0])
+    top.set_ylabel(names[1])
+    top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    top.set_title(f"cover of {result.cover_size} tasks")
+    index = np.arange(1, result.cover_size + 1)
+    _plot_cover_values(middle, bottom, index, order, result, distribution)
+    bottom.set_xlabel("cover task (in parameter order)")
+    return fig
+
+
+def _plot_cover_values(middle, bottom, x, order, result, distribution) -> None:
+    """The cover's reward values (middle) and cost values with the budgets (bottom)."""
+    middle.plot(x, result.reward_values[order], "o-", label="u_i = V_r(pi_i) on M_i")
+    middle.plot(x, result.safe_reward_values[order], "s--", label="u_i,s = V_r(pi_s) on M_i")
     middle.set_ylabel("reward value")
     middle.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    bottom.plot(centres, result.cost_values[order], "o-", label="v_i = V_cost(pi_i)")
-    bottom.plot(centres, result.safe_cost_values[order], "s--", label="v_i,s = V_cost(pi_s)")
-    budget = distribution.build(result.cover_parameters[order[0]]).budgets[0]
-    bottom.axhline(budget, color="#c0392b", linestyle=":", label="budget")
+    budgets = np.atleast_1d(distribution.build(result.cover_parameters[order[0]]).budgets)
+    cost = np.asarray(result.cost_values).reshape(result.cover_size, -1)[order]
+    safe = np.asarray(result.safe_cost_values).reshape(result.cover_size, -1)[order]
+    for k, budget in enumerate(budgets):
+        tag = "" if budgets.size == 1 else f" (constraint {k + 1})"
+        line, = bottom.plot(x, cost[:, k], "o-", label=f"v_i = V_cost(pi_i){tag}")
+        bottom.plot(x, safe[:, k], "s--", color=line.get_color(),
+                    label=f"v_i,s = V_cost(pi_s){tag}")
+        bottom.axhline(budget, color=line.get_color(), linestyle=":", label=f"budget{tag}")
     bottom.set_ylabel("discounted cost")
-    bottom.set_xlabel(name)
     bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return fig
 
 
 @styled

@@ -162,6 +162,14 @@ class TrainSettings(FamilySettings):
         return parameters
 
 
+def _per_constraint(name: str, values) -> dict:
+    """``{name: v}`` for one constraint, ``{name_1: v_1, ..., name_K: v_K}`` for K."""
+    values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if values.size == 1:
+        return {name: float(values[0])}
+    return {f"{name}_{k + 1}": float(v) for k, v in enumerate(values)}
+
+
 def run_train(settings: TrainSettings, run: RunSettings) -> int:
     """Algorithm 1 on a family; the result, cover table, summary and figure."""
     settings.validate()
@@ -190,15 +198,16 @@ def run_train(settings: TrainSettings, run: RunSettings) -> int:
     result.extra["lemma_3_5"] = report
     result.save(out / "training.npz")
     form = distribution.build(result.cover_parameters[0]).utility_form
-    name = distribution.parameter_names[0]
-    rows = [{name: float(result.cover_parameters[i, 0]),
+    names = distribution.parameter_names
+    rows = [{**{name: float(result.cover_parameters[i, j]) for j, name in enumerate(names)},
              "reward_value": float(result.reward_values[i]),
-             "cost_value": float(result.cost_values[i]),
+             **_per_constraint("cost_value", result.cost_values[i]),
              "safe_reward_value": float(result.safe_reward_values[i]),
-             "safe_cost_value": float(result.safe_cost_values[i]),
+             **_per_constraint("safe_cost_value", result.safe_cost_values[i]),
              "safe_margin_paper_units": float(result.safe_margin[i]),
-             "safe_slack_cost_units": float(form.budgets[0] - result.safe_cost_values[i])}
-            for i in np.argsort(result.cover_parameters[:, 0])]
+             "safe_slack_cost_units": float(np.min(form.budgets
+                                                   - np.atleast_1d(result.safe_cost_values[i])))}
+            for i in np.lexsort(result.cover_parameters.T[::-1])]
     results.write_table(out / "cover.csv", rows)
     written = _figure(plot_training(result, distribution), out, "training")
     record = {"cover_size": result.cover_size, "rounds": len(result.rounds),
@@ -209,8 +218,9 @@ def run_train(settings: TrainSettings, run: RunSettings) -> int:
                                    "distribution": result.distribution,
                                    "rounds": result.rounds}
     results.write_summary(out, "train", recorded, [record], result.wall_seconds)
-    print(f"cover of {result.cover_size} tasks at {name} "
-          f"{np.array2string(np.sort(result.cover_parameters[:, 0]), precision=4)} "
+    points = result.cover_parameters[np.lexsort(result.cover_parameters.T[::-1])]
+    print(f"cover of {result.cover_size} tasks at {', '.join(names)} "
+          f"{np.array2string(points[:, 0] if len(names) == 1 else points, precision=4)} "
           f"after {len(result.rounds)} rounds ({result.n_sampled} sampled tasks, "
           f"{result.wall_seconds:.2f} s); covering number {covering}; held-out coverage "
           f"{report['heldout_coverage']:.3f} (Lemma 3.5 bound {report['coverage_bound']:.3f}); "
