@@ -341,7 +341,7 @@ def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
     for item in settings_list:
         training = _load_training(item["training_path"])
         distribution, _ = experiment_family(item_family(item))
-        task = distribution.build([item["task_parameter"]])
+        task = distribution.build(np.atleast_1d(item["task_parameter"]))
         # above noise ~0.43 no gridworld policy is feasible: V* is undefined there
         optimum = optimal_value(task)
         algorithm = make_algorithm(item["algorithm"], training, distribution, item["horizon"],
@@ -350,7 +350,7 @@ def violation_run_chunk(settings_list: list[dict]) -> list[dict]:
                                 seed=item["seed"],
                                 optimal_value=0.0 if math.isnan(optimum) else optimum)
         # Assumption 3.3 on this task: pi_s itself is feasible
-        holds = tabular.evaluate(task, training.safe_policy).cost_value <= task.budget
+        holds = tabular.evaluate(task, training.safe_policy).feasible
         records.append({
             "settings": {k: v for k, v in item.items() if k != "training_path"},
             "seed": item["seed"],
@@ -371,12 +371,14 @@ def violation_items(training_path, settings: ViolationSettings) -> list[tuple[st
     runs."""
     distribution, _ = experiment_family(settings)
     task_seed, run_seeds = np.random.SeedSequence(settings.seed + 1).spawn(2)
-    thetas = distribution.sample(settings.runs, task_seed)[:, 0]
+    thetas = distribution.sample(settings.runs, task_seed)
+    # one number for a 1-D family (as stores written before d-D families keep), else a list
+    thetas = thetas[:, 0].tolist() if thetas.shape[1] == 1 else thetas.tolist()
     seeds = run_seeds.generate_state(settings.runs, np.uint32)
     family_file = None if settings.family_file is None else str(
         Path(settings.family_file).resolve())
     return [(f"{i:07d}-{key}", {"index": i, "algorithm": key,
-                                "task_parameter": float(thetas[i]), "seed": int(seeds[i]),
+                                "task_parameter": thetas[i], "seed": int(seeds[i]),
                                 "episodes": int(settings.episodes),
                                 "horizon": int(settings.resolved_horizon()),
                                 "delta": float(settings.delta), "family": settings.family,
@@ -403,7 +405,8 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
     settings.validate()
     items = violation_items(training_path, settings)
     distribution, _ = experiment_family(settings)
-    name = distribution.parameter_names[0]
+    names = distribution.parameter_names
+    name = names[0]
     with ExitStack() as stack:
         if store is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory())
@@ -415,7 +418,9 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
     rows = [{"key": r["settings"]["algorithm"],
              "algorithm": REGISTRY[r["settings"]["algorithm"]].cls.name,
              "preset": REGISTRY[r["settings"]["algorithm"]].preset_name,
-             f"task_{name}": r["settings"]["task_parameter"], "seed": r["seed"], **r["metrics"]}
+             **{f"task_{n}": v for n, v in zip(names, np.atleast_1d(
+                 r["settings"]["task_parameter"]).tolist(), strict=True)},
+             "seed": r["seed"], **r["metrics"]}
             for r in records]
     per_algorithm = []
     for key in settings.algorithms:
@@ -435,6 +440,7 @@ def violation_rates(training_path, settings: ViolationSettings, workers: int = 2
             "fraction": violating / len(mine), "clopper_pearson_low": low,
             "clopper_pearson_high": high,
             "violating_episodes": int(sum(r["violating_episodes"] for r in mine)),
+            "mean_final_regret": float(np.mean([r["final_regret"] for r in mine])),
             "max_cost_value": float(max(r["max_cost_value"] for r in mine)),
             f"violating_{name}_min": float(min(violating_parameters, default=math.nan)),
             "runs_assumption_holds": len(held),

@@ -53,6 +53,8 @@ class TestTimeAlgorithm(ABC):
     """Interface shared by Safe-PCE, PCE and the baselines."""
 
     name: str = "algorithm"
+    #: True when the algorithm handles tasks with K > 1 constraints (the paper's have one)
+    multi_constraint: bool = False
     preset: str = ""
     #: True for learners that need every step (Monte-Carlo advantages, REINFORCE, counts): the
     #: harness then calls observe(..., trajectories=TrajectoryBatch) on the same episodes
@@ -83,7 +85,9 @@ class RunRecord:
     algorithm: str
     preset: str
     optimal_value: float
-    budget: float
+    #: the budget, or the K budgets (a list) of a task with K constraints; ``cost_value`` is
+    #: then (n, K)
+    budget: float | list
     reward_value: np.ndarray
     cost_value: np.ndarray
     safe_only: np.ndarray
@@ -103,7 +107,9 @@ class RunRecord:
 
     @property
     def violated(self) -> np.ndarray:
-        return self.cost_value > self.budget + VIOLATION_TOLERANCE
+        """Per episode: the deployed policy violates (some constraint, when there are K)."""
+        excess = self.cost_value > np.asarray(self.budget) + VIOLATION_TOLERANCE
+        return excess.any(axis=-1) if excess.ndim == 2 else excess
 
     @property
     def first_violation_episode(self) -> int | None:
@@ -113,8 +119,9 @@ class RunRecord:
 
     @property
     def constraint_regret(self) -> float:
-        """sum_k [V_cost(pi_k) - b]_+ (App. F, cost form)."""
-        return float(np.sum(np.clip(self.cost_value - self.budget, 0.0, None)))
+        """sum_k [V_cost(pi_k) - b]_+ (App. F, cost form; summed over constraints when there
+        are K)."""
+        return float(np.sum(np.clip(self.cost_value - np.asarray(self.budget), 0.0, None)))
 
     def save(self, path) -> None:
         """Write the record as one .npz (arrays, and the rest as a JSON header), atomically."""
@@ -223,8 +230,12 @@ def _run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, h
                     seed: int, optimal_value: float | None, safe_key: Hashable,
                     block: int) -> RunRecord:
     """The body of :func:`run_test_phase` (BLAS limited by the caller)."""
-    if not isinstance(task, CMDP) or not task.single_constraint:
-        raise tabular.InvalidCMDPError("task", "a tabular.CMDP with one constraint")
+    if not isinstance(task, CMDP):
+        raise tabular.InvalidCMDPError("task", "a tabular.CMDP")
+    if not task.single_constraint and not algorithm.multi_constraint:
+        raise tabular.InvalidCMDPError(
+            "task", f"a task with one constraint ({algorithm.name} handles one); got "
+                    f"K = {task.n_constraints} (safe-pce-certified handles K >= 1)")
     for name, value in (("n_episodes", n_episodes), ("horizon", horizon), ("block", block)):
         positive_int(name, value)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -235,9 +246,10 @@ def _run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, h
     simulator_seed, algorithm_seed = np.random.SeedSequence(int(seed)).spawn(2)
     algorithm.reset(n_episodes, algorithm_seed)
     reward_value = np.empty(n_episodes)
-    cost_value = np.empty(n_episodes)
+    cost_value = np.empty(n_episodes if task.single_constraint else (n_episodes,
+                                                                      task.n_constraints))
     safe_only = np.zeros(n_episodes, dtype=bool)
-    exact: dict[Hashable, tuple[float, float]] = {}
+    exact: dict[Hashable, tuple[float, np.ndarray]] = {}
     k = 0
     while k < n_episodes:
         deployment = algorithm.deployment()
@@ -259,16 +271,18 @@ def _run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, h
         for key, policy in zip(deployment.keys, deployment.policies, strict=True):
             if key not in exact:
                 values = tabular.evaluate(task, policy)
-                exact[key] = (values.reward_value, values.cost_value)
-        component = np.array([exact[key] for key in deployment.keys])      # (J, 2)
-        mixed = deployment.weights @ component                                # linear (Def. 2.3)
-        reward_value[k:k + used] = mixed[0]
-        cost_value[k:k + used] = mixed[1]
+                exact[key] = (values.reward_value, np.atleast_1d(values.cost_value))
+        # mixture values are linear in the weights (Def. 2.3)
+        reward_value[k:k + used] = deployment.weights @ np.array(
+            [exact[key][0] for key in deployment.keys])
+        mixed_cost = deployment.weights @ np.array([exact[key][1] for key in deployment.keys])
+        cost_value[k:k + used] = mixed_cost[0] if task.single_constraint else mixed_cost
         safe_only[k:k + used] = all(key == safe_key for key, w in zip(
             deployment.keys, deployment.weights, strict=True) if w > 0)
         k += used
     return RunRecord(
         algorithm=algorithm.name, preset=algorithm.preset, optimal_value=float(optimal_value),
-        budget=float(task.budget), reward_value=reward_value, cost_value=cost_value,
+        budget=float(task.budget) if task.single_constraint else [float(b) for b in task.budgets],
+        reward_value=reward_value, cost_value=cost_value,
         safe_only=safe_only, horizon=int(horizon), seed=int(seed),
         wall_seconds=time.perf_counter() - start, log=algorithm.log())

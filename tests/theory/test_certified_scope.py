@@ -172,17 +172,17 @@ def test_the_margin_is_subtracted_from_the_budget():
     candidate, alpha = algorithm.choice
     assert candidate is not None and alpha > 0
     cover, _ = algorithm.model.confidence_set(algorithm.counts, 0.05)
-    used = float(np.max(alpha * algorithm.model.cost[cover, candidate]
-                        + (1 - alpha) * algorithm.model.cost[cover, -1]))
-    assert used <= algorithm.budget - algorithm.model.margin
-    algorithm.model.margin = algorithm.budget - used + 1e-9
+    used = float(np.max(alpha * algorithm.model.costs[cover, candidate, 0]
+                        + (1 - alpha) * algorithm.model.costs[cover, -1, 0]))
+    assert used <= algorithm.budgets[0] - algorithm.model.margins[0]
+    algorithm.model.margins[0] = algorithm.budgets[0] - used + 1e-9
     algorithm._decide()
     assert algorithm.choice != (candidate, alpha)
     new_candidate, new_alpha = algorithm.choice
     if new_candidate is not None:
-        assert float(np.max(new_alpha * algorithm.model.cost[cover, new_candidate]
-                            + (1 - new_alpha) * algorithm.model.cost[cover, -1])) <= \
-            algorithm.budget - algorithm.model.margin
+        assert float(np.max(new_alpha * algorithm.model.costs[cover, new_candidate, 0]
+                            + (1 - new_alpha) * algorithm.model.costs[cover, -1, 0])) <= \
+            algorithm.budgets[0] - algorithm.model.margins[0]
 
 
 # --- Assumption 3.3 recorded whenever it shows ----------------------------------------------------

@@ -48,7 +48,7 @@ def test_values_grid_matches_exact_evaluation(gridworld):
         task = family.build([model.points[k]])
         for j, policy in enumerate(_policies(training)):
             exact = tabular.evaluate(task, policy)
-            assert model.cost[k, j] == pytest.approx(exact.cost_value, abs=1e-10)
+            assert model.costs[k, j, 0] == pytest.approx(exact.cost_value, abs=1e-10)
             assert model.reward[k, j] == pytest.approx(exact.reward_value, abs=1e-9)
 
 
@@ -59,9 +59,9 @@ def test_curvature_margin_bounds_values_between_grid_points(gridworld):
     one with a dropped 1/(1-gamma)^3 would fail the check where the cost bends most."""
     training, family = gridworld
     model = FamilyModel(family, _policies(training), CERTIFIED)
-    assert 0 < model.margin < 1e-3
+    assert 0 < model.margins[0] < 1e-3
     h = model.step
-    assert model.margin == pytest.approx(h**2 / 8 * 2 * 0.81 * 1.5**2 * 10 / 0.1**3)
+    assert model.margins[0] == pytest.approx(h**2 / 8 * 2 * 0.81 * 1.5**2 * 10 / 0.1**3)
     # a coarse grid makes the check bite: step 0.05, margin ~ 0.011
     coarse = FamilyModel(family, _policies(training), CertifiedPreset(grid=11))
     worst = -math.inf
@@ -71,7 +71,7 @@ def test_curvature_margin_bounds_values_between_grid_points(gridworld):
             task = family.build([theta])
             for j, policy in enumerate(_policies(training)):
                 value = tabular.evaluate(task, policy).cost_value
-                bound = max(coarse.cost[k, j], coarse.cost[k + 1, j]) + coarse.margin
+                bound = max(coarse.costs[k, j, 0], coarse.costs[k + 1, j, 0]) + coarse.margins[0]
                 worst = max(worst, value - bound)
     assert worst <= 0
 
@@ -119,7 +119,7 @@ def test_finite_family_set_is_exact():
     family = certified_hard_family().distribution
     training = certified_hard_training()
     model = FamilyModel(family, _policies(training), CERTIFIED)
-    assert model.kind == "finite" and model.margin == 0
+    assert model.kind == "finite" and model.margins[0] == 0
     task = family.tasks[2]
     counts = _transition_counts(task, np.full((task.n_states, task.n_actions),
                                               1 / task.n_actions), 3000, 40, seed=3)

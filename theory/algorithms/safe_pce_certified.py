@@ -58,6 +58,7 @@ cost within ~0.05 of b); ``uncertified_episodes`` counts the episodes that fell 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class CertifiedPreset:
     guarantee itself, not luck, covers checks of 10^4 runs: at most 0.01 violating runs
     expected; at delta = 0.01 we measured 2 of 999 runs over D violating, within its 1%);
     ``grid`` points of the values grid and ``prior_grid`` points of the prior (1-D families);
+    at most ``cells`` cells covering the confidence set (2 or 3 parameters, :class:`BoxModel`);
     alpha on a grid of ``1/alpha_steps``; blocks of ``first_block`` episodes growing by
     ``block_growth`` of the episodes so far, at most ``max_block``."""
 
@@ -92,6 +94,7 @@ class CertifiedPreset:
     grid: int = 4001
     prior_grid: int = 401
     alpha_steps: int = 200
+    cells: int = 1024
     first_block: int = 20
     block_growth: float = 0.05
     max_block: int = 2000
@@ -124,8 +127,9 @@ class FamilyModel:
             self.prior = np.log(np.maximum(weights, 1e-300))
             self.points = np.arange(len(tasks), dtype=np.float64)
             exact = evaluate_batch(tasks, policies)
-            self.cost, self.reward = exact.cost_value, exact.reward_value         # (n, J)
-            self.margin = 0.0
+            self.reward = exact.reward_value                                       # (n, J)
+            self.costs = np.asarray(exact.cost_value).reshape(len(tasks), len(policies), -1)
+            self.margins = np.zeros(self.costs.shape[-1])
             self.template = tasks[0]
             return
         self.kind = "affine"
@@ -133,8 +137,9 @@ class FamilyModel:
         low, high = getattr(family, "low", None), getattr(family, "high", None)
         if len(names) != 1 or low is None or high is None:
             raise CertificationError(
-                "family: expected a finite family or a 1-D family with a support [low, high]; "
-                f"got {type(family).__name__}")
+                "family: expected a finite family or a 1-D family with a support [low, high] "
+                f"(families of 2 or 3 parameters: BoxModel, via family_model); got "
+                f"{type(family).__name__} with {len(names)} parameters")
         if not getattr(family, "kernel_affine", False):
             raise CertificationError(
                 f"family: expected a finite family or one that declares kernel_affine=True (the "
@@ -164,12 +169,9 @@ class FamilyModel:
         self.step = (high - low) / (preset.grid - 1)
         self.prior_points = np.linspace(low, high, preset.prior_grid)
         self.prior = _prior(family, self.prior_points)
-        self.cost, self.reward = _affine_values(first, first.dense_P - low * slope, slope, policies,
-                                                self.points)
-        gamma = first.gamma
-        b_norm = float(np.max(np.abs(slope).sum(axis=-1)))
-        curvature = 2 * gamma**2 * b_norm**2 * float(np.max(np.abs(first.costs))) / (1 - gamma)**3
-        self.margin = self.step**2 / 8 * curvature
+        self.costs, self.reward = _affine_values(first, first.dense_P - low * slope, slope,
+                                                 policies, self.points)
+        self.margins = self.step**2 / 8 * curvatures(first, slope[None])[0]
 
     # -- the confidence set ---------------------------------------------------------------------
 
@@ -218,6 +220,33 @@ class FamilyModel:
         return np.arange(k0, k1 + 1), int(round((top - self.low) / self.step))
 
 
+    def region(self, counts: np.ndarray, delta: float) -> Region | None:
+        """The values that bound every policy's costs over Theta_t (None: every theta has
+        likelihood 0)."""
+        found = self.confidence_set(counts, delta)
+        if found is None:
+            return None
+        cover, mle = found
+        points = self.points[cover]
+        return Region(self.costs[cover], np.broadcast_to(self.margins, (cover.size,
+                                                                        self.margins.size)),
+                      self.reward[mle], float(points.max() - points.min()))
+
+
+@dataclass(frozen=True)
+class Region:
+    """What a decision needs from Theta_t: policies' exact costs (m, J, K) at m points such that
+    on Theta_t every policy's (and mixture's) cost k is at most ``max over rows of costs[:, j,
+    k] + margins[row, k]`` taken row by row (``margins`` (m, K): the curvature margin of the
+    cell a row bounds); the policies' rewards (J,) at the maximum-likelihood point; the set's
+    width (the largest extent over coordinates)."""
+
+    costs: np.ndarray
+    margins: np.ndarray
+    reward: np.ndarray
+    width: float
+
+
 #: parameters at which a declared affine family is checked (equally spaced, ends included)
 SCOPE_CHECK_POINTS = 129
 #: every task quantity but the kernel, which the certificate assumes the same across the family
@@ -228,10 +257,6 @@ def _check_same_but_kernel(first: CMDP, other: CMDP, first_name: str, other_name
     """Refuse (naming the quantity and the two members) a family member that differs from
     ``first`` in anything but its kernel: the certificate bounds costs against one budget with
     one reward, cost, rho and gamma."""
-    if first.n_constraints != 1:
-        raise CertificationError(f"family: expected tasks with one cost constraint (the "
-                                 f"certificate bounds one cost); {first_name} has "
-                                 f"K = {first.n_constraints}")
     if (other.n_states, other.n_actions) != (first.n_states, first.n_actions):
         raise CertificationError(f"family: expected one (S, A) across the family; {first_name} "
                                  f"has {(first.n_states, first.n_actions)}, {other_name} "
@@ -245,12 +270,227 @@ def _check_same_but_kernel(first: CMDP, other: CMDP, first_name: str, other_name
                 f"{other_name}")
 
 
+#: points per axis of the lattice on which a declared affine family of d parameters is checked
+#: (129, 144 and 216 points for d = 1, 2, 3; the box's corners included)
+SCOPE_AXIS_POINTS = {1: SCOPE_CHECK_POINTS, 2: 12, 3: 6}
+#: points per axis of the prior's lattice (D's mass per cell) for d = 1, 2, 3
+PRIOR_AXIS_POINTS = {1: 401, 2: 41, 3: 13}
+#: the coarsest cells: 2^level per axis (64 cells for every d)
+FIRST_LEVEL = {1: 6, 2: 3, 3: 2}
+#: the finest cells: 2^20 per axis
+DEEPEST_LEVEL = 20
+
+
+class BoxModel:
+    """A family of d <= 3 parameters on the box ``[low, high]`` with ``P_theta = P_0 + sum_i
+    theta_i B_i`` and everything else fixed (declared ``kernel_affine``, verified on a lattice of
+    :data:`SCOPE_AXIS_POINTS` per axis), with K >= 1 cost constraints.
+
+    The confidence set Theta_t is the module docstring's (a superlevel set of the concave
+    log-likelihood, so convex). It is covered by dyadic cells refined level by level: a cell is
+    dropped when it cannot meet Theta_t, which the tangent planes prove: for a concave f and a
+    vertex v with f(v) finite, ``f(x) <= f(v) + grad f(v) . (x - v)`` for every x, so
+    ``max_cell f <= min_v [f(v) + sum_i max(0, g_i(v) (other_i - v_i))]``; below the threshold,
+    no point of the cell is in Theta_t. Kept cells are split while at most ``preset.cells``
+    would remain. On a kept cell of sides h_i every policy's (and mixture's) cost k is at most
+    its largest vertex value plus ``sum_i h_i^2 / 8 max|d^2 V_k / d theta_i^2|`` (the
+    multilinear interpolant's error, a sum of 1-D ones; :func:`curvatures`), and exact values at
+    the vertices (one linear solve per vertex and policy) are cached across decisions on a
+    lattice of 2^:data:`DEEPEST_LEVEL` points per axis."""
+
+    kind = "affine-box"
+
+    def __init__(self, family, policies: np.ndarray, preset: CertifiedPreset):
+        self.preset = preset
+        names = tuple(getattr(family, "parameter_names", ()))
+        d = len(names)
+        if not 1 <= d <= 3:
+            raise CertificationError(f"family: expected 1 to 3 parameters; got {d} ({names})")
+        low, high = getattr(family, "low", None), getattr(family, "high", None)
+        if low is None or high is None:
+            raise CertificationError(f"family: expected a support box [low, high]; "
+                                     f"{type(family).__name__} has none")
+        low = np.atleast_1d(np.asarray(low, dtype=np.float64))
+        high = np.atleast_1d(np.asarray(high, dtype=np.float64))
+        if low.shape != (d,) or high.shape != (d,) or not np.all(np.isfinite(low) & np.isfinite(
+                high) & (low < high)):
+            raise CertificationError(f"family: expected low < high, {d} finite numbers each; got "
+                                     f"low={low.tolist()}, high={high.tolist()}")
+        if not getattr(family, "kernel_affine", False):
+            raise CertificationError(
+                f"family: expected a finite family or one that declares kernel_affine=True (the "
+                f"certificate's model class: P(theta) affine, everything else fixed); "
+                f"{type(family).__name__} does not declare it")
+        self.d, self.low, self.high, self.span = d, low, high, high - low
+        first = family.build(low)
+        slopes = []
+        for i in range(d):
+            corner = low.copy()
+            corner[i] = high[i]
+            slopes.append((family.build(corner).dense_P - first.dense_P) / self.span[i])
+        slopes = np.stack(slopes)                                              # (d, S, A, S)
+        axes = [np.linspace(low[i], high[i], SCOPE_AXIS_POINTS[d]) for i in range(d)]
+        for theta in itertools.product(*axes):
+            theta = np.array(theta)
+            task = family.build(theta)
+            where = f"theta = {low.tolist()}", f"theta = {np.round(theta, 12).tolist()}"
+            _check_same_but_kernel(first, task, *where)
+            gap = float(np.max(np.abs(task.dense_P - first.dense_P
+                                      - np.tensordot(theta - low, slopes, axes=1))))
+            if gap > 1e-12:
+                raise CertificationError(
+                    f"family: expected a transition kernel affine in its parameters (the "
+                    f"certificate's model class); at {where[1]} it is {gap:.3g} away from "
+                    f"P(low) + sum_i (theta_i - low_i) B_i")
+        self.template = first
+        self.budgets = np.asarray(first.budgets, dtype=np.float64)
+        self.curvature = curvatures(first, slopes)                              # (d, K)
+        base = first.dense_P - np.tensordot(low, slopes, axes=1)
+        self.base, self.slopes = base.reshape(-1), slopes.reshape(d, -1)
+        self.prior_points, self.prior = _box_prior(family, low, high, PRIOR_AXIS_POINTS[d])
+        self._base_pi = np.einsum("jsa,sat->jst", policies, base)
+        self._slopes_pi = np.einsum("jsa,isat->ijst", policies, slopes)
+        self._signals = _signals(first, policies)
+        self._index: dict[int, int] = {}
+        self._costs = np.empty((0, len(policies), first.n_constraints))
+        self._rewards = np.empty((0, len(policies)))
+        corners = np.array(list(itertools.product((0, 1), repeat=d)), dtype=np.int64)
+        self._corners = corners                                                 # (2^d, d)
+
+    # -- the log-likelihood and its gradient -----------------------------------------------------
+
+    def _loglik(self, theta: np.ndarray, index: np.ndarray, counts: np.ndarray,
+                gradient: bool = False):
+        """log L_t at points theta (m, d), and its gradient (m, d) where finite."""
+        p = self.base[index][None] + theta @ self.slopes[:, index]
+        positive = p > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(positive, np.log(np.where(positive, p, 1.0)), -np.inf)
+        value = logs @ counts
+        if not gradient:
+            return value
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(positive, counts[None] / np.where(positive, p, 1.0), 0.0)
+        return value, ratio @ self.slopes[:, index].T
+
+    def _theta(self, lattice: np.ndarray) -> np.ndarray:
+        """Parameters of finest-lattice integer coordinates (m, d)."""
+        return self.low + lattice / 2.0**DEEPEST_LEVEL * self.span
+
+    def _may_meet(self, cells: np.ndarray, level: int, index, counts, threshold) -> np.ndarray:
+        """Which cells (c, d) of ``level`` the tangent planes cannot exclude from Theta_t."""
+        size = 2**(DEEPEST_LEVEL - level)
+        corners = (cells[:, None, :] + self._corners[None]) * size           # (c, 2^d, d)
+        theta = self._theta(corners.reshape(-1, self.d))
+        value, grad = self._loglik(theta, index, counts, gradient=True)
+        value = value.reshape(len(cells), -1)
+        grad = grad.reshape(len(cells), -1, self.d)
+        # from vertex v the cell extends by +h_i where v is at its lower side, -h_i otherwise
+        step = np.where(self._corners == 0, 1.0, -1.0)[None] * (self.span / 2**level)
+        with np.errstate(invalid="ignore"):
+            bound = value + np.maximum(grad * step, 0.0).sum(axis=-1)
+        bound = np.where(np.isfinite(value), bound, np.inf)
+        return bound.min(axis=1) >= threshold
+
+    # -- exact values at lattice vertices ---------------------------------------------------------
+
+    def _values(self, lattice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (costs (m, J, K), rewards (m, J)) at finest-lattice vertices, cached."""
+        width = 2**DEEPEST_LEVEL + 1
+        keys = (lattice * width**np.arange(self.d)).sum(axis=1)
+        missing = sorted({int(k) for k in keys} - self._index.keys())
+        if missing:
+            codes = np.array(missing, dtype=np.int64)
+            coordinates = np.stack([(codes // width**i) % width for i in range(self.d)], axis=1)
+            costs, rewards = self._solve(self._theta(coordinates))
+            start = len(self._rewards)
+            self._costs = np.concatenate([self._costs, costs])
+            self._rewards = np.concatenate([self._rewards, rewards])
+            self._index.update({k: start + i for i, k in enumerate(missing)})
+        rows = np.array([self._index[int(k)] for k in keys], dtype=np.int64)
+        return self._costs[rows], self._rewards[rows]
+
+    def _solve(self, theta: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        S = self.template.n_states
+        out = np.empty((len(theta), self._base_pi.shape[0], self._signals.shape[-1]))
+        for start in range(0, len(theta), chunk):
+            t = theta[start:start + chunk]
+            P = self._base_pi[None] + np.einsum("gi,ijst->gjst", t, self._slopes_pi)
+            system = np.eye(S) - self.template.gamma * P
+            values = np.linalg.solve(system, np.broadcast_to(
+                self._signals, P.shape[:2] + self._signals.shape[1:]))
+            out[start:start + chunk] = np.einsum("s,gjsx->gjx", self.template.rho, values)
+        return out[..., 1:], out[..., 0]
+
+    # -- the region ---------------------------------------------------------------------------
+
+    def cells(self, counts: np.ndarray, delta: float) -> tuple[np.ndarray, int] | None:
+        """(cells (c, d) as integer indices at ``level``, level): dyadic cells of one level
+        covering Theta_t, at most ``preset.cells`` of them unless the coarsest level needs
+        more; None when every theta has likelihood 0."""
+        index = np.flatnonzero(counts)
+        n = counts[index]
+        coarse = self._loglik(self.prior_points, index, n)
+        if not np.isfinite(coarse).any():
+            return None
+        threshold = logsumexp(self.prior + coarse) - math.log(1 / delta)
+        threshold -= 1e-9 * (1 + abs(threshold))          # rounding: keep rather than drop
+        level = FIRST_LEVEL[self.d]
+        cells = np.array(list(itertools.product(range(2**level), repeat=self.d)),
+                         dtype=np.int64)
+        while True:
+            cells = cells[self._may_meet(cells, level, index, n, threshold)]
+            if not len(cells):
+                return None                       # only off the event, by rounding: no claim
+            if level == DEEPEST_LEVEL or len(cells) * 2**self.d > self.preset.cells:
+                return cells, level
+            cells = (2 * cells[:, None, :] + self._corners[None]).reshape(-1, self.d)
+            level += 1
+
+    def region(self, counts: np.ndarray, delta: float) -> Region | None:
+        """:meth:`FamilyModel.region` on the kept cells (None: every theta has likelihood 0)."""
+        found = self.cells(counts, delta)
+        if found is None:
+            return None
+        cells, level = found
+        index = np.flatnonzero(counts)
+        n = counts[index]
+        size = 2**(DEEPEST_LEVEL - level)
+        lattice = np.unique(((cells[:, None, :] + self._corners[None]) * size).reshape(
+            -1, self.d), axis=0)
+        costs, rewards = self._values(lattice)
+        margin = ((self.span / 2**level)**2 / 8) @ self.curvature                # (K,)
+        loglik = self._loglik(self._theta(lattice), index, n)
+        theta = self._theta(lattice)
+        return Region(costs, np.broadcast_to(margin, (len(lattice), margin.size)),
+                      rewards[int(np.argmax(loglik))], float(np.ptp(theta, axis=0).max()))
+
+
+def _box_prior(family, low: np.ndarray, high: np.ndarray, per_axis: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(points (m, d), log-weights (m,)): a lattice of the box with D's mass per cell where D
+    gives :meth:`~safepce.tabular.TaskDistribution.box_mass`, else uniform (any prior fixed
+    before the run keeps the guarantee)."""
+    axes = [np.linspace(low[i], high[i], per_axis) for i in range(len(low))]
+    points = np.array(list(itertools.product(*axes)))
+    half = (high - low) / (per_axis - 1) / 2
+    lower = np.where(np.isclose(points, low), -np.inf, points - half)
+    upper = np.where(np.isclose(points, high), np.inf, points + half)
+    try:
+        mass = np.asarray(family.box_mass(lower, upper), dtype=np.float64).reshape(-1)
+    except (NotImplementedError, AttributeError):
+        mass = np.ones(len(points))
+    mass = np.maximum(mass, 0.0) + 1e-12
+    return points, np.log(mass / mass.sum())
+
+
 def certified_weights(cost_l: np.ndarray, cost_s: np.ndarray, limit: float, steps: int
                       ) -> tuple[float, float] | None:
     """The weights alpha on the grid k/steps with ``alpha cost_l[g] + (1 - alpha) cost_s[g] <=
-    limit`` at every point g: an interval [low, high] (an intersection of half-lines, rounded
-    inwards to the grid), or None when it is empty."""
+    limit[g]`` at every point g (``limit`` a number or one per point): an interval [low, high]
+    (an intersection of half-lines, rounded inwards to the grid), or None when it is empty."""
     low, high = 0.0, 1.0
+    limit = np.broadcast_to(np.asarray(limit, dtype=np.float64), np.shape(cost_s))
     slope = cost_l - cost_s
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = (limit - cost_s) / slope
@@ -277,6 +517,20 @@ def certified_weights(cost_l: np.ndarray, cost_s: np.ndarray, limit: float, step
     return low, high
 
 
+def _all_constraints(cost_l: np.ndarray, cost_s: np.ndarray, limits: np.ndarray, steps: int
+                     ) -> tuple[float, float] | None:
+    """:func:`certified_weights` for K constraints at once (arrays (m, K)): the intersection of
+    the K intervals (each holds exactly the grid weights certified for its constraint, so every
+    weight in the intersection is certified for all), or None."""
+    low, high = 0.0, 1.0
+    for k in range(cost_s.shape[1]):
+        interval = certified_weights(cost_l[:, k], cost_s[:, k], limits[:, k], steps)
+        if interval is None:
+            return None
+        low, high = max(low, interval[0]), min(high, interval[1])
+    return (low, high) if low <= high else None
+
+
 def _affine_values(template: CMDP, base: np.ndarray, slope: np.ndarray, policies: np.ndarray,
                    points: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Exact (cost, reward) values (G, J) of each policy on ``P_0 + theta B`` for theta in
@@ -284,19 +538,36 @@ def _affine_values(template: CMDP, base: np.ndarray, slope: np.ndarray, policies
     S = template.n_states
     base_pi = np.einsum("jsa,sat->jst", policies, base)
     slope_pi = np.einsum("jsa,sat->jst", policies, slope)
-    signals = np.stack([np.einsum("jsa,sa->js", policies, template.costs[..., 0]),
-                        np.einsum("jsa,sa->js", policies, template.r)], axis=-1)   # (J, S, 2)
-    cost = np.empty((points.size, len(policies)))
-    reward = np.empty_like(cost)
+    signals = _signals(template, policies)                                     # (J, S, 1 + K)
+    cost = np.empty((points.size, len(policies), template.n_constraints))
+    reward = np.empty((points.size, len(policies)))
     identity = np.eye(S)
     for start in range(0, points.size, chunk):
         theta = points[start:start + chunk]
         P = base_pi[None] + theta[:, None, None, None] * slope_pi[None]          # (g, J, S, S)
         system = identity - template.gamma * P
-        values = np.linalg.solve(system, np.broadcast_to(signals, P.shape[:2] + (S, 2)))
+        values = np.linalg.solve(system, np.broadcast_to(signals, P.shape[:2] + signals.shape[1:]))
         out = np.einsum("s,gjsx->gjx", template.rho, values)
-        cost[start:start + chunk], reward[start:start + chunk] = out[..., 0], out[..., 1]
+        reward[start:start + chunk], cost[start:start + chunk] = out[..., 0], out[..., 1:]
     return cost, reward
+
+
+def _signals(template: CMDP, policies: np.ndarray) -> np.ndarray:
+    """Per-state reward and K costs of each policy, (J, S, 1 + K)."""
+    return np.concatenate([np.einsum("jsa,sa->js", policies, template.r)[..., None],
+                           np.einsum("jsa,sak->jsk", policies, template.costs)], axis=-1)
+
+
+def curvatures(template: CMDP, slopes: np.ndarray) -> np.ndarray:
+    """(d, K): ``2 gamma^2 ||B_i||^2 max|c_k| / (1 - gamma)^3``, a bound on ``|d^2 V_k /
+    d theta_i^2|`` for every policy (and mixture) on the kernel ``P_0 + sum_i theta_i B_i``:
+    ``d^2/dtheta_i^2 (I - gamma P_pi)^{-1} = 2 gamma^2 G B_i G B_i G`` with ``G = (I - gamma
+    P_pi)^{-1}``, ``||G||_inf <= 1/(1-gamma)``, ``||B_i^pi||_inf <= max_{s,a} sum_s' |B_i|`` and
+    ``||rho||_1 = 1``. ``slopes``: (d, S, A, S)."""
+    gamma = template.gamma
+    norms = np.abs(slopes).sum(axis=-1).reshape(len(slopes), -1).max(axis=1)        # (d,)
+    scale = np.abs(template.costs).reshape(-1, template.n_constraints).max(axis=0)  # (K,)
+    return 2 * gamma**2 * norms[:, None]**2 * scale[None] / (1 - gamma)**3
 
 
 def _prior(family, points: np.ndarray) -> np.ndarray:
@@ -329,18 +600,26 @@ def _family_key(family) -> bytes | None:
         return None
 
 
-def family_model(family, policies: np.ndarray, preset: CertifiedPreset) -> FamilyModel:
-    """:class:`FamilyModel` of ``family`` for ``policies``, cached per process by the family's
-    description and the policies' bytes (runs of one training share it)."""
+def _build_model(family, policies: np.ndarray, preset: CertifiedPreset):
+    if not isinstance(family, FiniteUniform) and len(getattr(family, "parameter_names", ())) > 1:
+        return BoxModel(family, policies, preset)
+    return FamilyModel(family, policies, preset)
+
+
+def family_model(family, policies: np.ndarray, preset: CertifiedPreset
+                 ) -> FamilyModel | BoxModel:
+    """The model of ``family`` for ``policies``: :class:`FamilyModel` for finite and 1-D families,
+    :class:`BoxModel` for 2 or 3 parameters; cached per process by the family's description and
+    the policies' bytes (runs of one training share it, and a BoxModel's values)."""
     described = _family_key(family)
     if described is None:
-        return FamilyModel(family, policies, preset)
+        return _build_model(family, policies, preset)
     key = hashlib.sha256(described + np.ascontiguousarray(policies).tobytes()
                          + repr(preset).encode()).hexdigest()
     if key not in _MODELS:
         if len(_MODELS) > 8:
             _MODELS.clear()
-        _MODELS[key] = FamilyModel(family, policies, preset)
+        _MODELS[key] = _build_model(family, policies, preset)
     return _MODELS[key]
 
 
@@ -353,6 +632,7 @@ class CertifiedSafePCE(TestTimeAlgorithm):
 
     name = "safe-pce-certified"
     needs_trajectories = True
+    multi_constraint = True
 
     def __init__(self, training: TrainingResult, family, horizon: int,
                  preset: CertifiedPreset = CERTIFIED):
@@ -372,7 +652,7 @@ class CertifiedSafePCE(TestTimeAlgorithm):
                                    np.asarray(training.safe_policy)[None]])
         self.model = family_model(family, policies, preset)
         template = self.model.template
-        self.budget = float(template.budgets[0])
+        self.budgets = np.asarray(template.budgets, dtype=np.float64)             # (K,)
         self.n_states, self.n_actions = template.n_states, template.n_actions
 
     @classmethod
@@ -401,31 +681,35 @@ class CertifiedSafePCE(TestTimeAlgorithm):
     def _decide(self) -> None:
         """Choose (candidate, alpha) for the next block from the current counts."""
         previous = self.choice, self.fallback
-        found = self.model.confidence_set(self.counts, self.preset_object.delta)
-        if found is None:
+        region = self.model.region(self.counts, self.preset_object.delta)
+        if region is None:
             self.flags.add("model_inconsistent")
             self.choice, self.fallback = (None, 0.0), True
             return self._record(previous, width=math.nan)
-        cover, mle = found
         safe = -1                                     # pi_s is the last policy
-        cost_s = self.model.cost[cover, safe]
-        if cost_s.min() > self.budget:
+        cost_s = region.costs[:, safe]                                           # (m, K)
+        limits = self.budgets[None] - region.margins                             # (m, K)
+        # a lower bound of pi_s's cost k over the set: the smallest row value less its margin
+        # (on a cell the cost is at least its smallest vertex value less the same margin)
+        lower = (cost_s - region.margins).min(axis=0)                            # (K,)
+        if np.any(lower > self.budgets):
             # at any time, not only at the end: the episodes that deployed pi_s alone so far
             # ran an infeasible policy (on the confidence event)
             self.flags.add("pi_s_certified_infeasible")
+            k = int(np.argmax(lower - self.budgets))
             self.infeasible_blocks.append({"episode": self.episode + 1,
                                            "pi_s_alone_episodes_so_far": self.safe_alone,
-                                           "pi_s_cost_lower_bound": float(cost_s.min())})
+                                           "constraint": k,
+                                           "pi_s_cost_lower_bound": float(lower[k])})
         best, best_value = (None, 0.0), -math.inf
-        limit = self.budget - self.model.margin
-        reward_s = self.model.reward[mle, safe]
-        for j in range(self.model.cost.shape[1] - 1):
-            interval = certified_weights(self.model.cost[cover, j], cost_s, limit,
-                                         self.preset_object.alpha_steps)
+        reward_s = region.reward[safe]
+        for j in range(region.costs.shape[1] - 1):
+            interval = _all_constraints(region.costs[:, j], cost_s, limits,
+                                        self.preset_object.alpha_steps)
             if interval is None:
                 continue
             # the plug-in reward is linear in alpha: the best certified weight is an end point
-            gain = self.model.reward[mle, j] - reward_s
+            gain = region.reward[j] - reward_s
             alpha = interval[1] if gain >= 0 else interval[0]
             value = reward_s + alpha * gain
             if value > best_value:
@@ -433,10 +717,9 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         if best[1] == 0.0:
             best = (None, 0.0)                        # pi_s alone (certified or not)
         # nothing certified, not even pi_s: pi_s is deployed as the fallback
-        self.fallback = best[0] is None and not cost_s.max() + self.model.margin <= self.budget
+        self.fallback = best[0] is None and not np.all(cost_s <= limits)
         self.choice = best
-        points = self.model.points[cover]
-        self._record(previous, width=float(points.max() - points.min()))
+        self._record(previous, width=region.width)
 
     def _record(self, previous, width: float) -> None:
         if (self.choice, self.fallback) != previous:
@@ -485,9 +768,12 @@ class CertifiedSafePCE(TestTimeAlgorithm):
         flags = set(self.flags)
         if self.fallback:
             flags.add("pi_s_not_certified")          # the run ends on the pi_s fallback
+        model = self.model
+        grid = int(model.points.size) if hasattr(model, "points") else None
         return {"preset": self.preset, "constants": {
-                    "delta": self.preset_object.delta, "model": self.model.kind,
-                    "margin": self.model.margin, "grid": int(self.model.points.size)},
+                    "delta": self.preset_object.delta, "model": model.kind,
+                    "margin": (model.margins.tolist() if hasattr(model, "margins") else
+                               "per cell"), "grid": grid},
                 "events": self.events, "flags": sorted(flags),
                 "uncertified_episodes": self.uncertified,
                 "pi_s_alone_episodes": self.safe_alone,
