@@ -1,0 +1,199 @@
+"""Certified Safe-PCE on families of 2-3 parameters and tasks with K constraints (issue 26, item
+4): the cells that cover the confidence set against the set's definition, the per-cell
+curvature margin against exact values inside cells, each constraint certified, the scope check
+in d dimensions, the harness's K-constraint records, and the shipped families."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from safepce import tabular
+from safepce.tabular import families
+from safepce.tabular.distributions import TaskDistribution
+from safepce.theory.algorithms.safe_pce_certified import (
+    DEEPEST_LEVEL,
+    BoxModel,
+    CertificationError,
+    CertifiedPreset,
+    CertifiedSafePCE,
+    family_model,
+)
+from safepce.theory.harness import RunRecord, run_test_phase
+from safepce.theory.training import TrainingResult
+
+
+class Plane(TaskDistribution):
+    """A small family with ``P = P_a + t1 (P_b - P_a) + t2 (P_c - P_a)`` on [0, 1/2]^2 (4 states,
+    2 actions, gamma 0.5), theta uniform; ``n_costs`` cost signals with budgets; subclasses
+    bend it."""
+
+    parameter_names = ("t1", "t2")
+    kernel_affine = True
+
+    def __init__(self, n_costs=1, seed=0, flat_first=False):
+        rng = np.random.default_rng(seed)
+        self.kernels = [rng.dirichlet(np.ones(4), size=(4, 2)) for _ in range(3)]
+        if flat_first:                    # t1 moves nothing: all curvature is along t2
+            self.kernels[1] = self.kernels[0]
+        self.r = rng.uniform(0, 1, (4, 2))
+        self.cost = rng.uniform(0, 1, (4, 2, n_costs))
+        self.budget = np.full(n_costs, 0.9)
+        self.low, self.high = np.zeros(2), np.full(2, 0.5)
+
+    def sample(self, n, seed):
+        return np.random.default_rng(seed).uniform(self.low, self.high, (n, 2))
+
+    def kernel(self, theta):
+        a, b, c = self.kernels
+        return a + theta[0] * (b - a) + theta[1] * (c - a)
+
+    def build(self, theta):
+        theta = np.asarray(theta, dtype=float).reshape(-1)
+        cost = self.cost[..., 0] if self.cost.shape[-1] == 1 else self.cost
+        budget = self.budget[0] if self.cost.shape[-1] == 1 else self.budget
+        return tabular.CMDP(self.kernel(theta), self.r, cost, budget, np.full(4, 0.25), 0.5)
+
+
+POLICIES = np.stack([np.full((4, 2), 0.5), np.tile([0.9, 0.1], (4, 1)),
+                     np.tile([0.1, 0.9], (4, 1))])
+
+
+def _counts(task, n_episodes, horizon, seed, policy=None):
+    policy = np.full((task.n_states, task.n_actions), 1 / task.n_actions) if policy is None \
+        else policy
+    batch = tabular.simulate_trajectories(task, tabular.Mixture.of([policy], [1.0]), n_episodes,
+                                          horizon, seed=seed)
+    S, A = task.n_states, task.n_actions
+    flat = (batch.states[:, :-1] * A + batch.actions[:, :-1]) * S + batch.states[:, 1:]
+    return np.bincount(flat.ravel(), minlength=S * A * S).astype(float)
+
+
+def _inside(model, cells, level, theta):
+    """Whether each point of theta (m, d) lies in one of the cells (closed)."""
+    side = model.span / 2**level
+    lower = model.low + cells * side                                            # (c, d)
+    tol = 1e-12
+    return np.array([np.any(np.all((lower <= t + tol) & (t <= lower + side + tol), axis=1))
+                     for t in theta])
+
+
+# --- the cells covering Theta_t ------------------------------------------------------------------
+
+
+def test_cells_cover_the_set_recomputed_from_its_definition():
+    """Every point of a 201 x 201 lattice whose likelihood ratio sum_g w_g L(theta_g) / L(theta)
+    is below 1/delta (the likelihood summed here transition by transition from built tasks) lies
+    in a kept cell, and the cells are not the whole box (under 10% of it). Planted: the tangent
+    planes' step taken the wrong way (-h where the cell extends by +h) drops cells holding
+    points of the set."""
+    family = Plane()
+    preset = CertifiedPreset(delta=0.05, cells=256)
+    model = BoxModel(family, POLICIES, preset)
+    counts = _counts(family.build([0.31, 0.17]), 400, 20, seed=3)
+    nonzero = np.flatnonzero(counts)
+
+    def loglik(theta):
+        with np.errstate(divide="ignore"):
+            return float(np.log(family.kernel(theta).reshape(-1)[nonzero]) @ counts[nonzero])
+
+    threshold = logsumexp(model.prior + np.array([loglik(t) for t in model.prior_points])) \
+        - math.log(1 / preset.delta)
+    lattice = np.array([(a, b) for a in np.linspace(0, 0.5, 201) for b in np.linspace(0, 0.5, 201)])
+    in_set = lattice[[loglik(t) > threshold for t in lattice]]
+    assert 20 < len(in_set) < 0.05 * len(lattice)         # a set neither empty nor the box
+    cells, level = model.cells(counts, preset.delta)
+    assert _inside(model, cells, level, in_set).all()
+    assert len(cells) / 4**level < 0.10
+
+
+def test_confidence_cells_hold_the_true_parameter_at_delta():
+    """Ville's inequality in two dimensions: over 120 runs with theta* = (0.31, 0.17), 10
+    checkpoints each, theta* leaves the kept cells at some checkpoint in at most delta = 0.3 of
+    runs (+3 standard errors). A coverage check, not a sharp one: with 1,681 prior points the
+    prior's sum already sits far below the maximum likelihood, so even the set without
+    log(1/delta) (planted) keeps theta* here; that plant is caught by
+    test_cells_cover_the_set_recomputed_from_its_definition. Tangent planes taken the wrong
+    way, which drop cells of the set, fail here too."""
+    family = Plane()
+    delta = 0.3
+    model = BoxModel(family, POLICIES, CertifiedPreset(delta=delta, cells=256))
+    truth = np.array([0.31, 0.17])
+    task = family.build(truth)
+    escaped = 0
+    for run in range(120):
+        counts = np.zeros(32)
+        out = False
+        for checkpoint in range(10):
+            counts += _counts(task, 3, 20, seed=np.random.SeedSequence([run, checkpoint]))
+            cells, level = model.cells(counts, delta)
+            out = out or not _inside(model, cells, level, truth[None])[0]
+        escaped += out
+    assert escaped / 120 <= delta + 3 * math.sqrt(delta * (1 - delta) / 120)
+
+
+# --- the curvature margin per cell ---------------------------------------------------------------
+
+
+def test_margin_bounds_every_cost_inside_a_cell():
+    """On the four level-1 cells of the box (sides 1/4): at 25 points per cell, every
+    policy's exact cost k (tabular.evaluate on the built task) is at most its largest vertex
+    value plus sum_i h_i^2/8 curvature[i, k]. The kernel does not move along t1, so the first
+    axis's term is 0: with only that term (the planted bug: the sum over axes dropped) some
+    point exceeds the bound, and so does a margin of 0 (seed 7: a cost concave along t2). The
+    bound is sound but loose: the largest excess over the vertex maximum is ~0.25% of the
+    margin here (the norm bound of |V''| is reached only by adversarial kernels)."""
+    family = Plane(n_costs=2, seed=7, flat_first=True)
+    model = BoxModel(family, POLICIES, CertifiedPreset())
+    level = 1
+    size = 2**(DEEPEST_LEVEL - level)
+    margin = ((model.span / 2**level)**2 / 8) @ model.curvature
+    first_axis_only = ((model.span[:1] / 2**level)**2 / 8) @ model.curvature[:1]
+    rng = np.random.default_rng(0)
+    worst, worst_first_only = -np.inf, -np.inf
+    for cell in np.array([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        vertices = (cell[None] + model._corners) * size
+        top = model._values(vertices)[0].max(axis=0)                          # (J, K)
+        for t2 in np.linspace(0.02, 0.98, 25):
+            theta = model.low + (cell + np.array([rng.uniform(), t2])) * model.span / 2**level
+            task = family.build(theta)
+            exact = np.stack([np.atleast_1d(tabular.evaluate(task, p).cost_value)
+                              for p in POLICIES])
+            worst = max(worst, float(np.max(exact - top - margin)))
+            worst_first_only = max(worst_first_only, float(np.max(exact - top - first_axis_only)))
+    assert worst <= 0
+    assert worst_first_only > 0
+
+
+def test_vertex_values_are_exact():
+    family = Plane(n_costs=2)
+    model = BoxModel(family, POLICIES, CertifiedPreset())
+    lattice = np.array([[0, 0], [2**DEEPEST_LEVEL, 2**DEEPEST_LEVEL], [12345, 678901]])
+    costs, rewards = model._values(lattice)
+    for row, point in enumerate(lattice):
+        task = family.build(model.low + point / 2**DEEPEST_LEVEL * model.span)
+        for j, policy in enumerate(POLICIES):
+            exact = tabular.evaluate(task, policy)
+            np.testing.assert_allclose(costs[row, j], exact.cost_value, atol=1e-12)
+            assert rewards[row, j] == pytest.approx(exact.reward_value, abs=1e-12)
+
+
+def test_region_margin_is_the_formula_at_its_level():
+    """The region's margin per constraint, against sum_i h_i^2/8 * 2 gamma^2 ||B_i||^2
+    max|c_k| / (1-gamma)^3 recomputed here from the family's kernels (h_i: the kept cells'
+    sides at their level). Planted: a dropped factor 2 or gamma^2 in ``curvatures``, or one
+    axis's term dropped in the region's sum, turns it red."""
+    family = Plane(n_costs=2, seed=2)
+    model = BoxModel(family, POLICIES, CertifiedPreset(delta=0.05, cells=64))
+    counts = _counts(family.build([0.2, 0.3]), 200, 20, seed=1)
+    cells, level = model.cells(counts, 0.05)
+    region = model.region(counts, 0.05)
+    a, b, c = family.kernels
+    norms = np.array([np.abs(b - a).sum(axis=-1).max(), np.abs(c - a).sum(axis=-1).max()])
+    scale = np.abs(family.cost).reshape(-1, 2).max(axis=0)
+    curvature = 2 * 0.5**2 * norms[:, None]**2 * scale[None] / 0.5**3
+    expected = ((0.5 / 2**level)**2 / 8 * curvature).sum(axis=0)
+    np.testing.assert_allclose(region.margins, np.broadcast_to(expected, region.margins.shape),
+                               rtol=1e-12)
+    assert level > 3                                   # refined below the coarsest cells
