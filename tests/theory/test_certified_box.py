@@ -197,3 +197,156 @@ def test_region_margin_is_the_formula_at_its_level():
     np.testing.assert_allclose(region.margins, np.broadcast_to(expected, region.margins.shape),
                                rtol=1e-12)
     assert level > 3                                   # refined below the coarsest cells
+
+
+# --- the scope in d dimensions --------------------------------------------------------------------
+
+
+class BentPlane(Plane):
+    """The second coordinate enters squared: not affine (a bent kernel)."""
+
+    def kernel(self, theta):
+        a, b, c = self.kernels
+        return a + theta[0] * (b - a) + 2 * theta[1]**2 * (c - a)
+
+
+class BudgetAlongT2(Plane):
+    """Affine kernel, but the budget grows with the second coordinate."""
+
+    def build(self, theta):
+        task = super().build(theta)
+        t2 = float(np.asarray(theta, dtype=float).reshape(-1)[1])
+        return tabular.CMDP(task.P, task.r, task.cost, task.budget + t2, task.rho, task.gamma)
+
+
+class FourParameters(Plane):
+    parameter_names = ("t1", "t2", "t3", "t4")
+
+
+class Undeclared(Plane):
+    kernel_affine = False
+
+
+@pytest.mark.parametrize(("family", "words"), [
+    (BentPlane(), "affine in its parameters"), (BudgetAlongT2(), "budgets"),
+    (FourParameters(), "1 to 3 parameters"), (Undeclared(), "kernel_affine")])
+def test_families_outside_the_proof_are_refused(family, words):
+    """A bent kernel (t2 squared), a budget depending on t2, four parameters, and a family that
+    does not declare an affine kernel: each refused before anything is solved, naming what."""
+    with pytest.raises(CertificationError, match=words):
+        family_model(family, POLICIES, CertifiedPreset())
+
+
+def test_a_kernel_bent_only_between_lattice_points_is_the_declarations_responsibility():
+    """The lattice has 12 points per axis: a bend that vanishes on it (sin^2 of 11 pi t2 / 0.5
+    is 0 at every lattice point) is not seen; the docstring says so, and this pins it."""
+
+    class Hidden(Plane):
+        def kernel(self, theta):
+            a, b, c = self.kernels
+            wiggle = 0.01 * np.sin(11 * np.pi * theta[1] / 0.5)**2
+            return a + theta[0] * (b - a) + (theta[1] + wiggle) * (c - a)
+
+    BoxModel(Hidden(), POLICIES, CertifiedPreset())
+
+
+def test_shipped_families_are_accepted_and_declare_their_support():
+    """The three families of item 4 pass the scope check: two of 2 parameters (BoxModel), one of
+    1 parameter with 2 constraints (FamilyModel)."""
+    for name, kind, constraints in (("gridworld-slip-wind", "affine-box", 1),
+                                    ("random-sparse-plane", "affine-box", 1),
+                                    ("gridworld-energy", "affine", 2)):
+        family = families.make(name)
+        task = family.build(family.sample(1, 0)[0])
+        policy = np.full((1, task.n_states, task.n_actions), 1 / task.n_actions)
+        model = family_model(family, policy, CertifiedPreset())
+        assert family.kernel_affine and model.kind == kind
+        assert task.n_constraints == constraints
+
+
+# --- K constraints ---------------------------------------------------------------------------------
+
+
+def _training(policies, safe):
+    n = len(policies)
+    return TrainingResult(
+        cover_parameters=np.zeros((n, 2)), policies=np.asarray(policies), reward_values=np.zeros(n),
+        cost_values=np.zeros(n), safe_policy=np.asarray(safe), safe_reward_values=np.zeros(n),
+        safe_cost_values=np.zeros(n), safe_margin=np.zeros(n), rounds=[], settings={})
+
+
+def test_every_constraint_is_certified():
+    """Two constraints where only the second binds (the first's budget is above every policy's
+    cost on the whole box): the chosen (candidate, alpha) keeps both within budget minus margin
+    at every row of the region, and the second constraint is what limits alpha (its interval is
+    narrower than the first's), so certifying the first alone (the planted bug) would deploy
+    alpha beyond the second's bound."""
+    family = Plane(n_costs=2, seed=3)
+    family.cost[..., 1] = [0.0, 1.0]              # the second cost: playing action 1
+    safe, candidates = POLICIES[1], POLICIES[[2, 0]]   # pi_s plays action 1 w.p. 0.1
+    grid = [family.build([a, b]) for a in np.linspace(0, 0.5, 6) for b in np.linspace(0, 0.5, 6)]
+    values = tabular.evaluate_batch(grid, POLICIES).cost_value              # (36, 3, 2)
+    family.budget = np.array([values[..., 0].max() + 0.1, 0.6])
+    assert values[:, [0, 2], 1].min() > family.budget[1] > values[:, 1, 1].max()
+    algorithm = CertifiedSafePCE(_training(candidates, safe), family, 20,
+                                 CertifiedPreset(delta=0.05, cells=256))
+    algorithm.reset(10_000, 0)
+    algorithm.counts = _counts(family.build([0.2, 0.3]), 300, 20, seed=2)
+    algorithm._decide()
+    candidate, alpha = algorithm.choice
+    assert candidate is not None and 0 < alpha < 1
+    region = algorithm.model.region(algorithm.counts, 0.05)
+    mixed = alpha * region.costs[:, candidate] + (1 - alpha) * region.costs[:, -1]
+    assert np.all(mixed <= algorithm.budgets[None] - region.margins)
+    from safepce.theory.algorithms.safe_pce_certified import certified_weights
+    limits = algorithm.budgets[None] - region.margins
+    first = certified_weights(region.costs[:, candidate, 0], region.costs[:, -1, 0],
+                              limits[:, 0], 200)
+    second = certified_weights(region.costs[:, candidate, 1], region.costs[:, -1, 1],
+                               limits[:, 1], 200)
+    assert first == (0.0, 1.0) and second[1] < 1.0 and alpha == second[1]
+
+
+def test_two_constraint_gridworld_runs_feasible_in_both():
+    """The two-constraint gridworld at three tasks of D, 3,000 episodes each: no deployed policy
+    exceeds either budget, a deployed energy comes within 0.05 of its budget 3, and the records
+    carry (n, 2) costs with both budgets. On this family the hazard constraint is the one that
+    limits every certified weight: certifying it alone (the plant of
+    test_every_constraint_is_certified, which that test catches) still kept the energy at most
+    2.979 on 12 tasks of noise 0.25-0.36 (measured), so this run cannot see that bug."""
+    from safepce.theory.experiment import FamilySettings, experiment_training, optimal_value
+
+    training, family = experiment_training(FamilySettings(family="gridworld-energy"))
+    closest = -np.inf
+    for i, noise in enumerate((0.27, 0.3, 0.33)):
+        task = family.build([noise])
+        algorithm = CertifiedSafePCE(training, family, 600)
+        record = run_test_phase(algorithm, task, 3000, 600, seed=i,
+                                optimal_value=optimal_value(task))
+        assert record.cost_value.shape == (3000, 2) and record.budget == [1.5, 3.0]
+        assert not record.violated.any(), record.cost_value.max(axis=0)
+        closest = max(closest, float(record.cost_value[:, 1].max()))
+    assert closest > 2.95
+
+
+def test_run_records_with_two_constraints():
+    """violated and constraint_regret count every constraint: a record whose second constraint
+    alone is exceeded in episode 2 (reading the first column only, the planted bug, misses it)."""
+    record = RunRecord(algorithm="x", preset="p", optimal_value=1.0, budget=[1.0, 2.0],
+                       reward_value=np.zeros(3), cost_value=np.array([[0.5, 1.0], [0.9, 2.5],
+                                                                      [1.2, 1.0]]),
+                       safe_only=np.zeros(3, dtype=bool), horizon=1, seed=0, wall_seconds=0.0)
+    np.testing.assert_array_equal(record.violated, [False, True, True])
+    assert record.constraint_regret == pytest.approx(0.5 + 0.2)
+    assert record.first_violation_episode == 2
+
+
+def test_one_constraint_algorithms_refuse_several_constraints():
+    from safepce.theory.experiment import FamilySettings, experiment_training
+
+    training, family = experiment_training(FamilySettings(family="gridworld-energy"))
+    from safepce.theory.algorithms import make_algorithm
+
+    algorithm = make_algorithm("safe-pce", training, family, 600)
+    with pytest.raises(tabular.InvalidCMDPError, match="K = 2"):
+        run_test_phase(algorithm, family.build([0.3]), 10, 600, seed=0, optimal_value=0.0)
