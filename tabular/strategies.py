@@ -6,7 +6,8 @@ counterexamples, and carries its promise in its name and arguments:
 
 * :func:`cmdps` with ``slater_margin=xi``: the task's budget exceeds its least achievable
   discounted cost by at least ``xi`` (task units), certified by the occupancy LP
-  (:func:`safepce.tabular.minimum_cost`), not assumed.
+  (:func:`safepce.tabular.minimum_cost`), not assumed; ``n_constraints=K`` draws K cost
+  constraints that one policy meets together with slack at least ``xi``.
 * :func:`task_families` with ``slater_margin=xi``: every member shares action 0 at cost 0, so
   the policy that always plays it (``family.slater_policy``) has slack exactly ``budget >= xi``
   on every member (Assumption 3.3); ``family.distances`` holds the exact pairwise task distances
@@ -32,7 +33,8 @@ from .distributions import FiniteUniform
 from .errors import InputError
 from .families import gridworld
 from .policy import Mixture
-from .solve import minimum_cost
+from .evaluate import evaluate
+from .solve import minimum_cost, solve
 
 REWARDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 COSTS = (0.0, 0.5, 1.0, 2.0)
@@ -71,21 +73,40 @@ def _gammas(gamma) -> st.SearchStrategy:
 
 @st.composite
 def cmdps(draw, n_states=(1, 4), n_actions=(2, 3), gamma=(0.5, 0.9),
-          slater_margin: float | None = None) -> CMDP:
-    """A valid single-constraint :class:`safepce.tabular.CMDP` (cost form) whose budget is met with
-    slack at least ``slater_margin`` (task units) by some policy, certified by the LP (with no
-    margin: a budget some policy meets)."""
+          slater_margin: float | None = None, n_constraints: int = 1) -> CMDP:
+    """A valid :class:`safepce.tabular.CMDP` (cost form) with ``n_constraints`` cost constraints
+    whose budgets are met with slack at least ``slater_margin`` (task units) by one policy,
+    certified (with no margin: budgets that policy meets). One constraint: the budget is the
+    least achievable cost (the occupancy LP) plus the margin plus a drawn extra. K constraints:
+    each budget is that of the policy least in the summed cost (the LP, its values exact) plus
+    the margin plus a drawn extra, so that one policy meets all K at once (K per-constraint
+    minima need not be met by any single policy). ``n_constraints = 1`` gives an (S, A) cost."""
+    if isinstance(n_constraints, bool) or not isinstance(n_constraints, int) or \
+            n_constraints < 1:
+        raise InputError(f"n_constraints: expected an int >= 1; got {n_constraints!r}")
     S = draw(st.integers(*_range(n_states, "n_states")))
     A = draw(st.integers(*_range(n_actions, "n_actions")))
     g = draw(_gammas(gamma))
     P = draw(_kernel(S, A))
     r = np.array(draw(st.lists(st.sampled_from(REWARDS), min_size=S * A, max_size=S * A)))
-    cost = np.array(draw(st.lists(st.sampled_from(COSTS), min_size=S * A, max_size=S * A)))
+    K = n_constraints
+    cost = np.array(draw(st.lists(st.sampled_from(COSTS), min_size=S * A * K,
+                                  max_size=S * A * K)))
     rho = draw(distributions(S))
-    probe = CMDP(P, r.reshape(S, A), cost.reshape(S, A), 0.0, rho, g)
-    least = float(np.atleast_1d(minimum_cost(probe))[0])
-    budget = least + (slater_margin or 0.0) + draw(st.sampled_from(EXTRA_BUDGET))
-    return CMDP(P, r.reshape(S, A), cost.reshape(S, A), budget, rho, g)
+    if K == 1:
+        probe = CMDP(P, r.reshape(S, A), cost.reshape(S, A), 0.0, rho, g)
+        least = float(np.atleast_1d(minimum_cost(probe))[0])
+        budget = least + (slater_margin or 0.0) + draw(st.sampled_from(EXTRA_BUDGET))
+        return CMDP(P, r.reshape(S, A), cost.reshape(S, A), budget, rho, g)
+    cost = cost.reshape(S, A, K)
+    total = cost.sum(axis=-1)
+    # the policy least in the summed cost: the LP with reward max - total, one loose constraint
+    probe = CMDP(P, total.max() - total, total, total.max() / (1 - g) + 1.0, rho, g)
+    policy = solve(probe).policy
+    values = np.atleast_1d(evaluate(CMDP(P, r.reshape(S, A), cost, np.zeros(K), rho, g),
+                                    policy).cost_value)
+    extra = np.array([draw(st.sampled_from(EXTRA_BUDGET)) for _ in range(K)])
+    return CMDP(P, r.reshape(S, A), cost, values + (slater_margin or 0.0) + extra, rho, g)
 
 
 @st.composite

@@ -51,6 +51,28 @@ def test_cmdps_take_fixed_sizes_and_are_feasible(task):
 
 
 @FAST
+@given(cst.cmdps(slater_margin=0.25, n_constraints=3))
+def test_cmdps_with_several_constraints_are_jointly_feasible_with_margin(task):
+    """One occupancy meets all three budgets less 0.25 at once (scipy's LP, the flow constraints
+    written here); the largest slack any single policy can keep on all K together is the
+    promise, so per-constraint minima (which no policy may reach together) would fail it."""
+    S, A, K = task.n_states, task.n_actions, task.n_constraints
+    assert K == 3 and task.costs.shape == (S, A, 3)
+    flow = np.zeros((S, S * A))
+    for s in range(S):
+        for a in range(A):
+            flow[s, s * A + a] += 1.0
+            flow[:, s * A + a] -= task.gamma * task.P[s, a]
+    # maximise the common slack t: <c_k, q> + t <= b_k for every k
+    costs = task.costs.reshape(S * A, K).T
+    A_ub = np.hstack([costs, np.ones((K, 1))])
+    result = linprog(np.r_[np.zeros(S * A), -1.0], A_ub=A_ub, b_ub=task.budgets,
+                     A_eq=np.hstack([flow, np.zeros((S, 1))]), b_eq=task.rho,
+                     bounds=[(0, None)] * (S * A) + [(None, None)], method="highs")
+    assert result.status == 0 and -result.fun >= 0.25 - 1e-9
+
+
+@FAST
 @given(cst.task_families(slater_margin=0.5))
 def test_families_share_a_slater_policy_and_know_their_distances(family):
     for task in family.tasks:

@@ -350,3 +350,58 @@ def test_one_constraint_algorithms_refuse_several_constraints():
     algorithm = make_algorithm("safe-pce", training, family, 600)
     with pytest.raises(tabular.InvalidCMDPError, match="K = 2"):
         run_test_phase(algorithm, family.build([0.3]), 10, 600, seed=0, optimal_value=0.0)
+
+
+# --- the guarantee where it binds: delta 0.3, theta* at the edge of D's mass (slow) ---------------
+
+#: theta* of the attack per family: 2.5 standard deviations above D's mean in every coordinate
+#: (costs grow with the noises, so a set drawn towards D's mass under-estimates them), and a
+#: corner of the uniform family's box
+ATTACK = {"gridworld-slip-wind": (0.325, 0.065), "gridworld-energy": (0.375,),
+          "random-sparse-plane": (0.45, 0.45)}
+
+
+def _attack_chunk(family_name, training_path, theta, seeds, episodes, delta):
+    from safepce.theory.experiment import FamilySettings, _load_training, experiment_family
+
+    training = _load_training(training_path)
+    family, spec = experiment_family(FamilySettings(family=family_name))
+    task = family.build(np.asarray(theta))
+    from safepce.theory.experiment import optimal_value
+
+    optimum = optimal_value(task)
+    preset = CertifiedPreset(name="certified-attack", delta=delta)
+    out = []
+    for seed in seeds:
+        record = run_test_phase(CertifiedSafePCE(training, family, spec.horizon, preset), task,
+                                episodes, spec.horizon, seed=int(seed), optimal_value=optimum)
+        out.append((bool(record.violated.any()), float(record.cumulative_regret[-1])))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family_name", sorted(ATTACK))
+def test_violation_rate_at_delta_stays_below_delta(family_name, tmp_path):
+    """400 runs of 2,000 episodes at delta = 0.3 with theta* fixed (:data:`ATTACK`, where pi_s
+    is feasible): the fraction of runs that deploy an infeasible policy is at most delta; its
+    95% Clopper-Pearson interval is printed. (Run: pytest -m slow -k violation_rate -s.)"""
+    from safepce.theory.experiment import FamilySettings, experiment_training
+    from safepce.theory.results import clopper_pearson
+    from safepce.theory.sweep import make_executor
+
+    training, family = experiment_training(FamilySettings(family=family_name))
+    task = family.build(np.asarray(ATTACK[family_name]))
+    assert tabular.evaluate(task, training.safe_policy).feasible      # Assumption 3.3 holds
+    path = tmp_path / "training.npz"
+    training.save(path)
+    chunks = np.array_split(np.arange(400), 8)
+    with make_executor("local", 2, jobs=len(chunks)) as executor:
+        futures = [executor.submit(_attack_chunk, family_name, str(path), ATTACK[family_name],
+                                   chunk.tolist(), 2000, 0.3) for chunk in chunks]
+        results = [r for future in futures for r in future.result(timeout=1800)]
+    violating = sum(v for v, _ in results)
+    low, high = clopper_pearson(violating, len(results))
+    print(f"\n{family_name} at theta* {ATTACK[family_name]}, delta 0.3: {violating}/400 runs "
+          f"violate = {violating / 400:.4f} (95% CI {low:.4f}-{high:.4f}); mean final regret "
+          f"{np.mean([r for _, r in results]):.1f}")
+    assert violating / 400 <= 0.3
