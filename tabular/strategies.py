@@ -31,9 +31,9 @@ from .cmdp import CMDP
 from .distance import distance
 from .distributions import FiniteUniform
 from .errors import InputError
+from .evaluate import evaluate
 from .families import gridworld
 from .policy import Mixture
-from .evaluate import evaluate
 from .solve import minimum_cost, solve
 
 REWARDS = (0.0, 0.25, 0.5, 0.75, 1.0)
