@@ -79,7 +79,7 @@ def _inside(model, cells, level, theta):
                      for t in theta])
 
 
-# --- the cells covering Theta_t ------------------------------------------------------------------
+# --- the cells covering Theta_t -------------------------------------------------------------------
 
 
 def test_cells_cover_the_set_recomputed_from_its_definition():
@@ -133,7 +133,7 @@ def test_confidence_cells_hold_the_true_parameter_at_delta():
     assert escaped / 120 <= delta + 3 * math.sqrt(delta * (1 - delta) / 120)
 
 
-# --- the curvature margin per cell ---------------------------------------------------------------
+# --- the curvature margin per cell ----------------------------------------------------------------
 
 
 def test_margin_bounds_every_cost_inside_a_cell():
@@ -264,7 +264,7 @@ def test_shipped_families_are_accepted_and_declare_their_support():
         assert task.n_constraints == constraints
 
 
-# --- K constraints ---------------------------------------------------------------------------------
+# --- K constraints --------------------------------------------------------------------------------
 
 
 def _training(policies, safe):
