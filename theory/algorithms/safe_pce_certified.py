@@ -348,6 +348,14 @@ class BoxModel:
         base = first.dense_P - np.tensordot(low, slopes, axes=1)
         self.base, self.slopes = base.reshape(-1), slopes.reshape(d, -1)
         self.prior_points, self.prior = _box_prior(family, low, high, PRIOR_AXIS_POINTS[d])
+        # log P at the prior's points on the kernel's support, computed once: the prior's sum
+        # is then one product per decision
+        support = np.flatnonzero((self.base != 0) | np.any(self.slopes != 0, axis=0))
+        self._position = np.full(self.base.size, -1, dtype=np.int64)
+        self._position[support] = np.arange(support.size)
+        p = self.base[support][None] + self.prior_points @ self.slopes[:, support]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._prior_logs = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), -np.inf)
         self._base_pi = np.einsum("jsa,sat->jst", policies, base)
         self._slopes_pi = np.einsum("jsa,isat->ijst", policies, slopes)
         self._signals = _signals(first, policies)
@@ -381,10 +389,13 @@ class BoxModel:
         """Which cells (c, d) of ``level`` the tangent planes cannot exclude from Theta_t."""
         size = 2**(DEEPEST_LEVEL - level)
         corners = (cells[:, None, :] + self._corners[None]) * size           # (c, 2^d, d)
-        theta = self._theta(corners.reshape(-1, self.d))
-        value, grad = self._loglik(theta, index, counts, gradient=True)
-        value = value.reshape(len(cells), -1)
-        grad = grad.reshape(len(cells), -1, self.d)
+        # neighbouring cells share vertices: evaluate each vertex once
+        flat = corners.reshape(-1, self.d)
+        keys, first, inverse = np.unique(flat @ (2**DEEPEST_LEVEL + 1)**np.arange(self.d),
+                                         return_index=True, return_inverse=True)
+        value, grad = self._loglik(self._theta(flat[first]), index, counts, gradient=True)
+        value = value[inverse.reshape(-1)].reshape(len(cells), -1)
+        grad = grad[inverse.reshape(-1)].reshape(len(cells), -1, self.d)
         # from vertex v the cell extends by +h_i where v is at its lower side, -h_i otherwise
         step = np.where(self._corners == 0, 1.0, -1.0)[None] * (self.span / 2**level)
         with np.errstate(invalid="ignore"):
@@ -430,7 +441,10 @@ class BoxModel:
         more; None when every theta has likelihood 0."""
         index = np.flatnonzero(counts)
         n = counts[index]
-        coarse = self._loglik(self.prior_points, index, n)
+        position = self._position[index]
+        if np.any(position < 0):
+            return None                       # a transition no kernel of the box can make
+        coarse = self._prior_logs[:, position] @ n
         if not np.isfinite(coarse).any():
             return None
         threshold = logsumexp(self.prior + coarse) - math.log(1 / delta)
