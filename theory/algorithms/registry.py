@@ -99,8 +99,8 @@ register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", "#9467bd", _TASKS)
 register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", "#8c564b", _TASKS)
 register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", "#7f7f7f", _TASKS)
 register("safe-pce-certified", CertifiedSafePCE, CERTIFIED, "Safe-PCE, certified", "#08306b",
-         "training (U_hat's policies, pi_s) and the family's model class (finite, or a 1-D "
-         "kernel affine in its parameter)")
+         "training (U_hat's policies, pi_s) and the family's model class (finite, or a kernel "
+         "affine in d <= 3 parameters on a box); K >= 1 constraints")
 register("safe-pce-pooled-gate", SafePCE, SAFE_PCE_POOLED_GATE, "Safe-PCE, pooled gate",
          "#aec7e8", _UNITS)
 register("safe-meta-rl-smoothed", SafeMetaRL, SAFE_META_RL_SMOOTHED,

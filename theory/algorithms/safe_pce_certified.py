@@ -3,16 +3,17 @@ constant of Algorithm 2 replaced by a certificate computed from the test task's 
 
 Guarantee (checked in ``safepce verify``, claim "certified"). Let the test task be
 ``M = M_theta*`` for a parameter theta* in the support of the family, where the family is either
-finite or one-dimensional with a transition kernel affine in theta (``P_theta = P_0 + theta B``)
-and reward, cost, budget, rho and gamma not depending on theta. Checked when the algorithm is
-built, :class:`CertificationError` naming the quantity and two members otherwise: a finite
-family on every member; a 1-D family must declare ``kernel_affine = True`` and the declaration
-is verified at :data:`SCOPE_CHECK_POINTS` equally spaced parameters (a kernel that leaves the
-segment only between them is the declaration's responsibility). Then, with probability at
-least ``1 - delta`` over the test-time randomness, for every test task, every policy deployed
-that is not pi_s alone is feasible (``V_cost <= b``). pi_s alone is deployed only when nothing
-else is certified, so when pi_s is feasible on M (Assumption 3.3) every deployed policy is
-feasible w.p. >= 1 - delta.
+finite or has d <= 3 parameters on a box ``[low, high]`` with a transition kernel affine in theta
+(``P_theta = P_0 + sum_i theta_i B_i``), and reward, costs, budgets, rho and gamma not depending
+on theta; tasks may have K >= 1 cost constraints. Checked when the algorithm is built,
+:class:`CertificationError` naming the quantity and two members otherwise: a finite family on
+every member; a parametric family must declare ``kernel_affine = True`` and the declaration is
+verified on a lattice of the box (:data:`SCOPE_AXIS_POINTS` per axis; a kernel that leaves the
+affine form only between lattice points is the declaration's responsibility). Then, with
+probability at least ``1 - delta`` over the test-time randomness, for every test task, every
+policy deployed that is not pi_s alone is feasible in every constraint (``V_cost_k <= b_k``).
+pi_s alone is deployed only when nothing else is certified, so when pi_s is feasible on M
+(Assumption 3.3) every deployed policy is feasible w.p. >= 1 - delta.
 No union bound over K, no covering argument over D and no assumption on the cover radius.
 
 Proof sketch (each step replaces a worst-case constant of the paper's analysis):
@@ -28,21 +29,26 @@ Proof sketch (each step replaces a worst-case constant of the paper's analysis):
    ``Theta_t = {theta : log L_t(theta) > log sum_g w_g L_t(theta_g) - log(1/delta)}`` contains
    theta* at every time t, simultaneously, w.p. >= 1 - delta (a confidence sequence: anytime
    valid, so testing after every block costs nothing, replacing Ineq. 5's ``ln(4K/delta)``).
-   For an affine kernel ``log L_t`` is concave in theta, so Theta_t is an interval, found
-   exactly by root finding.
+   For an affine kernel ``log L_t`` is concave in theta, so Theta_t is convex: for d = 1 an
+   interval, found exactly by root finding; for d = 2, 3 it is covered by dyadic cells, those
+   that the tangent planes of ``log L_t`` cannot exclude (:class:`BoxModel`).
 2. *Exact values over the set replace the predicted values of Eq. 3 and their eps(L+1) margin.*
    For every candidate pi_l of U_hat and for pi_s, V_cost(pi; M_theta) is computed exactly on a
    fine grid of the support (finite families: on every task). Between grid points of step h,
    ``V(theta) <= max(V(g_k), V(g_k+1)) + h^2/8 max|V''|`` and
    ``|V''| <= 2 gamma^2 ||B_pi||^2 max|cost| / (1-gamma)^3`` (differentiate
    ``(I - gamma P_pi(theta))^{-1}`` twice; ``||(I - gamma P_pi)^{-1}||_inf <= 1/(1-gamma)``), so
-   the maximum of any mixture's cost over Theta_t is bounded exactly.
+   the maximum of any mixture's cost over Theta_t is bounded exactly. In d dimensions a kept
+   cell of sides h_i adds ``sum_i h_i^2/8 max|d^2 V / d theta_i^2|`` to its largest vertex value
+   (the error of multilinear interpolation, a sum of 1-D ones), each constraint k with its own
+   ``max|cost_k|``.
 3. *The largest certified weight replaces Eq. 6's schedule.* Mixture values are linear in the
    weight (Def. 2.3): ``V_cost(alpha pi_l + (1-alpha) pi_s) = alpha V_cost(pi_l) + (1-alpha)
    V_cost(pi_s)``. Each block deploys the (candidate, alpha) with the best plug-in reward at the
    maximum-likelihood theta among the pairs whose bound ``max_{theta in Theta_t} [alpha
    V_cost(pi_l; theta) + (1-alpha) V_cost(pi_s; theta)] + margin <= b`` (alpha on a grid of
-   1/``alpha_steps``). On the event of step 1 each of them is feasible on M.
+   1/``alpha_steps``), for every constraint (the K intervals of alpha intersected). On the
+   event of step 1 each of them is feasible on M.
 4. *Pooled data replace per-stage estimates and elimination.* All transitions of all episodes
    feed one likelihood, so no data are discarded at a stage change and no candidate needs to
    be eliminated: a candidate that does not fit the data simply loses the choice of step 3.
