@@ -382,7 +382,7 @@ def _attack_chunk(family_name, training_path, theta, seeds, episodes, delta):
 @pytest.mark.slow
 @pytest.mark.parametrize("family_name", sorted(ATTACK))
 def test_violation_rate_at_delta_stays_below_delta(family_name, tmp_path):
-    """400 runs of 2,000 episodes at delta = 0.3 with theta* fixed (:data:`ATTACK`, where pi_s
+    """400 runs of 1,000 episodes at delta = 0.3 with theta* fixed (:data:`ATTACK`, where pi_s
     is feasible): the fraction of runs that deploy an infeasible policy is at most delta; its
     95% Clopper-Pearson interval is printed. (Run: pytest -m slow -k violation_rate -s.)"""
     from safepce.theory.experiment import FamilySettings, experiment_training
@@ -397,7 +397,7 @@ def test_violation_rate_at_delta_stays_below_delta(family_name, tmp_path):
     chunks = np.array_split(np.arange(400), 8)
     with make_executor("local", 2, jobs=len(chunks)) as executor:
         futures = [executor.submit(_attack_chunk, family_name, str(path), ATTACK[family_name],
-                                   chunk.tolist(), 2000, 0.3) for chunk in chunks]
+                                   chunk.tolist(), 1000, 0.3) for chunk in chunks]
         results = [r for future in futures for r in future.result(timeout=1800)]
     violating = sum(v for v, _ in results)
     low, high = clopper_pearson(violating, len(results))

@@ -397,8 +397,8 @@ class BoxModel:
         corners = (cells[:, None, :] + self._corners[None]) * size           # (c, 2^d, d)
         # neighbouring cells share vertices: evaluate each vertex once
         flat = corners.reshape(-1, self.d)
-        keys, first, inverse = np.unique(flat @ (2**DEEPEST_LEVEL + 1)**np.arange(self.d),
-                                         return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(flat @ (2**DEEPEST_LEVEL + 1)**np.arange(self.d),
+                                      return_index=True, return_inverse=True)
         value, grad = self._loglik(self._theta(flat[first]), index, counts, gradient=True)
         value = value[inverse.reshape(-1)].reshape(len(cells), -1)
         grad = grad[inverse.reshape(-1)].reshape(len(cells), -1, self.d)
