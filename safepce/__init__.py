@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib import metadata
 
 try:
@@ -47,6 +48,39 @@ ENTRY_POINTS = {
 }
 
 __all__ = ["__version__", *SUBPACKAGES, *ENTRY_POINTS]
+
+
+#: Gymnasium environments: id -> (entry point, kwargs, max_episode_steps). Registered by string,
+#: so registering imports nothing of safepce; the entry point is imported by ``gymnasium.make``.
+GYM_ENVS = {
+    # the paper's gridworld (kwarg ``noise``, default 0.1), 600-step episodes
+    "safepce/Gridworld-v0": ("safepce.tabular.gym:CMDPEnv", {"horizon": 600}, 600),
+    # any CMDP: gymnasium.make("safepce/CMDP-v0", cmdp=task, horizon=H)
+    "safepce/CMDP-v0": ("safepce.tabular.gym:CMDPEnv", {}, None),
+}
+
+
+def register_gym_envs() -> bool:
+    """Register :data:`GYM_ENVS` with Gymnasium (False when Gymnasium is not installed).
+
+    Done on ``import safepce`` when Gymnasium is already imported, and by importing
+    :mod:`safepce.tabular.gym`; ``gymnasium.make("safepce.tabular.gym:safepce/Gridworld-v0")``
+    works with no import at all (Gymnasium imports the module named before the colon).
+    ``import safepce`` does not import Gymnasium itself (it would add ~0.3 s to every import).
+    """
+    try:
+        import gymnasium
+    except ImportError:
+        return False
+    for env_id, (entry_point, kwargs, steps) in GYM_ENVS.items():
+        if env_id not in gymnasium.envs.registry:
+            gymnasium.register(env_id, entry_point=entry_point, kwargs=kwargs,
+                               max_episode_steps=steps)
+    return True
+
+
+if "gymnasium" in sys.modules:
+    register_gym_envs()
 
 
 def __getattr__(name: str):

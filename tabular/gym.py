@@ -100,14 +100,9 @@ def as_gym_env(cmdp: CMDP, horizon: int | None = None) -> CMDPEnv:
 
 
 def _register() -> None:
-    if gymnasium is None:
-        return
-    registered = gymnasium.envs.registry
-    if GRIDWORLD_ID not in registered:
-        # the paper's gridworld at noise 0.1 (kwarg ``noise``), 600-step episodes
-        gymnasium.register(GRIDWORLD_ID, entry_point=CMDPEnv, kwargs={"horizon": 600})
-    if CMDP_ID not in registered:
-        gymnasium.register(CMDP_ID, entry_point=CMDPEnv)
+    from safepce import register_gym_envs
+
+    register_gym_envs()
 
 
 _register()

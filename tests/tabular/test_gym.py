@@ -89,3 +89,37 @@ def test_registered_ids_make_picklable_checked_envs():
     task = tabular.random_cmdp(3, 2, seed=0)
     other = gymnasium.make("safepce/CMDP-v0", cmdp=task, horizon=5)
     assert other.unwrapped.cmdp is task and other.unwrapped.budget == task.budget
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter (a clean Gymnasium registry); its stdout."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_gymnasium_then_safepce_registers_with_the_episode_limit():
+    """import gymnasium; import safepce: the ids are registered (by string: nothing of
+    safepce.tabular imported until make) with max_episode_steps 600 in the spec."""
+    out = _fresh("import sys, gymnasium, safepce\n"
+                 "print('safepce.tabular' in sys.modules)\n"
+                 "env = gymnasium.make('safepce/Gridworld-v0')\n"
+                 "print(env.spec.max_episode_steps, env.unwrapped.budget)")
+    assert out.splitlines() == ["False", "600 1.5"]
+
+
+def test_module_prefixed_id_needs_no_import():
+    out = _fresh("import gymnasium\n"
+                 "env = gymnasium.make('safepce.tabular.gym:safepce/Gridworld-v0', noise=0.3)\n"
+                 "env.reset(seed=0)\n"
+                 "print(env.spec.max_episode_steps, env.unwrapped.cmdp.P[0, 0, 0])")
+    steps, p = out.split()
+    assert steps == "600" and float(p) == pytest.approx(float(tabular.gridworld(0.3).P[0, 0, 0]))
+
+
+def test_import_safepce_does_not_import_gymnasium():
+    assert _fresh("import sys, safepce; print('gymnasium' in sys.modules)") == "False"
