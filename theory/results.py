@@ -114,7 +114,8 @@ def write_table(path: str | Path, rows: Sequence[Mapping]) -> Path:
 
 def write_curves(path: str | Path, curves: Sequence[Mapping[str, np.ndarray]]) -> Path:
     """Per-episode curves in long form: ``curves[i]`` belongs to row i of runs.csv and maps
-    each quantity's name to an array over its episodes (float32 on disk)."""
+    each quantity's name to an array over its episodes (float64 on disk: a cost within 1e-9 of
+    the budget, the violation test's tolerance, must stay distinguishable)."""
     names = list(dict.fromkeys(k for curve in curves for k in curve))
     lengths = [len(next(iter(curve.values()))) if curve else 0 for curve in curves]
     arrays = {
@@ -123,7 +124,7 @@ def write_curves(path: str | Path, curves: Sequence[Mapping[str, np.ndarray]]) -
         if curves else np.zeros(0, np.int32),
     }
     for name in names:
-        arrays[name] = np.concatenate([np.asarray(curve[name], dtype=np.float32)
+        arrays[name] = np.concatenate([np.asarray(curve[name], dtype=np.float64)
                                        for curve in curves]) if curves else np.zeros(0)
     return atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays), binary=True)
 

@@ -90,3 +90,16 @@ def test_every_command_writes_the_same_summary_schema(tmp_path):
         assert len(frame) >= 1 and frame.map(np.isscalar).all().all()
         pngs = sorted(p.stem for p in out.glob("*.png"))
         assert pngs and pngs == sorted(p.stem for p in out.glob("*.pdf"))
+
+
+def test_curves_keep_costs_within_the_violation_tolerance(tmp_path):
+    """A cost 3e-9 above the budget 1.5 (a violation: the tolerance is 1e-9) must read back
+    above 1.5 + 1e-9; float32 on disk (as before) rounds it to 1.5 exactly."""
+    from safepce.theory.harness import VIOLATION_TOLERANCE
+
+    cost = np.array([1.4, 1.5 + 3e-9, 1.5])
+    path = results.write_curves(tmp_path / "curves.npz", [{"cost_value": cost}])
+    with np.load(path) as data:
+        back = data["cost_value"]
+    assert back[1] > 1.5 + VIOLATION_TOLERANCE
+    np.testing.assert_array_equal(back, cost)
