@@ -87,7 +87,7 @@ def plot_violation_vs_delta(rows: list[dict]) -> Figure:
                     label=f"{key} [{mine[0]['preset']}]")
     ax.set_xscale("log")
     ax.set_xlabel("delta of Algorithm 1")
-    ax.set_ylabel("fraction of runs with a violation (95% CI)")
+    ax.set_ylabel("fraction of runs with\na violation (95% CI)")
     ax.set_title("test tasks drawn from D")
     fig.legend(loc="outside lower center", ncols=2)
     return fig
@@ -97,7 +97,11 @@ def plot_violation_vs_delta(rows: list[dict]) -> Figure:
 def plot_violation_rates(per_algorithm: list[dict]) -> Figure:
     """``violations``: the fraction of runs with a violation per algorithm, with its 95%
     Clopper-Pearson interval (bars) and the count of violating runs."""
-    fig = new_figure(TEXT_WIDTH / 2 + 0.5, 0.6 + 0.35 * len(per_algorithm))
+    labels = [f"{r['key']} [{r['preset']}]: {r['runs_with_violation']}/{r['runs']}"
+              for r in per_algorithm]
+    # the labels take the left of the figure; the axes keep ~2.5 in
+    width = min(TEXT_WIDTH, 2.5 + 0.055 * max(len(label) for label in labels))
+    fig = new_figure(width, 0.8 + 0.35 * len(per_algorithm))
     ax = fig.subplots()
     y = np.arange(len(per_algorithm))
     fraction = np.array([r["fraction"] for r in per_algorithm])
@@ -105,8 +109,7 @@ def plot_violation_rates(per_algorithm: list[dict]) -> Figure:
     high = np.array([r["clopper_pearson_high"] for r in per_algorithm])
     ax.errorbar(fraction, y, xerr=[fraction - low, high - fraction], fmt="o", capsize=3,
                 color="#c0392b")
-    ax.set_yticks(y, [f"{r['key']} [{r['preset']}]: {r['runs_with_violation']}/{r['runs']}"
-                      for r in per_algorithm])
+    ax.set_yticks(y, labels)
     ax.set_xlim(-0.02, 1.02)
-    ax.set_xlabel("fraction of runs with an infeasible deployed policy (95% CI)")
+    ax.set_xlabel("fraction of runs with an infeasible\ndeployed policy (95% CI)")
     return fig

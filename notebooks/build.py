@@ -52,7 +52,8 @@ EXPERIMENT = [
                       "and the baselines Safe Meta-RL, DOPE+, DOPE, LB-SGD) on a few of the "
                       "published test tasks. At 5,000 episodes DOPE and DOPE+ are still in their "
                       "14,000-episode warm-up on pi_s. `safepce reproduce` runs the full size."),
-    new_code_cell("EPISODES, TASKS = 5000, 3\n"
+    new_code_cell("%matplotlib inline\n"
+                  "EPISODES, TASKS = 5000, 3\n"
                   "from safepce.theory.experiment import ExperimentSettings, reproduce, summarise\n"
                   "from safepce.theory.figures import plot_figure2\n"
                   "settings = ExperimentSettings(episodes=EPISODES, tasks=TASKS)\n"

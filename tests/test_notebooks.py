@@ -17,6 +17,12 @@ def test_notebook_executes(path, tmp_path):
     errors = [o for cell in notebook.cells if cell.cell_type == "code"
               for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # a cell ending in a plot_* call shows its figure (a pyplot-free Figure needs the inline
+    # formatter, which `%matplotlib inline` registers)
+    for cell in notebook.cells:
+        last = cell.source.strip().splitlines()[-1] if cell.source.strip() else ""
+        if cell.cell_type == "code" and last.startswith("plot_"):
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), last
 
 
 def test_there_are_three_notebooks():

@@ -36,11 +36,16 @@ STYLE = {
 
 
 def styled(plot):
-    """Draw ``plot`` under :data:`STYLE` (an rcParams context: nothing leaks out)."""
+    """Draw ``plot`` under :data:`STYLE` (an rcParams context: nothing leaks out), and lay the
+    figure out once before returning it: constrained layout's first pass on axes of fixed
+    aspect (Figure 1's grids) leaves titles and labels cut at the edge, its second does not."""
     @functools.wraps(plot)
     def wrapper(*args, **kwargs):
         with mpl.rc_context(STYLE):
-            return plot(*args, **kwargs)
+            fig = plot(*args, **kwargs)
+            if isinstance(fig, Figure):
+                fig.draw_without_rendering()
+            return fig
     return wrapper
 
 
@@ -194,7 +199,8 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
     left, right = fig.subplots(1, 2)
     for key, runs in records.items():
         spec = REGISTRY.get(key)
-        label, colour = (spec.label, spec.color) if spec else (key, None)
+        label, colour, style = (spec.label, spec.color, spec.linestyle) if spec else (
+            key, None, "-")
         preset = runs[0].preset
         violating = sum(r.first_violation_episode is not None for r in runs)
         verb = "stopped unsafe" if report == "authors" else "violate"
@@ -205,7 +211,7 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
         episodes = index + 1
         for ax, curves in ((left, np.stack([r.cumulative_regret[index] for r in runs])),
                            (right, np.stack([r.cost_value[index] for r in runs]))):
-            ax.plot(episodes, curves.mean(axis=0), color=colour,
+            ax.plot(episodes, curves.mean(axis=0), color=colour, linestyle=style,
                     label=label if ax is left else None)
             ax.fill_between(episodes, np.quantile(curves, 0.1, axis=0),
                             np.quantile(curves, 0.9, axis=0), color=colour, alpha=0.2,
@@ -216,14 +222,16 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
                 # can hide a short violation: the maximum over each bin is drawn)
                 edges = np.linspace(0, n_episodes, points + 1).astype(int)
                 peaks = np.maximum.reduceat(run.cost_value, edges[:-1])
-                right.plot(edges[1:], peaks, color=colour, linewidth=0.4, alpha=0.6)
-    right.axhline(budget, color="black", linestyle="--", linewidth=1, label=f"budget {budget:g}")
+                right.plot(edges[1:], peaks, color=colour, linestyle=style, linewidth=0.4,
+                           alpha=0.6)
+    right.axhline(budget, color="0.45", linestyle=(0, (5, 2)), linewidth=1,
+                  label=f"budget {budget:g}")
     left.set_yscale("symlog", linthresh=1.0)      # log above 1, linear through 0
     left.set_xlabel("episode")
     left.set_ylabel("cumulative reward regret")
     left.set_title("regret (exact); line: mean, band: 10-90% of runs")
     right.set_xlabel("episode")
-    right.set_ylabel("discounted cost of the deployed policy")
+    right.set_ylabel("discounted cost of\nthe deployed policy")
     right.set_title("constraint value (exact); thin: each violating run")
     if report == "authors":
         fig.suptitle("As the authors' code records runs: a run stops before its first "

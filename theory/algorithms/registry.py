@@ -49,6 +49,8 @@ class AlgorithmSpec:
     label: str
     color: str
     needs: str
+    #: matplotlib line style: one colour per method, one style per preset of it
+    linestyle: str = "-"
 
     @property
     def preset_name(self) -> str:
@@ -66,12 +68,21 @@ _UNITS = "training (U_hat, pi_s) and the family's units; paper-unit presets also
 _TASKS = "training (pi_s) and the cover's tasks (the family's static structure)"
 
 
-def register(key: str, cls: type, preset, label: str, color: str, needs: str) -> AlgorithmSpec:
+def register(key: str, cls: type, preset, label: str, color: str, needs: str,
+             linestyle: str = "-") -> AlgorithmSpec:
     """Add an algorithm under ``key`` (refuses a key registered twice)."""
     if key in REGISTRY:
         raise InputError(f"key: expected a new algorithm key; {key!r} is registered already")
-    spec = REGISTRY[key] = AlgorithmSpec(key, cls, preset, label, color, needs)
+    spec = REGISTRY[key] = AlgorithmSpec(key, cls, preset, label, color, needs, linestyle)
     return spec
+
+
+#: Okabe & Ito's colour-blind-safe palette (one colour per method; a method's other presets
+#: keep its colour and change the line style)
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9",
+             "bluish green": "#009E73", "yellow": "#F0E442", "blue": "#0072B2",
+             "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+_C = OKABE_ITO
 
 
 def spec(key: str) -> AlgorithmSpec:
@@ -89,25 +100,28 @@ def make_algorithm(key: str, training, family, horizon: int, delta: float | None
     return entry.cls.from_training(training, family, horizon, entry.preset, delta)
 
 
-register("safe-pce", SafePCE, SAFE_PCE_EXPERIMENT, "Safe-PCE", "#1f77b4", _UNITS)
-register("pce", PCE, PCE_EXPERIMENT, "PCE (unsafe)", "#d62728", _UNITS)
-register("safe-pce-theory", SafePCE, THEORY, "Safe-PCE, theory constants", "#17becf", _UNITS)
-register("pce-theory", PCE, THEORY, "PCE, theory constants", "#ff7f0e", _UNITS)
-register("safe-pce-scaled", SafePCE, SCALED, "Safe-PCE, scaled constants", "#bcbd22", _UNITS)
-register("safe-meta-rl", SafeMetaRL, SAFE_META_RL_EXPERIMENT, "Safe Meta-RL", "#2ca02c", _TASKS)
-register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", "#9467bd", _TASKS)
-register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", "#8c564b", _TASKS)
-register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", "#7f7f7f", _TASKS)
-register("safe-pce-certified", CertifiedSafePCE, CERTIFIED, "Safe-PCE, certified", "#08306b",
+register("safe-pce", SafePCE, SAFE_PCE_EXPERIMENT, "Safe-PCE", _C["blue"], _UNITS)
+register("pce", PCE, PCE_EXPERIMENT, "PCE (unsafe)", _C["vermillion"], _UNITS)
+register("safe-pce-theory", SafePCE, THEORY, "Safe-PCE, theory constants", _C["blue"], _UNITS,
+         ":")
+register("pce-theory", PCE, THEORY, "PCE, theory constants", _C["vermillion"], _UNITS, ":")
+register("safe-pce-scaled", SafePCE, SCALED, "Safe-PCE, scaled constants", _C["blue"], _UNITS,
+         "-.")
+register("safe-meta-rl", SafeMetaRL, SAFE_META_RL_EXPERIMENT, "Safe Meta-RL", _C["bluish green"],
+         _TASKS)
+register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", _C["orange"], _TASKS)
+register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", _C["reddish purple"], _TASKS)
+register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", _C["sky blue"], _TASKS)
+register("safe-pce-certified", CertifiedSafePCE, CERTIFIED, "Safe-PCE, certified", _C["black"],
          "training (U_hat's policies, pi_s) and the family's model class (finite, or a kernel "
          "affine in d <= 3 parameters on a box); K >= 1 constraints")
 register("safe-pce-pooled-gate", SafePCE, SAFE_PCE_POOLED_GATE, "Safe-PCE, pooled gate",
-         "#aec7e8", _UNITS)
+         _C["blue"], _UNITS, "--")
 register("safe-meta-rl-smoothed", SafeMetaRL, SAFE_META_RL_SMOOTHED,
-         "Safe Meta-RL, smoothed variant", "#98df8a", _TASKS)
+         "Safe Meta-RL, smoothed variant", _C["bluish green"], _TASKS, "--")
 register("safe-meta-rl-smoothed-start", SafeMetaRL, SAFE_META_RL_SMOOTHED_START,
-         "Safe Meta-RL, smoothed start only", "#b5cf6b", _TASKS)
-register("lb-sgd-certified", LBSGD, LB_SGD_CERTIFIED, "LB-SGD, certified step", "#c7c7c7",
-         _TASKS)
-register("dope-plus-theory", DOPEPlus, DOPE_THEORY, "DOPE+, worst-case widths", "#e377c2",
-         _TASKS)
+         "Safe Meta-RL, smoothed start only", _C["bluish green"], _TASKS, ":")
+register("lb-sgd-certified", LBSGD, LB_SGD_CERTIFIED, "LB-SGD, certified step", _C["sky blue"],
+         _TASKS, "--")
+register("dope-plus-theory", DOPEPlus, DOPE_THEORY, "DOPE+, worst-case widths", _C["orange"],
+         _TASKS, "--")
