@@ -28,12 +28,15 @@ systems of tasks with the same sparsity pattern (``system_for``) go to LU direct
 
 from __future__ import annotations
 
+import logging
 import weakref
 
 import numba
 import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
+
+logger = logging.getLogger(__name__)
 
 #: a solve is accepted when its certified error is below this fraction of the solution's scale
 TOLERANCE = 1e-11
@@ -113,6 +116,13 @@ class DiscountedSystem:
             if self.requested == "krylov":
                 raise ArithmeticError("GMRES did not certify the solve; use method 'auto' or 'lu'")
         if self._lu is None:
+            if self.requested != "lu":
+                logger.info("GMRES did not certify a solve of %d states to %.1e; factorising "
+                            "by sparse LU (reused for this system and, from now on, tried "
+                            "first for its sparsity pattern)", self.matrix.shape[0],
+                            self.tolerance)
+            else:
+                logger.debug("sparse LU of %d states", self.matrix.shape[0])
             if self.owner is not None:
                 _preference[_pattern(self.owner)] = "lu"
             # I - gamma P_pi is strictly diagonally dominant (row sums of gamma P_pi = gamma),

@@ -32,6 +32,7 @@ certified
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -46,6 +47,8 @@ import scipy.sparse as sparse
 from .cmdp import CMDP, InvalidCMDPError
 from .errors import InputError
 from .evaluate import evaluate
+
+logger = logging.getLogger(__name__)
 
 #: an occupancy below this fraction of its state's total is a round-off of a non-basic zero
 _SUPPORT_TOLERANCE = 1e-9
@@ -360,6 +363,8 @@ def solve(cmdp: CMDP, backend: str = "auto", solver: str = "HIGHS",
         solution = replace(solution, cost_value=exact.cost_value, reward_value=exact.reward_value,
                            occupancy=exact.occupancy)
     if np.any(tightening > 0):
+        logger.info("the LP's policy exceeded the budget by rounding; budget tightened by %s so "
+                    "that its exact cost meets it", np.array2string(tightening, precision=3))
         solution = replace(solution, budget_tightening=float(tightening[0])
                            if cmdp.single_constraint else tightening)
     return solution

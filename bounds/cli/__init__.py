@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         command: Command = args.command_spec
         try:
             settings = settings_from(command.settings, args)
-            return command.run(settings, run_settings(args))
+            run = run_settings(args)
+            if run.verbose:
+                _log_to_stderr()
+            return command.run(settings, run)
         except BaseException as exc:
             if was_interrupted(exc):
                 # the pools have been ended on the way out; a second Ctrl-C must not break
@@ -130,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         finally:
             release_output()
+
+
+def _log_to_stderr() -> None:
+    """INFO records of the ``safepce`` loggers to standard error, one line each."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("safepce: %(name)s: %(message)s"))
+    for name in ("safepce",):
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "safepce_verbose", False) for h in logger.handlers):
+            handler.safepce_verbose = True
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def console(argv: list[str] | None = None) -> int:

@@ -78,6 +78,8 @@ class RunSettings:
                           choices=("local", "dask"))
     scheduler: str | None = setting(None, "Dask scheduler address (default: a LocalCluster)")
     quiet: bool = setting(False, "no progress bars")
+    verbose: bool = setting(False, "log what the library adjusts on its own (solver fallbacks, "
+                                   "budget tightenings) to standard error")
     overwrite: bool = setting(False, "clear the output folder first (it may hold another "
                                      "command's or other settings' results)")
 
@@ -86,7 +88,7 @@ def add_run_flags(parser: argparse.ArgumentParser, command: str, names: tuple[st
     """``--out`` (default results/COMMAND) and the named fields of :class:`RunSettings`."""
     parser.add_argument("--out", default=f"results/{command}",
                         help=f"output folder (default: results/{command})")
-    names = (*names, "overwrite")
+    names = (*names, "overwrite", "verbose")
     keep = tuple(f.name for f in fields(RunSettings) if f.name not in names or f.name == "out")
     add_settings(parser, RunSettings, skip=keep)
 

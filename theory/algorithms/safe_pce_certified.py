@@ -66,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ from safepce.tabular.errors import InputError
 
 from ..harness import Deployment, TestTimeAlgorithm
 from ..training import TrainingResult
+
+logger = logging.getLogger(__name__)
 
 
 class CertificationError(InputError):
@@ -639,6 +642,8 @@ def family_model(family, policies: np.ndarray, preset: CertifiedPreset
     if key not in _MODELS:
         if len(_MODELS) > 8:
             _MODELS.clear()
+        logger.debug("building the certified model of %s for %d policies", type(family).__name__,
+                     len(policies))
         _MODELS[key] = _build_model(family, policies, preset)
     return _MODELS[key]
 
