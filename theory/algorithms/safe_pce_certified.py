@@ -149,11 +149,7 @@ class FamilyModel:
                 "family: expected a finite family or a 1-D family with a support [low, high] "
                 f"(families of 2 or 3 parameters: BoxModel, via family_model); got "
                 f"{type(family).__name__} with {len(names)} parameters")
-        if not getattr(family, "kernel_affine", False):
-            raise CertificationError(
-                f"family: expected a finite family or one that declares kernel_affine=True (the "
-                f"certificate's model class: P(theta) affine, everything else fixed); "
-                f"{type(family).__name__} does not declare it")
+        _require_affine_declaration(family)
         low, high = float(low), float(high)
         first, last = family.build([low]), family.build([high])
         slope = (last.dense_P - first.dense_P) / (high - low)
@@ -262,6 +258,14 @@ SCOPE_CHECK_POINTS = 129
 SCOPE_FIELDS = ("r", "costs", "budgets", "rho", "gamma")
 
 
+def _require_affine_declaration(family) -> None:
+    if not getattr(family, "kernel_affine", False):
+        raise CertificationError(
+            f"family: expected a finite family or one that declares kernel_affine=True (the "
+            f"certificate's model class: P(theta) affine, everything else fixed); "
+            f"{type(family).__name__} does not declare it")
+
+
 def _check_same_but_kernel(first: CMDP, other: CMDP, first_name: str, other_name: str) -> None:
     """Refuse (naming the quantity and the two members) a family member that differs from
     ``first`` in anything but its kernel: the certificate bounds costs against one budget with
@@ -325,11 +329,7 @@ class BoxModel:
                 high) & (low < high)):
             raise CertificationError(f"family: expected low < high, {d} finite numbers each; got "
                                      f"low={low.tolist()}, high={high.tolist()}")
-        if not getattr(family, "kernel_affine", False):
-            raise CertificationError(
-                f"family: expected a finite family or one that declares kernel_affine=True (the "
-                f"certificate's model class: P(theta) affine, everything else fixed); "
-                f"{type(family).__name__} does not declare it")
+        _require_affine_declaration(family)
         self.d, self.low, self.high, self.span = d, low, high, high - low
         first = family.build(low)
         slopes = []
