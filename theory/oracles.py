@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sparse
 
@@ -79,6 +80,74 @@ class _IntervalCover:
             picks.append(order[j])
             chosen[j] = True
             uncovered[lo[j]:hi[j]] = 0
+            remaining = int(uncovered.sum())
+        return Cover(indices=np.asarray(picks, dtype=np.int64), n_uncovered=remaining)
+
+
+@numba.njit(cache=True)
+def _prefix_range_sums(order_rank, weight, prefix, low, high, n_ranks):
+    """For each query q: the weight of the first ``prefix[q]`` points (in x order) whose y-rank
+    lies in [low[q], high[q]) (offline, one Fenwick tree over y-ranks)."""
+    n_queries = prefix.size
+    queries = np.argsort(prefix)
+    tree = np.zeros(n_ranks + 1)
+    out = np.zeros(n_queries)
+    added = 0
+    for k in range(n_queries):
+        q = queries[k]
+        while added < prefix[q]:
+            i = order_rank[added] + 1
+            w = weight[added]
+            while i <= n_ranks:
+                tree[i] += w
+                i += i & (-i)
+            added += 1
+        total = 0.0
+        i = high[q]
+        while i > 0:
+            total += tree[i]
+            i -= i & (-i)
+        i = low[q]
+        while i > 0:
+            total -= tree[i]
+            i -= i & (-i)
+        out[q] = total
+    return out
+
+
+class _PlaneCover:
+    """Greedy cover of 2-D parameters by the boxes ``max_k |theta_i,k - theta_j,k| <= width``,
+    without listing the pairs (with a wide box and 10^5 samples they number ~10^9: 12 GB as a
+    sparse matrix). Each round counts every box's uncovered points by an offline sweep in x with
+    a Fenwick tree over y-ranks, O(N log N)."""
+
+    @staticmethod
+    def greedy(theta: np.ndarray, width: float, max_uncovered: float) -> Cover:
+        n = theta.shape[0]
+        by_x = np.argsort(theta[:, 0], kind="stable")
+        xs = theta[by_x, 0]
+        ys = np.sort(theta[:, 1])
+        y_rank = np.searchsorted(ys, theta[by_x, 1], side="left")     # point (x order) -> rank
+        # box of point i: points with x in [x_i - w, x_i + w] are x-order indices [a_i, b_i)
+        a = np.searchsorted(xs, theta[:, 0] - width, side="left")
+        b = np.searchsorted(xs, theta[:, 0] + width, side="right")
+        low = np.searchsorted(ys, theta[:, 1] - width, side="left")
+        high = np.searchsorted(ys, theta[:, 1] + width, side="right")
+        prefix = np.concatenate([b, a])
+        lows, highs = np.concatenate([low, low]), np.concatenate([high, high])
+        uncovered = np.ones(n)
+        chosen = np.zeros(n, dtype=bool)
+        picks = []
+        remaining = n
+        while remaining > max_uncovered:
+            sums = _prefix_range_sums(y_rank, uncovered[by_x], prefix, lows, highs, n)
+            gain = sums[:n] - sums[n:]
+            gain[chosen] = -1
+            j = int(np.flatnonzero(gain == gain.max())[0])    # ties: smallest sample index
+            picks.append(j)
+            chosen[j] = True
+            inside = np.max(np.abs(theta - theta[j]), axis=1) <= width
+            uncovered[inside] = 0.0
             remaining = int(uncovered.sum())
         return Cover(indices=np.asarray(picks, dtype=np.int64), n_uncovered=remaining)
 
@@ -146,6 +215,8 @@ class ParameterCoverage:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape[1] == 1:
             return _IntervalCover.greedy(theta[:, 0], self.radius, max_uncovered)
+        if theta.shape[1] == 2:
+            return _PlaneCover.greedy(theta, self.radius, max_uncovered)
         return greedy_cover_sparse(self.coverage_matrix(theta, distribution), max_uncovered)
 
     def coverage_matrix(self, theta: np.ndarray, distribution: TaskDistribution
