@@ -205,15 +205,18 @@ def summarise(key: str, records: list[RunRecord]) -> dict:
     }
 
 
-def run_row(key: str, parameter_name: str, parameter: float, record: RunRecord) -> dict:
+def run_row(key: str, parameter_names, parameter, record: RunRecord) -> dict:
     """One row of runs.csv: numbers only, no timing (runs.csv is byte-identical across reruns
-    and worker counts; timings live in summary.json)."""
+    and worker counts; timings live in summary.json). One ``task_<name>`` column per
+    parameter coordinate."""
     events = record.log.get("events", [])
+    names = (parameter_names,) if isinstance(parameter_names, str) else tuple(parameter_names)
+    values = np.atleast_1d(np.asarray(parameter, dtype=np.float64))
     return {
         "key": key,
         "algorithm": REGISTRY[key].cls.name,
         "preset": record.preset,
-        f"task_{parameter_name}": parameter,
+        **{f"task_{name}": float(v) for name, v in zip(names, values, strict=True)},
         "seed": record.seed,
         "episodes": record.reward_value.size,
         "final_regret": float(record.cumulative_regret[-1]),
@@ -304,9 +307,9 @@ def reproduce(settings: ExperimentSettings, progress: bool = True, workers: int 
                                       "runs are stored") from None
     bar.close()
     records = {key: [done[key, i] for i in range(len(thetas))] for key in settings.algorithms}
-    name = distribution.parameter_names[0]
     view = authors_report if settings.report == "authors" else (lambda record: record)
-    rows = [run_row(key, name, float(thetas[i][0]), view(done[key, i])) for key, i in jobs]
+    rows = [run_row(key, distribution.parameter_names, thetas[i], view(done[key, i]))
+            for key, i in jobs]
     return training, distribution, records, rows
 
 
@@ -316,7 +319,8 @@ def settings_dict(settings: ExperimentSettings) -> dict:
     data = asdict(settings)
     data["horizon"] = settings.resolved_horizon()
     data["algorithms"] = {key: REGISTRY[key].describe() for key in settings.algorithms}
-    data["test_tasks"] = test_parameters(settings)[:, 0].tolist()
+    tasks = test_parameters(settings)
+    data["test_tasks"] = (tasks[:, 0] if tasks.shape[1] == 1 else tasks).tolist()
     return data
 
 

@@ -204,3 +204,28 @@ def test_violation_items_carry_the_noise_model(tmp_path):
         np.testing.assert_array_equal(task.P if not hasattr(task.P, "toarray")
                                       else task.P.toarray(),
                                       tabular.gridworld_kernel(0.3, model))
+
+
+@pytest.mark.parametrize(("command", "family"), [("reproduce", "random-sparse-plane"),
+                                                 ("violations", "random-sparse-plane"),
+                                                 ("reproduce", "gridworld-energy"),
+                                                 ("violations", "gridworld-energy")])
+def test_commands_run_families_of_two_parameters_or_two_constraints(tmp_path, command, family):
+    """reproduce and violations with the certified algorithm on a 2-parameter family (runs.csv
+    has one task column per parameter, and the task built from both) and on the two-constraint
+    gridworld (a violation of either constraint counts)."""
+    out = tmp_path / "o"
+    size = ["--tasks", "2"] if command == "reproduce" else ["--runs", "2"]
+    assert main([command, "--family", family, "--algorithms", "safe-pce-certified",
+                 "--episodes", "60", *size, "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    with open(out / "runs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    names = ("theta_1", "theta_2") if family == "random-sparse-plane" else ("noise",)
+    assert len(rows) == 2 and all(f"task_{n}" in rows[0] for n in names)
+    if family == "random-sparse-plane" and command == "reproduce":
+        from safepce.tabular import families
+
+        theta = [float(rows[0][f"task_{n}"]) for n in names]
+        built = families.make(family).build(theta)
+        assert float(rows[0]["optimal_value"]) == pytest.approx(
+            tabular.solve(built).reward_value, rel=1e-9)
