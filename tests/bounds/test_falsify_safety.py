@@ -186,11 +186,14 @@ def test_an_app_e_term_five_times_too_small_is_refuted(monkeypatch, term):
     the toolkit's route, not only a route disagreement). Terms (iii) and (iv) do not bind (see
     the next test)."""
     _plant_a_fifth_of(monkeypatch, term)
-    # verify's quick budget (2-3 s here): (ii) binds only in a corner (gamma near 0, eps near
-    # xi / (8L+18), u_s = 0) that the test budget misses
-    result = falsify.falsify(THEOREM_4_2, falsify.QUICK, seed=0)
-    assert result.status != "passed"
-    assert result.worst_ratio > 1.1
+    # verify's quick budget (2-3 s a seed): (ii) binds only in a corner (gamma near 0, eps near
+    # xi / (8L+18), u_s = 0). The hypothesis stage of a seed is not the same in every process
+    # (measured for term (ii), seed 0: the stage reached 1.245 alone and 0.828 after
+    # tests/bounds/test_falsify.py had run, the whole search 1.41 and 0.99), so one seed's
+    # quick search can miss the corner; four seeds reached 1.42-1.44 in either order
+    results = [falsify.falsify(THEOREM_4_2, falsify.QUICK, seed=seed) for seed in range(4)]
+    assert all(result.status != "passed" for result in results if result.worst_ratio > 1)
+    assert max(result.worst_ratio for result in results) > 1.1
 
 
 @pytest.mark.parametrize("term", ["term_iii", "term_iv"])

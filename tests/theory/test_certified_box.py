@@ -405,3 +405,48 @@ def test_violation_rate_at_delta_stays_below_delta(family_name, tmp_path):
           f"violate = {violating / 400:.4f} (95% CI {low:.4f}-{high:.4f}); mean final regret "
           f"{np.mean([r for _, r in results]):.1f}")
     assert violating / 400 <= 0.3
+
+
+class Cube(Plane):
+    """Three parameters: ``P = P_a + sum_i t_i (P_i - P_a)`` on [0, 1/3]^3."""
+
+    parameter_names = ("t1", "t2", "t3")
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(9)
+        self.kernels.append(rng.dirichlet(np.ones(4), size=(4, 2)))
+        self.low, self.high = np.zeros(3), np.full(3, 1 / 3)
+
+    def sample(self, n, seed):
+        return np.random.default_rng(seed).uniform(self.low, self.high, (n, 3))
+
+    def kernel(self, theta):
+        a = self.kernels[0]
+        return a + sum(t * (k - a) for t, k in zip(theta, self.kernels[1:], strict=True))
+
+
+def test_three_parameters_cells_cover_the_set():
+    """d = 3: points of a 31^3 lattice inside the set (its definition, recomputed here) lie in
+    kept cells, which cover under 5% of the cube, and a run of the algorithm deploys feasible
+    policies only."""
+    family = Cube()
+    preset = CertifiedPreset(delta=0.05, cells=512)
+    model = BoxModel(family, POLICIES, preset)
+    truth = np.array([0.1, 0.2, 0.15])
+    counts = _counts(family.build(truth), 600, 20, seed=5)
+    nonzero = np.flatnonzero(counts)
+
+    def loglik(theta):
+        with np.errstate(divide="ignore"):
+            return float(np.log(family.kernel(theta).reshape(-1)[nonzero]) @ counts[nonzero])
+
+    threshold = logsumexp(model.prior + np.array([loglik(t) for t in model.prior_points])) \
+        - math.log(1 / preset.delta)
+    axis = np.linspace(0, 1 / 3, 31)
+    lattice = np.array([(a, b, c) for a in axis for b in axis for c in axis])
+    in_set = lattice[[loglik(t) > threshold for t in lattice]]
+    cells, level = model.cells(counts, preset.delta)
+    assert len(in_set) > 5 and _inside(model, cells, level, in_set).all()
+    assert len(cells) / 8**level < 0.05
+    assert _inside(model, cells, level, truth[None])[0]
