@@ -40,7 +40,10 @@ def python_sources():
             cells = json.loads(path.read_text())["cells"]
             for cell in cells:
                 if cell["cell_type"] == "code":
-                    yield path, "".join(cell["source"])
+                    # IPython magics (%matplotlib inline) are not Python: commented out
+                    lines = "".join(cell["source"]).splitlines()
+                    yield path, "\n".join("#" + line if line.lstrip().startswith(("%", "!"))
+                                          else line for line in lines)
     for path in (ROOT / "README.md",):
         blocks = path.read_text().split("```python")[1:]
         for block in blocks:

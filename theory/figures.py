@@ -188,12 +188,21 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
     Line = mean over runs, band = 10%-90% of runs; on the right, every run that ever exceeds the
     budget is drawn thin, and each label counts the runs with a violation (a band can stay
     under the budget while some runs violate). Labels and colours come from the registry.
+    ``budget``: one number, or the K budgets of tasks with K constraints (the right panel then
+    shows each episode's largest cost minus its budget, feasible iff <= 0).
 
     ``report="authors"``: the records are :func:`safepce.theory.harness.authors_report` views (each
     run
     stopped before its first infeasible mixture, 0 afterwards); the labels count the stopped
     runs and the title says that the curves hide them."""
     from .algorithms.registry import REGISTRY
+
+    budgets = np.atleast_1d(np.asarray(budget, dtype=np.float64))
+    several = budgets.size > 1
+
+    def cost_of(run):
+        """The deployed cost; with K constraints the largest cost minus its budget."""
+        return (run.cost_value - budgets).max(axis=1) if several else run.cost_value
 
     fig = new_figure(TEXT_WIDTH, 3.0)
     left, right = fig.subplots(1, 2)
@@ -210,7 +219,7 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
         index = np.unique(np.linspace(0, n_episodes - 1, points).astype(int))
         episodes = index + 1
         for ax, curves in ((left, np.stack([r.cumulative_regret[index] for r in runs])),
-                           (right, np.stack([r.cost_value[index] for r in runs]))):
+                           (right, np.stack([cost_of(r)[index] for r in runs]))):
             ax.plot(episodes, curves.mean(axis=0), color=colour, linestyle=style,
                     label=label if ax is left else None)
             ax.fill_between(episodes, np.quantile(curves, 0.1, axis=0),
@@ -221,17 +230,18 @@ def plot_figure2(records: Mapping[str, list], budget: float, points: int = 600,
                 # the exact cost of every deployed policy, episode by episode (no sub-sampling
                 # can hide a short violation: the maximum over each bin is drawn)
                 edges = np.linspace(0, n_episodes, points + 1).astype(int)
-                peaks = np.maximum.reduceat(run.cost_value, edges[:-1])
+                peaks = np.maximum.reduceat(cost_of(run), edges[:-1])
                 right.plot(edges[1:], peaks, color=colour, linestyle=style, linewidth=0.4,
                            alpha=0.6)
-    right.axhline(budget, color="0.45", linestyle=(0, (5, 2)), linewidth=1,
-                  label=f"budget {budget:g}")
+    right.axhline(0.0 if several else float(budgets[0]), color="0.45", linestyle=(0, (5, 2)),
+                  linewidth=1, label="every budget" if several else f"budget {budgets[0]:g}")
     left.set_yscale("symlog", linthresh=1.0)      # log above 1, linear through 0
     left.set_xlabel("episode")
     left.set_ylabel("cumulative reward regret")
     left.set_title("regret (exact); line: mean, band: 10-90% of runs")
     right.set_xlabel("episode")
-    right.set_ylabel("discounted cost of\nthe deployed policy")
+    right.set_ylabel("largest discounted cost\nminus its budget" if several else
+                     "discounted cost of\nthe deployed policy")
     right.set_title("constraint value (exact); thin: each violating run")
     if report == "authors":
         fig.suptitle("As the authors' code records runs: a run stops before its first "

@@ -268,7 +268,8 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
         figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(
             p, noise_model=settings.noise_model)).policy for p in (0.1, 0.3)}
         written += _figure(plot_figure1(figure1), out, "figure1")
-    budget = float(distribution.build(training.cover_parameters[0]).budgets[0])
+    budgets = distribution.build(training.cover_parameters[0]).budgets
+    budget = float(budgets[0]) if budgets.size == 1 else budgets
     published = {key: [authors_report(r) for r in runs] for key, runs in records.items()}
     shown_records = published if settings.report == "authors" else records
     for stem, keys in (("figure2", FIGURE_2), ("figure2_appendix", FIGURE_2_APPENDIX),
@@ -283,7 +284,9 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
                            "figure2_as_published")
     recorded = settings_dict(settings) | {
         "training": training.settings,
-        "cover_parameters": training.cover_parameters[:, 0].tolist()}
+        "cover_parameters": (training.cover_parameters[:, 0]
+                             if training.cover_parameters.shape[1] == 1
+                             else training.cover_parameters).tolist()}
     for key, runs in records.items():
         recorded["algorithms"][key]["parameters"] = {
             name: value for name, value in runs[0].log.items() if name not in RUN_SPECIFIC_LOG}

@@ -215,14 +215,3 @@ def test_every_block_with_pi_s_certified_infeasible_is_recorded():
         b["pi_s_alone_episodes_so_far"] for b in blocks)
     assert record.log["pi_s_alone_episodes"] == 400 and blocks[-1][
         "pi_s_alone_episodes_so_far"] > 0
-
-
-def test_tasks_with_several_constraints_are_refused():
-    """The certificate bounds one cost against one budget; a second constraint would be
-    ignored silently."""
-    family = _base()
-    T = family.template
-    two = tabular.CMDP(T.P, T.r, np.stack([T.cost, T.cost], axis=-1), [T.budget, T.budget],
-                       T.rho, T.gamma)
-    with pytest.raises(CertificationError, match="one cost constraint"):
-        FamilyModel(FiniteUniform([two, two]), POLICY, CERTIFIED)

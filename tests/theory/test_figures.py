@@ -85,6 +85,12 @@ def _figures():
     yield "figure2", plot_figure2(records, 1.5)
     yield "figure2_as_published", plot_figure2(
         {k: [authors_report(r) for r in v] for k, v in records.items()}, 1.5, report="authors")
+    two = [RunRecord(algorithm="x", preset="certified", optimal_value=60.0, budget=[1.5, 3.0],
+                     reward_value=np.full(200, 50.0),
+                     cost_value=np.column_stack([np.full(200, 1.4), np.r_[np.full(100, 2.9),
+                                                                           np.full(100, 3.1)]]),
+                     safe_only=np.zeros(200, bool), horizon=600, seed=0, wall_seconds=0.0)]
+    yield "figure2 two constraints", plot_figure2({"safe-pce-certified": two}, [1.5, 3.0])
     yield "violations", plot_violation_rates([
         {"key": key, "preset": REGISTRY[key].preset_name, "fraction": 0.1,
          "clopper_pearson_low": 0.05, "clopper_pearson_high": 0.2, "runs_with_violation": 100,
