@@ -314,10 +314,7 @@ def hard_distribution(m: int = 2, gamma: float = 0.9, xi: float = 0.1, eps: floa
     return hard_family(m, gamma, xi, eps).distribution
 
 
-tabular.families.register(
-    "hard", hard_distribution,
-    "App. G's 2^m tasks (Theorem 5.1's lower-bound family), uniform",
-    oracle="distance", radius=0.1 * 0.1 * 0.1**3, safe_oracle="worst-case", horizon=200)
+# registered as the family ``hard`` in safepce.tabular.registry (by name, imported on use)
 
 
 def hard_families():

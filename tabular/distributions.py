@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.special import ndtr
 
-from . import families
 from .cmdp import CMDP, InvalidCMDPError
 from .distance import distance
 from .errors import InputError
@@ -27,10 +26,7 @@ from .families import (
     random_sparse_cmdp,
     sparse_gridworld,
 )
-
-#: the ten test tasks (gridworld noise) of the paper's published Figure 2 (Section 6)
-PAPER_TEST_TASKS = (0.33994760, 0.25363799, 0.31864008, 0.30796535, 0.33609112, 0.33084822,
-                    0.31335413, 0.30405411, 0.34453611, 0.26760585)
+from .families import PAPER_TEST_TASKS as PAPER_TEST_TASKS  # re-exported
 
 
 class InvalidDistributionError(InputError):
@@ -402,8 +398,10 @@ class GridworldEnergy(GridworldNoise):
 
 def distribution_from_dict(spec: dict) -> TaskDistribution:
     """Rebuild a distribution from :meth:`TaskDistribution.to_dict` (any registered family)."""
+    from .registry import make
+
     spec = dict(spec)
-    return families.make(spec.pop("family", None), **spec)
+    return make(spec.pop("family", None), **spec)
 
 
 class InterpolatedKernels(TaskDistribution):
@@ -523,45 +521,3 @@ def slack_pair_family(gamma: float = 0.5, budget_rate: float = 0.6) -> FiniteUni
     tasks = [CMDP(P, np.array([[0.0, a, b]]), cost, budget_rate / (1 - gamma), np.ones(1), gamma)
              for a, b in ((0.8, 0.4), (0.4, 0.8))]
     return FiniteUniform(tasks)
-
-
-families.register(
-    "gridworld", GridworldNoise,
-    "the paper's 7x7 gridworld, noise ~ Normal(mean, std) clipped to [low, high] (its D)",
-    oracle="parameter", radius=0.005, safe_oracle="designated", safe_parameter=0.4, horizon=600,
-    test_parameters=PAPER_TEST_TASKS)
-families.register(
-    "runnable", runnable_family,
-    "4-state affine-kernel family at gamma 0.5 where the theory constants act (L = 6)",
-    oracle="distance", radius=0.01, safe_oracle="worst-case", horizon=40)
-families.register(
-    "random-sparse", random_sparse_family,
-    "sparse random tasks at scale (default 1,000 states, 10 successors), kernel affine in theta",
-    oracle="distance", radius=0.01, safe_oracle="min-cost", horizon=100)
-families.register(
-    "arms", arms_family,
-    "a finite family with one good arm per task, where wrong candidates must be eliminated",
-    oracle="distance", radius=1e-3, safe_oracle="worst-case", horizon=40)
-families.register(
-    "pair", slack_pair_family,
-    "two one-state tasks with slack optima, where Theorem 4.2's bound binds at K ~ 1e6",
-    oracle="distance", radius=1e-3, safe_oracle="worst-case", horizon=20)
-families.register(
-    "gridworld-slip-wind", GridworldSlipWind,
-    "the 7x7 gridworld with slip ~ Normal(0.25, 0.03) clipped to [0, 0.45] and an east wind ~ "
-    "Normal(0.04, 0.01) clipped to [0, 0.1] (kernel affine in both)",
-    oracle="parameter", radius=0.02, safe_oracle="worst-case", horizon=600)
-families.register(
-    "random-sparse-plane", RandomSparsePlane,
-    "20-state random sparse tasks whose kernel is affine in a 2-D parameter uniform on "
-    "[0, 0.5]^2",
-    oracle="parameter", radius=0.1, safe_oracle="min-cost", horizon=100)
-families.register(
-    "gridworld-energy", GridworldEnergy,
-    "the 7x7 gridworld with two constraints (hazards, budget 1.5; energy per move, budget 3), "
-    "noise ~ the paper's D",
-    oracle="parameter", radius=0.005, safe_oracle="designated", safe_parameter=0.4, horizon=600)
-families.register(
-    "file", families.load_family,
-    "a finite family saved by tabular.families.save_family (--family-file PATH)",
-    oracle="distance", radius=0.01, safe_oracle="worst-case", horizon=100)

@@ -61,3 +61,7 @@ def npz_problem(path) -> str | None:
         return (f"is not an .npz archive (it begins with {head[:12]!r})" if head
                 else "is empty, not an .npz archive")
     return None
+
+
+class UnknownFamilyError(InputError):
+    """A family name that is not registered, or parameters it does not take."""

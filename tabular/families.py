@@ -16,8 +16,7 @@ building thousands of tasks costs one fused multiply-add each on two cached tens
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import scipy.sparse as sparse
 
 from .cmdp import CMDP, InvalidCMDPError
-from .errors import InputError, npz_problem
+from .errors import UnknownFamilyError, npz_problem
 from .evaluate import evaluate
 from .policy import uniform_policy
 
@@ -36,6 +35,9 @@ ACTION_NAMES = ("right", "up", "left", "down")
 ACTION_DELTAS = ((1, 0), (0, 1), (-1, 0), (0, -1))
 GOAL_STATE = 6 * GRID_SIZE + 3                      # (x=3, y=6) -> 45
 HAZARD_STATES = tuple(sorted(y * GRID_SIZE + x for x in (2, 4) for y in range(1, 5)))
+#: the ten test tasks (gridworld noise) of the paper's published Figure 2 (Section 6)
+PAPER_TEST_TASKS = (0.33994760, 0.25363799, 0.31864008, 0.30796535, 0.33609112, 0.33084822,
+                    0.31335413, 0.30405411, 0.34453611, 0.26760585)
 #: constrained optima V_r(pi*) of the gridworld at noise 0.1-0.4 published with the paper
 #: (Section 6; gamma 0.9, budget 1.5, the cost constraint active in all)
 PAPER_GRIDWORLD_OPTIMA = {0.1: 59.73693, 0.2: 56.43349, 0.3: 51.96282, 0.4: 44.91545}
@@ -327,65 +329,6 @@ def random_cmdp(n_states: int, n_actions: int, seed, n_constraints: int | None =
     return CMDP(P, r, cost, budget, rho, gamma)
 
 
-# --- the family registry ------------------------------------------------------------------------
-
-
-class UnknownFamilyError(InputError):
-    """A family name that is not registered, or parameters it does not take."""
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """A registered family: ``factory(**params)`` returns its task distribution D; the rest are
-    the training defaults commands use for it (``oracle`` "parameter" needs an exact
-    ``distance_scale``; ``radius`` in that oracle's units; ``safe_oracle`` "designated" (the
-    optimal policy of the task at ``safe_parameter``) or "worst-case"); ``test_parameters``
-    are published test tasks (the gridworld's ten), used only with the family's default
-    parameters."""
-
-    name: str
-    factory: Callable
-    description: str
-    oracle: str = "distance"
-    radius: float = 0.01
-    safe_oracle: str = "worst-case"
-    safe_parameter: float | None = None
-    horizon: int = 100
-    #: published test tasks (parameters), used by ``reproduce`` instead of draws from D
-    test_parameters: tuple[float, ...] | None = None
-
-
-FAMILIES: dict[str, FamilySpec] = {}
-
-
-def register(name: str, factory: Callable, description: str = "", **defaults) -> FamilySpec:
-    """Register a family under ``name`` (refuses a name registered twice)."""
-    if name in FAMILIES:
-        raise UnknownFamilyError(f"name: expected a new family name; {name!r} is registered")
-    spec = FAMILIES[name] = FamilySpec(name, factory, description, **defaults)
-    return spec
-
-
-def family_spec(name: str) -> FamilySpec:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise UnknownFamilyError(
-            f"--family: expected one of {tuple(FAMILIES)}; got {name!r}") from None
-
-
-def make(name: str, **params):
-    """The task distribution of family ``name`` built with ``params``; its ``to_dict()`` gives
-    ``{"family": name, **params}`` back (so training results can rebuild it)."""
-    spec = family_spec(name)
-    try:
-        distribution = spec.factory(**params)
-    except TypeError as exc:
-        raise UnknownFamilyError(f"--family {name}: {exc}") from None
-    distribution.family_spec = {"family": name, **params}
-    return distribution
-
-
 # --- families saved as files --------------------------------------------------------------------
 
 FAMILY_FILE_FORMAT = "safepce-family"
@@ -491,3 +434,15 @@ def load_family(path: str | Path):
     tasks = [CMDP(arrays["P"][i], arrays["r"][i], arrays["cost"][i], arrays["budget"][i],
                   arrays["rho"][i], header["gamma"]) for i in range(counts["P"])]
     return FiniteUniform(tasks, header.get("weights"))
+
+
+#: the registry's names, kept importable from here (``safepce.tabular.registry`` holds them)
+_REGISTRY_NAMES = ("FAMILIES", "FamilySpec", "family_names", "family_spec", "make", "register")
+
+
+def __getattr__(name: str):
+    if name in _REGISTRY_NAMES:
+        from . import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -194,3 +194,72 @@ def test_wheel_in_a_fresh_venv_outside_the_repository(wheel, tmp_path):
     clash = subprocess.run([str(python), "-c", "import tabular"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert clash.returncode != 0 and "No module named 'tabular'" in clash.stderr
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """safepce's modules and the safepce modules each imports when it is itself imported
+    (module-level statements, including those under if/try; imports inside functions run
+    later and are not edges). ``from . import x`` is an edge to the submodule x."""
+    import ast
+
+    mapping = {"safepce": "safepce", **{folder: f"safepce.{folder}" for folder in FOLDERS}}
+    modules = {}
+    for folder, package in mapping.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(ROOT / folder).with_suffix("").parts
+                     if p != "__init__"]
+            modules[".".join([package, *parts])] = path
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for statement in ast.parse(path.read_text()).body:
+            nodes = ast.walk(statement) if isinstance(statement, (ast.If, ast.Try)) \
+                else [statement]
+            for node in nodes:
+                if isinstance(node, ast.Import):
+                    graph[name] |= {a.name for a in node.names if a.name in modules}
+                elif isinstance(node, ast.ImportFrom):
+                    target = node.module
+                    if node.level:
+                        base = name.split(".") if is_package else name.split(".")[:-1]
+                        base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                        target = ".".join(base + ([node.module] if node.module else []))
+                    subs = {f"{target}.{a.name}" for a in node.names} & modules.keys()
+                    graph[name] |= subs
+                    if target in modules and len(subs) < len(node.names):
+                        graph[name].add(target)
+    return graph
+
+
+def test_the_import_graph_has_no_circle():
+    """No chain of module-level imports leads from a safepce module back to itself (the family
+    registry no longer sits between distributions and families; registrations are by name)."""
+    graph = _module_graph()
+    assert len(graph) > 60
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert circles == []
+
+
+def test_every_family_is_made_without_importing_its_package_first(tmp_path):
+    """make("hard") (defined in safepce.bounds) works in a fresh interpreter that imported only
+    the registry; before, it needed `import safepce.bounds` first."""
+    out = subprocess.run([sys.executable, "-c",
+                          "from safepce.tabular.registry import make, FAMILIES\n"
+                          "print(type(make('hard', m=1)).__name__, 'hard' in FAMILIES)"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["FiniteUniform", "True"]
