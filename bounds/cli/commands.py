@@ -33,6 +33,7 @@ from safepce.theory.experiment import (
 from safepce.theory.figures import plot_figure1, plot_figure2, plot_training, save_figure
 from safepce.theory.harness import authors_report
 from safepce.theory.settings import (
+    SettingsError,
     discount,
     non_negative,
     positive,
@@ -129,6 +130,10 @@ def run_figure1(settings: Figure1Settings, run: RunSettings) -> int:
 # --- train ------------------------------------------------------------------------------------
 
 
+#: train's flags that are passed to the family's factory (when set)
+TRAIN_FAMILY_FLAGS = ("mean", "std", "gamma", "budget", "size", "noise_model")
+
+
 @dataclass(frozen=True)
 class TrainSettings(FamilySettings):
     """Settings of ``train``: Algorithm 1 on a family, then Lemma 3.5's quantities on held-out
@@ -146,16 +151,33 @@ class TrainSettings(FamilySettings):
     xi: float = setting(0.0, "required margin of pi_s on the cover (normalised utility units)",
                         non_negative, "a non-negative number")
     heldout: int = setting(1000, "held-out tasks for Lemma 3.5", positive, "a positive integer")
-    mean: float | None = setting(None, "gridworld noise mean (0.3)")
+    mean: float | None = setting(None, "noise mean of the family's D, where it has one "
+                                       "(gridworld 0.3)")
     std: float | None = setting(None, "gridworld noise standard deviation (0.03)", positive,
                                 "a positive number")
     gamma: float | None = setting(None, "gridworld discount factor (0.9)", discount,
                                   "a number in (0, 1)")
     budget: float | None = setting(None, "gridworld discounted-cost budget (1.5)", non_negative,
                                    "a non-negative number")
+
+    def validate(self) -> TrainSettings:
+        FamilySettings.validate(self)
+        if self.family_file is None:
+            import inspect
+
+            factory = families.family_spec(self.family).resolve()
+            accepted = inspect.signature(factory).parameters
+            flags = [f"--{p.replace('_', '-')}" for p in TRAIN_FAMILY_FLAGS if p in accepted]
+            for name in self.family_parameters():
+                if name not in accepted:
+                    raise SettingsError(
+                        f"--{name.replace('_', '-')}: the {self.family} family has no parameter "
+                        f"{name!r}; of train's family flags it takes "
+                        f"{', '.join(flags) or 'none'}")
+        return self
+
     def family_parameters(self) -> dict:
-        parameters = {name: getattr(self, name) for name in ("mean", "std", "gamma", "budget",
-                                                              "size")
+        parameters = {name: getattr(self, name) for name in TRAIN_FAMILY_FLAGS[:-1]
                       if getattr(self, name) is not None}
         if self.noise_model != "code":
             parameters["noise_model"] = self.noise_model

@@ -52,3 +52,18 @@ def test_wrong_typed_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["figure1", "--noise", "abc"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize(("family", "flag", "takes"), [("runnable", "--std", "--gamma"),
+                                                        ("arms", "--budget", "--gamma"),
+                                                        ("hard", "--mean", "--gamma")])
+def test_train_refuses_a_family_flag_the_family_does_not_take(tmp_path, capsys, family, flag,
+                                                               takes):
+    """train's family flags go to the family's factory; one it does not take is refused in one
+    line naming the flag and the ones it takes (read from the factory's signature), before any
+    folder is made (it was a TypeError from inside the factory)."""
+    out = tmp_path / "o"
+    assert main(["train", "--family", family, flag, "0.1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{flag}: the {family} family has no parameter" in err
+    assert err.endswith(f"it takes {takes}") and not out.exists()
