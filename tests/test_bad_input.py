@@ -27,7 +27,7 @@ CASES = [
     (["verify", "--workers", "0"], "--workers"),
     (["frobnicate"], "invalid choice"),
     (["train", "--family", "atari"], "invalid choice"),
-    (["train", "--family", "runnable", "--std", "0.1"], "--family runnable"),
+    (["train", "--family", "runnable", "--std", "0.1"], "--std: the runnable family"),
     (["train", "--xi", "nan"], "--xi: expected a finite number"),
     (["reproduce", "--radius", "inf"], "--radius: expected a finite number"),
     (["reproduce", "--family-file", "/nonexistent/family.npz"], "--family-file"),
