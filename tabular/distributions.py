@@ -63,6 +63,11 @@ class TaskDistribution(ABC):
         """CDF of a 1-D parameter, where known in closed form."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form CDF")
 
+    def figure1_policies(self) -> dict | None:
+        """Policies for the paper's Figure 1 drawing (title -> (S, A) policy), or None when the
+        family has no such figure (every family but the 7 x 7 gridworlds)."""
+        return None
+
     def box_mass(self, lower, upper) -> np.ndarray:
         """D's mass of each box ``[lower, upper)`` (arrays (n, d)), where known in closed form
         (1-D: from :meth:`cdf`). The certified Safe-PCE's prior; any prior fixed before a run
@@ -172,6 +177,14 @@ class GridworldNoise(TaskDistribution):
                              self.noise_model)
         return [CMDP(P, template.r, template.cost, template.budget, template.rho, template.gamma)
                 for P in kernels]
+
+    def figure1_policies(self) -> dict | None:
+        """The paper's Figure 1: the optimal policies at noise 0.1 and 0.3 (7 x 7 grids)."""
+        if self.size != GRID_SIZE:
+            return None
+        from .solve import solve
+
+        return {f"noise {p:g}": solve(self.build([p])).policy for p in (0.1, 0.3)}
 
     def cdf(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)

@@ -79,8 +79,9 @@ CASES = [
     (["verify", "--workers", "-1"], "--workers"),
     (["verify", "--quick", "yes"], "unrecognized arguments"),
     (["train", "--family", "runnable", "--noise-model", "text"],
-     "--noise-model text: only the paper's 7 x 7 gridworld"),
-    (["reproduce", "--size", "9", "--noise-model", "text"], "--size 9"),
+     "--noise-model text: the runnable family has one noise model"),
+    (["reproduce", "--size", "9", "--noise-model", "text"], "'text' on the 7 x 7 grid; got "
+                                                            "'text' with size 9"),
     (["violations", "--noise-model", "paper"], "invalid choice"),
     (["figure1", "--noise-model", "paper"], "invalid choice"),
     (["train", "--family-file", "/proc/self/status"], "is not an .npz archive"),

@@ -77,15 +77,19 @@ class FamilySettings:
 
     def validate(self):
         validate(self)
-        if self.size is not None and (self.family != "gridworld" or self.family_file):
-            raise SettingsError(f"--size: only the gridworld family has a side length; got "
-                                f"--family {self.family}")
-        if self.noise_model != "code" and (self.family != "gridworld" or self.family_file
-                                           or self.size not in (None, families.GRID_SIZE)):
-            raise SettingsError(f"--noise-model {self.noise_model}: only the paper's 7 x 7 "
-                                f"gridworld has Section 6's noise model; got --family "
-                                f"{self.family}" + ("" if self.size is None
-                                                    else f" --size {self.size}"))
+        if self.size is not None and (self.family_file or not family_takes(self.family,
+                                                                             "size")):
+            raise SettingsError(f"--size: the {self.family} family has no side length (families "
+                                f"with one: {', '.join(families_taking('size'))})")
+        if self.noise_model != "code":
+            if self.family_file or not family_takes(self.family, "noise_model"):
+                raise SettingsError(f"--noise-model {self.noise_model}: the {self.family} family "
+                                    f"has one noise model (families with two: "
+                                    f"{', '.join(families_taking('noise_model'))})")
+            try:                          # the family itself says which sizes take it
+                experiment_family(self)
+            except ValueError as exc:
+                raise SettingsError(f"--noise-model {self.noise_model}: {exc}") from None
         return self
 
 
@@ -116,10 +120,10 @@ class ExperimentSettings(PhaseSettings):
 
     def validate(self) -> ExperimentSettings:
         FamilySettings.validate(self)
-        if self.family == "gridworld" and self.family_file is None and self.tasks > len(
-                PAPER_TEST_TASKS):
-            raise SettingsError(f"--tasks: expected an integer in [1, {len(PAPER_TEST_TASKS)}] "
-                                f"(the published test tasks); got {self.tasks}")
+        published = families.family_spec(self.family).test_parameters
+        if published is not None and self.family_file is None and self.tasks > len(published):
+            raise SettingsError(f"--tasks: expected an integer in [1, {len(published)}] (the "
+                                f"{self.family} family's published test tasks); got {self.tasks}")
         return self
 
 
@@ -131,6 +135,17 @@ class ViolationSettings(PhaseSettings):
     algorithms: tuple[str, ...] = setting(("safe-pce", "safe-pce-theory", "pce"),
                                           "test-time algorithms (registry keys)",
                                           choices=algorithm_keys)
+
+
+def family_takes(name: str, parameter: str) -> bool:
+    """Whether the registered family ``name``'s factory takes ``parameter``."""
+    import inspect
+
+    return parameter in inspect.signature(families.family_spec(name).resolve()).parameters
+
+
+def families_taking(parameter: str) -> list[str]:
+    return [name for name in family_names() if family_takes(name, parameter)]
 
 
 @lru_cache(maxsize=8)

@@ -286,9 +286,8 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
         {"reward_value": records[key][i].reward_value, "cost_value": records[key][i].cost_value}
         for key, i in order])
     written = ["training.npz", "runs.csv", "curves.npz"]
-    if settings.family == "gridworld" and settings.family_file is None:
-        figure1 = {f"noise {p:g}": tabular.solve(tabular.gridworld(
-            p, noise_model=settings.noise_model)).policy for p in (0.1, 0.3)}
+    figure1 = distribution.figure1_policies()          # the family says whether it has one
+    if figure1:
         written += _figure(plot_figure1(figure1), out, "figure1")
     budgets = distribution.build(training.cover_parameters[0]).budgets
     budget = float(budgets[0]) if budgets.size == 1 else budgets

@@ -57,7 +57,7 @@ def test_train_refuses_unknown_family_parameters(tmp_path, capsys):
     assert main(["train", "--family", "runnable", "--mean", "0.2", "--out", str(tmp_path / "o"),
                  "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--family runnable" in err and "\n" not in err
+    assert "--mean: the runnable family has no parameter" in err and "\n" not in err
 
 
 @pytest.mark.parametrize(

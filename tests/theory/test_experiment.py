@@ -229,3 +229,33 @@ def test_commands_run_families_of_two_parameters_or_two_constraints(tmp_path, co
         built = families.make(family).build(theta)
         assert float(rows[0]["optimal_value"]) == pytest.approx(
             tabular.solve(built).reward_value, rel=1e-9)
+
+
+def test_a_new_family_reaches_every_command_with_its_own_defaults(tmp_path, monkeypatch):
+    """One registration (a factory and its defaults: gamma 0.7 inside the factory, horizon 25,
+    radius 0.02) and the family runs through train and reproduce with those defaults, the
+    train flags its factory takes (--gamma) reaching it and the others refused."""
+    from safepce.tabular import registry
+    from safepce.tabular.distributions import InterpolatedKernels
+
+    def toy(gamma: float = 0.7, seed: int = 3):
+        rng = np.random.default_rng(seed)
+        P_a, P_b = (rng.dirichlet(np.ones(3), size=(3, 2)) for _ in range(2))
+        r = np.array([[0.0, 1.0]] * 3)
+        cost = np.array([[0.0, 1.0]] * 3)
+        return InterpolatedKernels(P_a, P_b, r, cost, 0.5 / (1 - gamma), np.full(3, 1 / 3),
+                                   gamma)
+
+    monkeypatch.setitem(registry.FAMILIES, "toy", registry.FamilySpec(
+        "toy", toy, "a test family", oracle="distance", radius=0.02, horizon=25))
+    assert main(["train", "--family", "toy", "--gamma", "0.6", "--heldout", "20", "--quiet",
+                 "--out", str(tmp_path / "t")]) == 0
+    trained = load(tmp_path / "t").summary
+    assert trained["settings"]["distribution"] == {"family": "toy", "gamma": 0.6}
+    assert trained["settings"]["radius"] == 0.02
+    assert main(["reproduce", "--family", "toy", "--algorithms", "safe-pce-certified", "pce",
+                 "--tasks", "2", "--episodes", "40", "--workers", "1", "--quiet",
+                 "--out", str(tmp_path / "r")]) == 0
+    summary = load(tmp_path / "r").summary
+    assert summary["settings"]["horizon"] == 25
+    assert not (tmp_path / "r" / "figure1.png").exists()        # no Figure 1 for this family
