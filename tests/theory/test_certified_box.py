@@ -79,6 +79,20 @@ def _inside(model, cells, level, theta):
                      for t in theta])
 
 
+def _in_set_by_definition(family, model, counts, delta, lattice):
+    """The points of ``lattice`` in Theta_t, from its definition: log L summed transition by
+    transition from the family's kernels, the threshold over the model's prior."""
+    nonzero = np.flatnonzero(counts)
+
+    def loglik(theta):
+        with np.errstate(divide="ignore"):
+            return float(np.log(family.kernel(theta).reshape(-1)[nonzero]) @ counts[nonzero])
+
+    threshold = logsumexp(model.prior + np.array([loglik(t) for t in model.prior_points])) \
+        - math.log(1 / delta)
+    return lattice[[loglik(t) > threshold for t in lattice]]
+
+
 # --- the cells covering Theta_t -------------------------------------------------------------------
 
 
@@ -92,16 +106,8 @@ def test_cells_cover_the_set_recomputed_from_its_definition():
     preset = CertifiedPreset(delta=0.05, cells=256)
     model = BoxModel(family, POLICIES, preset)
     counts = _counts(family.build([0.31, 0.17]), 400, 20, seed=3)
-    nonzero = np.flatnonzero(counts)
-
-    def loglik(theta):
-        with np.errstate(divide="ignore"):
-            return float(np.log(family.kernel(theta).reshape(-1)[nonzero]) @ counts[nonzero])
-
-    threshold = logsumexp(model.prior + np.array([loglik(t) for t in model.prior_points])) \
-        - math.log(1 / preset.delta)
     lattice = np.array([(a, b) for a in np.linspace(0, 0.5, 201) for b in np.linspace(0, 0.5, 201)])
-    in_set = lattice[[loglik(t) > threshold for t in lattice]]
+    in_set = _in_set_by_definition(family, model, counts, preset.delta, lattice)
     assert 20 < len(in_set) < 0.05 * len(lattice)         # a set neither empty nor the box
     cells, level = model.cells(counts, preset.delta)
     assert _inside(model, cells, level, in_set).all()
@@ -428,24 +434,15 @@ class Cube(Plane):
 
 def test_three_parameters_cells_cover_the_set():
     """d = 3: points of a 31^3 lattice inside the set (its definition, recomputed here) lie in
-    kept cells, which cover under 5% of the cube, and a run of the algorithm deploys feasible
-    policies only."""
+    kept cells, which cover under 5% of the cube, and theta* is in a kept cell."""
     family = Cube()
     preset = CertifiedPreset(delta=0.05, cells=512)
     model = BoxModel(family, POLICIES, preset)
     truth = np.array([0.1, 0.2, 0.15])
     counts = _counts(family.build(truth), 600, 20, seed=5)
-    nonzero = np.flatnonzero(counts)
-
-    def loglik(theta):
-        with np.errstate(divide="ignore"):
-            return float(np.log(family.kernel(theta).reshape(-1)[nonzero]) @ counts[nonzero])
-
-    threshold = logsumexp(model.prior + np.array([loglik(t) for t in model.prior_points])) \
-        - math.log(1 / preset.delta)
     axis = np.linspace(0, 1 / 3, 31)
     lattice = np.array([(a, b, c) for a in axis for b in axis for c in axis])
-    in_set = lattice[[loglik(t) > threshold for t in lattice]]
+    in_set = _in_set_by_definition(family, model, counts, preset.delta, lattice)
     cells, level = model.cells(counts, preset.delta)
     assert len(in_set) > 5 and _inside(model, cells, level, in_set).all()
     assert len(cells) / 8**level < 0.05
