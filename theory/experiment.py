@@ -75,6 +75,13 @@ class FamilySettings:
                 "neighbours; every published number) or Section 6's text (a uniformly random "
                 "action with probability the noise)", choices=families.NOISE_MODELS)
 
+    def family_parameters(self) -> dict:
+        """The settings passed to the family's factory (only those set)."""
+        parameters = {} if self.size is None else {"size": int(self.size)}
+        if self.noise_model != "code":
+            parameters["noise_model"] = self.noise_model
+        return parameters
+
     def validate(self):
         validate(self)
         if self.size is not None and (self.family_file or not family_takes(self.family,
@@ -149,21 +156,19 @@ def families_taking(parameter: str) -> list[str]:
 
 
 @lru_cache(maxsize=8)
-def _family(name: str, family_file: str | None, size: int | None = None,
-            noise_model: str = "code"):
+def _family(name: str, family_file: str | None, parameters: tuple = ()):
     if family_file is not None:
         return families.make("file", path=str(Path(family_file).resolve())), \
             families.family_spec("file")
-    parameters = {} if size is None else {"size": int(size)}
-    if noise_model != "code":
-        parameters["noise_model"] = noise_model
-    return families.make(name, **parameters), families.family_spec(name)
+    return families.make(name, **dict(parameters)), families.family_spec(name)
 
 
 def experiment_family(settings: FamilySettings) -> tuple[TaskDistribution, families.FamilySpec]:
-    """(D, its registry spec) of the settings' family (cached per process)."""
-    return _family(settings.family, settings.family_file, settings.size,
-                   getattr(settings, "noise_model", "code"))
+    """(D, its registry spec) of the settings' family (cached per process): the one resolver
+    of every command; the parameters passed to the family's factory are the settings'
+    ``family_parameters()``."""
+    return _family(settings.family, settings.family_file,
+                   tuple(sorted(settings.family_parameters().items())))
 
 
 def experiment_training(settings: FamilySettings, progress: bool = False

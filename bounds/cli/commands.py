@@ -177,11 +177,9 @@ class TrainSettings(FamilySettings):
         return self
 
     def family_parameters(self) -> dict:
-        parameters = {name: getattr(self, name) for name in TRAIN_FAMILY_FLAGS[:-1]
-                      if getattr(self, name) is not None}
-        if self.noise_model != "code":
-            parameters["noise_model"] = self.noise_model
-        return parameters
+        return {**FamilySettings.family_parameters(self),
+                **{name: getattr(self, name) for name in TRAIN_FAMILY_FLAGS[:-1]
+                   if getattr(self, name) is not None}}
 
 
 def _per_constraint(name: str, values) -> dict:
@@ -195,11 +193,7 @@ def _per_constraint(name: str, values) -> dict:
 def run_train(settings: TrainSettings, run: RunSettings) -> int:
     """Algorithm 1 on a family; the result, cover table, summary and figure."""
     settings.validate()
-    if settings.family_file is None:
-        spec = families.family_spec(settings.family)
-        distribution = families.make(settings.family, **settings.family_parameters())
-    else:
-        distribution, spec = experiment_family(settings)
+    distribution, spec = experiment_family(settings)
     oracle = settings.oracle or spec.oracle
     radius = spec.radius if settings.radius is None else settings.radius
     safe_kind = settings.safe_oracle or spec.safe_oracle
