@@ -257,8 +257,11 @@ def test_a_kernel_bent_only_between_lattice_points_is_the_declarations_responsib
 
 
 def test_shipped_families_are_accepted_and_declare_their_support():
-    """The three families of item 4 pass the scope check: two of 2 parameters (BoxModel), one of
-    1 parameter with 2 constraints (FamilyModel)."""
+    """The three families of item 4 pass the scope check (two of 2 parameters: BoxModel; one of
+    1 parameter with 2 constraints: FamilyModel), and the affine kernel the model keeps equals
+    the family's own kernel at three random points of the support (so a model built from the
+    wrong corners, or a slope divided by the wrong span, fails)."""
+    rng = np.random.default_rng(4)
     for name, kind, constraints in (("gridworld-slip-wind", "affine-box", 1),
                                     ("random-sparse-plane", "affine-box", 1),
                                     ("gridworld-energy", "affine", 2)):
@@ -268,6 +271,13 @@ def test_shipped_families_are_accepted_and_declare_their_support():
         model = family_model(family, policy, CertifiedPreset())
         assert family.kernel_affine and model.kind == kind
         assert task.n_constraints == constraints
+        low, high = np.atleast_1d(family.low), np.atleast_1d(family.high)
+        for _ in range(3):
+            theta = rng.uniform(low, high)
+            slopes = model.slopes if kind == "affine-box" else model.slope[None]
+            kept = model.base + theta @ slopes
+            np.testing.assert_allclose(kept, family.build(theta).dense_P.reshape(-1),
+                                       atol=1e-12)
 
 
 # --- K constraints --------------------------------------------------------------------------------

@@ -483,8 +483,8 @@ class BoxModel:
             -1, self.d), axis=0)
         costs, rewards = self._values(lattice)
         margin = ((self.span / 2**level)**2 / 8) @ self.curvature                # (K,)
-        loglik = self._loglik(self._theta(lattice), index, n)
         theta = self._theta(lattice)
+        loglik = self._loglik(theta, index, n)
         return Region(costs, np.broadcast_to(margin, (len(lattice), margin.size)),
                       rewards[int(np.argmax(loglik))], float(np.ptp(theta, axis=0).max()))
 
