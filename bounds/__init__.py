@@ -4,7 +4,8 @@
 complexity from exact run records, ``verify`` (a table of claims), sweeps, the plots that put data
 beside a bound, and the command line (``safepce.bounds.cli``)."""
 
-from . import verify
+from . import claims
+from .claims import CLAIMS, Claim, run_verify
 from .covering import covering_number, greedy_covering_estimate
 from .hard_instance import (
     HardFamily,
@@ -31,7 +32,6 @@ from .upper import (
     theorem_4_2_rate,
     theorem_4_2_terms,
 )
-from .verify import CLAIMS, Claim, run_verify
 
 __all__ = [
     "CLAIMS", "Claim", "HardFamily", "check_hard_family", "corollary_4_3_samples",
@@ -39,6 +39,6 @@ __all__ = [
     "episodes_to_accuracy", "fitted_slope",
     "greedy_covering_estimate", "hard_distribution", "hard_family", "lemma_3_5", "lemma_c_4",
     "run_verify", "sample_lower_bound", "sequential_identification", "table_1_samples",
-    "theorem_4_2_rate", "theorem_4_2_terms", "transitions_to_accuracy", "verify",
+    "theorem_4_2_rate", "theorem_4_2_terms", "transitions_to_accuracy", "claims",
     "violation_rate",
 ]

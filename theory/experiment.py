@@ -39,9 +39,6 @@ PAPER_ALGORITHMS = ("safe-pce", "pce", "safe-meta-rl", "dope-plus", "dope", "lb-
                     "safe-pce-certified")
 #: how a run is recorded: every episode, or as the authors' loop stored it (harness.authors_report)
 REPORTS = ("every-episode", "authors")
-#: the algorithms of the paper's Figure 2 and of its appendix figure
-FIGURE_2 = ("safe-pce", "safe-meta-rl", "dope-plus", "lb-sgd")
-FIGURE_2_APPENDIX = ("safe-pce", "pce", "lb-sgd", "dope", "dope-plus", "safe-pce-certified")
 
 __all__ = ["PAPER_TEST_TASKS", "ExperimentSettings", "ViolationSettings", "reproduce",
            "violation_rates", "experiment_training", "experiment_family"]

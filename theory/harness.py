@@ -59,6 +59,9 @@ class TestTimeAlgorithm(ABC):
     #: True for learners that need every step (Monte-Carlo advantages, REINFORCE, counts): the
     #: harness then calls observe(..., trajectories=TrajectoryBatch) on the same episodes
     needs_trajectories: bool = False
+    #: the deployment key of pi_s alone (episodes deploying it count as safe-only); set from the
+    #: algorithm registry's entry by ``make_algorithm``
+    safe_key: Hashable = "safe"
 
     @abstractmethod
     def reset(self, n_episodes: int, seed) -> None:
@@ -208,13 +211,14 @@ def authors_report(record: RunRecord) -> AuthorsReportRecord:
 
 
 def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, horizon: int,
-                   seed: int, optimal_value: float | None = None, safe_key: Hashable = "safe",
-                   block: int = DEFAULT_BLOCK) -> RunRecord:
+                   seed: int, optimal_value: float | None = None,
+                   safe_key: Hashable | None = None, block: int = DEFAULT_BLOCK) -> RunRecord:
     """Run ``algorithm`` online on ``task`` for ``n_episodes`` episodes of ``horizon`` steps.
 
     ``seed`` (a non-negative int) fixes the simulator's per-episode streams and the algorithm's
     own randomness. ``optimal_value`` (V*_r of the task) is solved for when not given.
-    ``safe_key``: episodes whose deployment is that component alone count as safe-only.
+    ``safe_key``: episodes whose deployment is that component alone count as safe-only
+    (default: the algorithm's ``safe_key``, which its registry entry declares).
 
     BLAS runs single-threaded inside (threadpoolctl): the linear algebra of a run is on tiny
     matrices, where a second BLAS thread only spins (measured: reproduce's six algorithms took
@@ -223,7 +227,7 @@ def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, ho
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return _run_test_phase(algorithm, task, n_episodes, horizon, seed, optimal_value,
-                               safe_key, block)
+                               algorithm.safe_key if safe_key is None else safe_key, block)
 
 
 def _run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, horizon: int,

@@ -20,8 +20,8 @@ from safepce.theory.experiment import ExperimentSettings, ViolationSettings
 from safepce.theory.results import release_output
 from safepce.theory.sweep import EngineError, tune_process
 
+from ..claims import VerifySettings
 from ..sweeps import SweepDeltaSettings
-from ..verify import VerifySettings
 from . import commands
 from .flags import OneLineParser, add_run_flags, add_settings, run_settings, settings_from
 

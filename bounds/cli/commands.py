@@ -16,9 +16,8 @@ import numpy as np
 from safepce import tabular
 from safepce.tabular import families
 from safepce.theory import results
+from safepce.theory.algorithms.registry import FIGURES, figure_keys
 from safepce.theory.experiment import (
-    FIGURE_2,
-    FIGURE_2_APPENDIX,
     REPORTS,
     ExperimentSettings,
     FamilySettings,
@@ -287,13 +286,11 @@ def run_reproduce(settings: ExperimentSettings, run: RunSettings) -> int:
     budget = float(budgets[0]) if budgets.size == 1 else budgets
     published = {key: [authors_report(r) for r in runs] for key, runs in records.items()}
     shown_records = published if settings.report == "authors" else records
-    for stem, keys in (("figure2", FIGURE_2), ("figure2_appendix", FIGURE_2_APPENDIX),
-                       ("figure2_other", tuple(k for k in records
-                                               if k not in FIGURE_2 + FIGURE_2_APPENDIX))):
-        shown = {key: shown_records[key] for key in keys if key in records}
+    for stem in (*FIGURES, "figure2_other"):      # membership: the algorithm registry's
+        shown = {key: shown_records[key] for key in figure_keys(stem, records)}
         if shown:
             written += _figure(plot_figure2(shown, budget, report=settings.report), out, stem)
-    shown = {key: published[key] for key in FIGURE_2 if key in records}
+    shown = {key: published[key] for key in figure_keys("figure2", records)}
     if shown:
         written += _figure(plot_figure2(shown, budget, report="authors"), out,
                            "figure2_as_published")
@@ -401,8 +398,8 @@ def run_sweep_delta(settings, run: RunSettings) -> int:
 
 def run_verify(settings, run: RunSettings) -> int:
     """Check the paper's claims on exact quantities; print a table, write the claims and plots."""
-    from ..verify import claims_json, claims_table
-    from ..verify import run_verify as verify
+    from ..claims import claims_json, claims_table
+    from ..claims import run_verify as verify
 
     out = take_output(run, "verify", settings, keep=("store",))
     start = time.perf_counter()

@@ -140,7 +140,7 @@ def test_corrected_constants_formula():
 
 def test_verify_reports_lemma_c3_refuted_and_the_planted_constant_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(falsify, "QUICK", TEST_BUDGET)
-    monkeypatch.setattr("safepce.bounds.verify.QUICK", TEST_BUDGET)
+    monkeypatch.setattr("safepce.bounds.claims.falsified.QUICK", TEST_BUDGET)
     out = tmp_path / "verify"
     assert main(["verify", "--quick", "--claims", "lemma-c3", "--out", str(out), "--quiet"]) == 0
     rows = {row["claim"].split(":")[0]: row

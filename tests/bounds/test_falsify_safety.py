@@ -26,7 +26,7 @@ def paper_L(gamma):
 def test_the_schedule_is_the_one_safe_pce_runs():
     """toolkit_schedule against a real Safe-PCE [theory] run on the slack pair (task 1: its
     first candidate is never eliminated): the same stage ends and weights."""
-    from safepce.bounds.verify import PAIR
+    from safepce.bounds.claims.runnable import PAIR
     from safepce.theory.harness import run_test_phase
     from safepce.theory.oracles import DistanceCoverage, WorstCaseSafePolicy
     from safepce.theory.training import train

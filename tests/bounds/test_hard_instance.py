@@ -112,7 +112,7 @@ def test_a_lower_bound_too_large_fails_the_identification_claim(monkeypatch):
     algorithm needs at least the bound's samples then fails. (It binds at the least mean samples
     / bound over the quick grid, 1.80: a bound x 1.5 would still pass, so the claim checks the
     bound's validity only up to that factor; the sequential test is not an optimal algorithm.)"""
-    from safepce.bounds import verify
+    from safepce.bounds.claims import hard as verify
 
     real = verify.sample_lower_bound
     monkeypatch.setattr(verify, "sample_lower_bound", lambda family, delta: 1.9 * real(

@@ -131,7 +131,7 @@ def test_verify_quick_writes_every_claim(tmp_path, capsys):
 
 def test_verify_runs_the_claim_table_in_order(tmp_path):
     """verify iterates the table it is given: a new claim is one row."""
-    from safepce.bounds.verify import CLAIMS, ClaimCheck, claim_eq_6, claim_lemma_c3, run_verify
+    from safepce.bounds.claims import CLAIMS, ClaimCheck, claim_eq_6, claim_lemma_c3, run_verify
 
     assert [c.name for c in CLAIMS][:2] == ["lemma-c3", "eq-6"]
     table = (ClaimCheck("eq-6", "Eq. 6", claim_eq_6),

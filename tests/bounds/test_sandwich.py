@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import safepce.bounds.verify as verify
+import safepce.bounds.claims as verify
 from safepce.bounds import sandwich as sw
 from safepce.bounds.cli import main
 from safepce.bounds.hard_instance import check_hard_family
@@ -175,7 +175,7 @@ def test_a_failed_check_makes_verify_exit_1(tmp_path, monkeypatch):
     real = falsify.corrected_simulation_constants
     monkeypatch.setattr(falsify, "corrected_simulation_constants",
                         lambda gamma: tuple(x / 10 for x in real(gamma)))
-    monkeypatch.setattr(verify, "QUICK", falsify.SearchBudget("test", 200, 20, 1, 100))
+    monkeypatch.setattr(verify.falsified, "QUICK", falsify.SearchBudget("test", 200, 20, 1, 100))
     monkeypatch.setattr(verify, "CLAIMS", (verify.ClaimCheck("lemma-c3", "Lemma C.3",
                                                              verify.claim_lemma_c3),))
     assert main(["verify", "--quick", "--quiet", "--out", str(tmp_path / "broken")]) == 1

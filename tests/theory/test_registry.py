@@ -4,6 +4,7 @@ presets are frozen objects, and keys and fields are checked."""
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from safepce import tabular
@@ -18,6 +19,7 @@ from safepce.theory.algorithms import (
 )
 from safepce.theory.algorithms.baselines import BaselineInputError
 from safepce.theory.experiment import ExperimentSettings, experiment_training
+from safepce.theory.harness import Deployment, TestTimeAlgorithm, run_test_phase
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,48 @@ def test_unknown_keys_and_fields_are_refused(gridworld):
         SafeMetaRL(training, tasks, 600, batc=10)
     variant = SafeMetaRL(training, tasks, 600, batch=500)
     assert variant.batch == 500 and variant.preset == "paper-experiment*"
+
+
+class AlwaysSafe(TestTimeAlgorithm):
+    """A toy algorithm deploying pi_s alone under its own key ("pi_s", not "safe")."""
+
+    name = "always-safe"
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    @classmethod
+    def from_training(cls, training, family, horizon, preset, delta):
+        return cls(training.safe_policy)
+
+    def reset(self, n_episodes, seed):
+        pass
+
+    def deployment(self):
+        return Deployment((self.policy,), np.ones(1), ("pi_s",), 10)
+
+    def observe(self, reward_returns, cost_returns):
+        return len(reward_returns)
+
+
+def test_the_registry_declares_figures_and_the_safe_key(gridworld, monkeypatch):
+    """Figure membership and pi_s's deployment key come from the registry: a new algorithm in no
+    figure lands in figure2_other, and its safe-only episodes are counted under its own key
+    (red when the harness keeps "safe": 0 safe-only episodes)."""
+    from safepce.theory.algorithms import registry
+
+    assert registry.figure_keys("figure2") == ("safe-pce", "safe-meta-rl", "dope-plus", "lb-sgd")
+    assert set(registry.figure_keys("figure2_appendix")) == {
+        "safe-pce", "pce", "lb-sgd", "dope", "dope-plus", "safe-pce-certified"}
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    register("always-safe", AlwaysSafe, SAFE_PCE_EXPERIMENT, "always pi_s", "#000000",
+             "training (pi_s)", safe_key="pi_s")
+    assert registry.figure_keys("figure2_other", ["safe-pce", "always-safe", "pce"]) == (
+        "always-safe",)
+    training, family = gridworld
+    algorithm = make_algorithm("always-safe", training, family, 20)
+    record = run_test_phase(algorithm, family.build([0.2]), 30, 20, seed=0)
+    assert record.safe_only.all()
+    with pytest.raises(Exception, match="figures: expected names among"):
+        register("other", AlwaysSafe, SAFE_PCE_EXPERIMENT, "x", "#000000", "x",
+                 figures=("figure3",))

@@ -114,7 +114,7 @@ def test_confidence_set_shrinks_around_the_truth(gridworld):
 
 
 def test_finite_family_set_is_exact():
-    from safepce.bounds.verify import certified_hard_family, certified_hard_training
+    from safepce.bounds.claims.certified import certified_hard_family, certified_hard_training
 
     family = certified_hard_family().distribution
     training = certified_hard_training()

@@ -1,5 +1,6 @@
 """One registry of test-time algorithms: each entry is a frozen :class:`AlgorithmSpec` (key,
-class, preset object, what the constructor needs, figure label and colour).
+class, preset object, what the constructor needs, figure label, colour and line style, the
+figures of ``reproduce`` it belongs to, and the deployment key of its safe policy pi_s).
 
 Adding an algorithm = one module with a class on the harness interface (a ``from_training``
 classmethod and a frozen preset dataclass holding all its numbers) + one :func:`register` line
@@ -10,6 +11,7 @@ branch on classes or preset names.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from safepce.tabular.errors import InputError
@@ -51,6 +53,10 @@ class AlgorithmSpec:
     needs: str
     #: matplotlib line style: one colour per method, one style per preset of it
     linestyle: str = "-"
+    #: the figures of ``reproduce`` that show it (:data:`FIGURES`); in none: ``figure2_other``
+    figures: tuple[str, ...] = ()
+    #: the key its deployments give pi_s alone: those episodes count as safe-only
+    safe_key: Hashable = "safe"
 
     @property
     def preset_name(self) -> str:
@@ -68,13 +74,36 @@ _UNITS = "training (U_hat, pi_s) and the family's units; paper-unit presets also
 _TASKS = "training (pi_s) and the cover's tasks (the family's static structure)"
 
 
+#: the figures of ``reproduce`` an algorithm can belong to: the paper's Figure 2 (Section 6) and
+#: its appendix figure with every algorithm
+FIGURES = ("figure2", "figure2_appendix")
+
+
 def register(key: str, cls: type, preset, label: str, color: str, needs: str,
-             linestyle: str = "-") -> AlgorithmSpec:
-    """Add an algorithm under ``key`` (refuses a key registered twice)."""
+             linestyle: str = "-", figures: tuple[str, ...] = (),
+             safe_key: Hashable = "safe") -> AlgorithmSpec:
+    """Add an algorithm under ``key`` (refuses a key registered twice, or a figure not in
+    :data:`FIGURES`)."""
     if key in REGISTRY:
         raise InputError(f"key: expected a new algorithm key; {key!r} is registered already")
-    spec = REGISTRY[key] = AlgorithmSpec(key, cls, preset, label, color, needs, linestyle)
+    unknown = [f for f in figures if f not in FIGURES]
+    if unknown:
+        raise InputError(f"figures: expected names among {FIGURES}; got {unknown}")
+    spec = REGISTRY[key] = AlgorithmSpec(key, cls, preset, label, color, needs, linestyle,
+                                         tuple(figures), safe_key)
     return spec
+
+
+def figure_keys(figure: str, keys=None) -> tuple[str, ...]:
+    """The registered algorithms (of ``keys``, default all) shown in ``figure``, in registry
+    order; ``"figure2_other"``: those in no figure."""
+    keys = tuple(REGISTRY) if keys is None else tuple(keys)
+    if figure == "figure2_other":
+        return tuple(k for k in keys if not spec(k).figures)
+    if figure not in FIGURES:
+        raise InputError(f"figure: expected one of {FIGURES + ('figure2_other',)}; got "
+                         f"{figure!r}")
+    return tuple(k for k in keys if figure in spec(k).figures)
 
 
 #: Okabe & Ito's colour-blind-safe palette (one colour per method; a method's other presets
@@ -97,24 +126,32 @@ def spec(key: str) -> AlgorithmSpec:
 def make_algorithm(key: str, training, family, horizon: int, delta: float | None = None):
     """Instantiate the registered algorithm ``key`` on a training result of ``family``."""
     entry = spec(key)
-    return entry.cls.from_training(training, family, horizon, entry.preset, delta)
+    algorithm = entry.cls.from_training(training, family, horizon, entry.preset, delta)
+    algorithm.safe_key = entry.safe_key
+    return algorithm
 
 
-register("safe-pce", SafePCE, SAFE_PCE_EXPERIMENT, "Safe-PCE", _C["blue"], _UNITS)
-register("pce", PCE, PCE_EXPERIMENT, "PCE (unsafe)", _C["vermillion"], _UNITS)
+register("safe-pce", SafePCE, SAFE_PCE_EXPERIMENT, "Safe-PCE", _C["blue"], _UNITS,
+         figures=("figure2", "figure2_appendix"))
+register("pce", PCE, PCE_EXPERIMENT, "PCE (unsafe)", _C["vermillion"], _UNITS,
+         figures=("figure2_appendix",))
 register("safe-pce-theory", SafePCE, THEORY, "Safe-PCE, theory constants", _C["blue"], _UNITS,
          ":")
 register("pce-theory", PCE, THEORY, "PCE, theory constants", _C["vermillion"], _UNITS, ":")
 register("safe-pce-scaled", SafePCE, SCALED, "Safe-PCE, scaled constants", _C["blue"], _UNITS,
          "-.")
 register("safe-meta-rl", SafeMetaRL, SAFE_META_RL_EXPERIMENT, "Safe Meta-RL", _C["bluish green"],
-         _TASKS)
-register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", _C["orange"], _TASKS)
-register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", _C["reddish purple"], _TASKS)
-register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", _C["sky blue"], _TASKS)
+         _TASKS, figures=("figure2",))
+register("dope-plus", DOPEPlus, DOPE_EXPERIMENT, "DOPE+", _C["orange"], _TASKS,
+         figures=("figure2", "figure2_appendix"))
+register("dope", DOPE, DOPE_EXPERIMENT, "DOPE", _C["reddish purple"], _TASKS,
+         figures=("figure2_appendix",))
+register("lb-sgd", LBSGD, LB_SGD_EXPERIMENT, "LB-SGD", _C["sky blue"], _TASKS,
+         figures=("figure2", "figure2_appendix"))
 register("safe-pce-certified", CertifiedSafePCE, CERTIFIED, "Safe-PCE, certified", _C["black"],
          "training (U_hat's policies, pi_s) and the family's model class (finite, or a kernel "
-         "affine in d <= 3 parameters on a box); K >= 1 constraints")
+         "affine in d <= 3 parameters on a box); K >= 1 constraints",
+         figures=("figure2_appendix",))
 register("safe-pce-pooled-gate", SafePCE, SAFE_PCE_POOLED_GATE, "Safe-PCE, pooled gate",
          _C["blue"], _UNITS, "--")
 register("safe-meta-rl-smoothed", SafeMetaRL, SAFE_META_RL_SMOOTHED,
