@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from safepce import tabular
+from safepce.tabular import families
 from safepce.tabular.distance import simulation_lemma_constant
 from safepce.tabular.distributions import PAPER_TEST_TASKS, GridworldNoise
 from safepce.theory.algorithms.registry import make_algorithm
@@ -42,8 +43,11 @@ from safepce.theory.oracles import ParameterCoverage
 from safepce.theory.results import clopper_pearson
 from safepce.theory.training import initial_sample_size, stopping_statistic
 
-#: the experiment: K, H, the budget and gamma of the gridworld (Section 6 of the paper)
-K, H, BUDGET, GAMMA = 40_000, 600, 1.5, 0.9
+#: the experiment (Section 6 of the paper): K of ``reproduce``, and the gridworld family's own H,
+#: budget and gamma (read from its registry entry, not restated)
+K = ExperimentSettings().episodes
+_GRIDWORLD = families.family_spec("gridworld").defaults()
+H, BUDGET, GAMMA = _GRIDWORLD["horizon"], _GRIDWORLD["budget"], _GRIDWORLD["gamma"]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ JSON description.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,6 +46,20 @@ class FamilySpec:
             return self.factory
         module, _, attribute = self.factory.partition(":")
         return getattr(importlib.import_module(module), attribute)
+
+    def parameters(self) -> tuple[str, ...]:
+        """The names the factory takes (the family flags commands may pass it)."""
+        return tuple(inspect.signature(self.resolve()).parameters)
+
+    def defaults(self) -> dict:
+        """The family's own defaults: the factory's parameters with a default value (gamma,
+        budget, noise distribution, size, ...), then the training defaults of this spec."""
+        signature = inspect.signature(self.resolve()).parameters
+        own = {name: p.default for name, p in signature.items()
+               if p.default is not inspect.Parameter.empty}
+        return own | {"oracle": self.oracle, "radius": self.radius,
+                      "safe_oracle": self.safe_oracle, "safe_parameter": self.safe_parameter,
+                      "horizon": self.horizon}
 
 
 FAMILIES: dict[str, FamilySpec] = {}

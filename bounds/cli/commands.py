@@ -162,10 +162,7 @@ class TrainSettings(FamilySettings):
     def validate(self) -> TrainSettings:
         FamilySettings.validate(self)
         if self.family_file is None:
-            import inspect
-
-            factory = families.family_spec(self.family).resolve()
-            accepted = inspect.signature(factory).parameters
+            accepted = families.family_spec(self.family).parameters()
             flags = [f"--{p.replace('_', '-')}" for p in TRAIN_FAMILY_FLAGS if p in accepted]
             for name in self.family_parameters():
                 if name not in accepted:

@@ -67,3 +67,34 @@ def test_arms_family_promises():
     distances = [tabular.distance(a, b) for i, a in enumerate(family.tasks)
                  for b in family.tasks[i + 1:]]
     assert min(distances) >= 0.7
+
+
+def test_the_gridworld_spec_holds_section_6s_numbers_and_the_erratum_reads_them(monkeypatch):
+    """Every family default in one place: the gridworld's spec gives Section 6's gamma 0.9,
+    budget 1.5, H = 600 and noise ~ N(0.3, 0.03) on [0, 0.5] (App. H.1), and the erratum's
+    constants are read from it, not restated (a spec with another budget moves them)."""
+    import importlib
+
+    from safepce.tabular import registry
+
+    defaults = registry.family_spec("gridworld").defaults()
+    assert {k: defaults[k] for k in ("gamma", "budget", "horizon", "mean", "std", "low", "high",
+                                     "radius", "safe_parameter")} == {
+        "gamma": 0.9, "budget": 1.5, "horizon": 600, "mean": 0.3, "std": 0.03, "low": 0.0,
+        "high": 0.5, "radius": 0.005, "safe_parameter": 0.4}
+    assert "budget" in registry.family_spec("gridworld").parameters()
+    import safepce.bounds.erratum as erratum
+
+    assert (erratum.H, erratum.BUDGET, erratum.GAMMA) == (600, 1.5, 0.9)
+
+    def other(budget: float = 2.5, gamma: float = 0.8):
+        raise AssertionError("not built")
+
+    monkeypatch.setitem(registry.FAMILIES, "gridworld", registry.FamilySpec(
+        "gridworld", other, "", horizon=300))
+    try:
+        moved = importlib.reload(erratum)
+        assert (moved.H, moved.BUDGET, moved.GAMMA) == (300, 2.5, 0.8)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(erratum)

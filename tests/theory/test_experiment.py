@@ -238,20 +238,22 @@ def test_a_new_family_reaches_every_command_with_its_own_defaults(tmp_path, monk
     from safepce.tabular import registry
     from safepce.tabular.distributions import InterpolatedKernels
 
-    def toy(gamma: float = 0.7, seed: int = 3):
+    def toy(gamma: float = 0.7, budget: float = 0.5, seed: int = 3):
         rng = np.random.default_rng(seed)
         P_a, P_b = (rng.dirichlet(np.ones(3), size=(3, 2)) for _ in range(2))
         r = np.array([[0.0, 1.0]] * 3)
         cost = np.array([[0.0, 1.0]] * 3)
-        return InterpolatedKernels(P_a, P_b, r, cost, 0.5 / (1 - gamma), np.full(3, 1 / 3),
+        return InterpolatedKernels(P_a, P_b, r, cost, budget / (1 - gamma), np.full(3, 1 / 3),
                                    gamma)
 
     monkeypatch.setitem(registry.FAMILIES, "toy", registry.FamilySpec(
         "toy", toy, "a test family", oracle="distance", radius=0.02, horizon=25))
-    assert main(["train", "--family", "toy", "--gamma", "0.6", "--heldout", "20", "--quiet",
-                 "--out", str(tmp_path / "t")]) == 0
+    defaults = registry.FAMILIES["toy"].defaults()       # the family's own, from one place
+    assert (defaults["gamma"], defaults["budget"], defaults["horizon"]) == (0.7, 0.5, 25)
+    assert main(["train", "--family", "toy", "--gamma", "0.6", "--budget", "0.4", "--heldout",
+                 "20", "--quiet", "--out", str(tmp_path / "t")]) == 0
     trained = load(tmp_path / "t").summary
-    assert trained["settings"]["distribution"] == {"family": "toy", "gamma": 0.6}
+    assert trained["settings"]["distribution"] == {"family": "toy", "gamma": 0.6, "budget": 0.4}
     assert trained["settings"]["radius"] == 0.02
     assert main(["reproduce", "--family", "toy", "--algorithms", "safe-pce-certified", "pce",
                  "--tasks", "2", "--episodes", "40", "--workers", "1", "--quiet",
