@@ -112,6 +112,12 @@ def covering_number(distribution: TaskDistribution, radius: float, delta: float,
     ``oracle="parameter"`` measures balls in parameter units; ``"distance"`` in task distance,
     which needs the family's exact ``distance_scale`` (radius / scale in parameter units).
     ``method``: "quantile" (unimodal, closed-form CDF, bounded support), "sample", or "auto".
+
+    Examples
+    --------
+    >>> from safepce.tabular import families
+    >>> covering_number(families.make("runnable"), 0.01, 0.1, oracle="distance")
+    30
     """
     radius, delta = _checked(radius, delta)
     if distribution.parameter_dim != 1:

@@ -656,7 +656,7 @@ def corollary_f1_last_episode(quick: bool) -> dict:
                         "theorem-4.2 claim covers one surviving candidate)"}
 
 
-#: every finding of the erratum, in the README's order
+#: every finding of the erratum, in the order of docs/erratum.md
 FINDINGS: tuple[Finding, ...] = (
     Finding("tuned-constants-published", "paper's experiment (Section 6, p. 9; Figure 2)",
             "Section 6 says that, as Figure 2 shows, every method keeps exploration safe during "
@@ -802,7 +802,7 @@ FINDINGS: tuple[Finding, ...] = (
 
 #: facts about the authors' code that no offline test can check (recorded, not measured); empty:
 #: the one such row ("the DOPE notebook is empty") was wrong -- the notebook is a large file that
-#: the copy we read omits, so it was not available to us (README, "The baselines")
+#: the copy we read omits, so it was not available to us (docs/experiment.md, "The baselines")
 EXTERNAL_FINDINGS: tuple[tuple[str, str, str], ...] = ()
 
 

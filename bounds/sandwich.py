@@ -29,7 +29,7 @@ What each theorem counts, and what is measured (Ni & Kamgarpour 2026, arXiv:2601
   task's loop samples fall below the lower bound; ``inconclusive`` if a cell's (1 - delta)
   quantile is censored (runs that never settle within K); else ``passed``. The exponents do
   not set the status: the measured levels sit 1e3-1e6 times above the lower bound and 1e3-1e5
-  below the upper one, so a finite grid's slope contradicts neither bound (README).
+  below the upper one, so a finite grid's slope contradicts neither bound (docs/verifying.md).
 
 The runs are exact-block runs (:mod:`safepce.theory.exact_blocks`): Safe-PCE [theory] (the
 paper's constants) drawing whole blocks of episodes as multinomial outcome counts, with the
@@ -44,7 +44,7 @@ distance oracle at radius 1e-5 (far below a2, so the cover holds every task exac
 task is a cover task) and the worst-case O_s; delta = 0.01. H = ceil(log(1e-6 (1-gamma)) / log
 gamma): the truncated returns' bias is at most 1e-6 in paper units, below every width the runs
 reach (H = O~(1/(1-gamma)) as Lemma 4.5 asks). K per grid is set from pilot runs so that every
-run settles with room (README); censored runs still count, as > K.
+run settles with room (docs/verifying.md); censored runs still count, as > K.
 """
 
 from __future__ import annotations

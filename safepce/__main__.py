@@ -4,4 +4,5 @@ import sys
 
 from safepce.console import run
 
-sys.exit(run())
+if __name__ == "__main__":          # importing the module (documentation tools do) runs nothing
+    sys.exit(run())

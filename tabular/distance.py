@@ -17,6 +17,15 @@ def distance(m1: CMDP, m2: CMDP, units: str = "paper") -> float:
     [-1, 1]), the form in which Lemma C.3 ``|V^{M1}(pi) - V^{M2}(pi)| <= L d(M1, M2)`` holds
     with ``L = 1/(1-gamma) + 2 gamma/(1-gamma)^2``; ``units="task"`` compares raw task units.
     Both tasks must share S, A, K and gamma.
+
+    Examples
+    --------
+    Two gridworlds 0.2 apart in noise are 0.75 x 0.2 apart (their kernels differ by 3/4 of the
+    noise difference in total variation; rewards, utilities and rho agree):
+
+    >>> from safepce import tabular
+    >>> round(tabular.distance(tabular.gridworld(0.1), tabular.gridworld(0.3)), 12)
+    0.15
     """
     for name, task in (("m1", m1), ("m2", m2)):
         if not isinstance(task, CMDP):

@@ -60,6 +60,16 @@ def evaluate(cmdp: CMDP, policy) -> Evaluation:
     state-action occupancy (sums to 1) and the budget slack, all in task units.
     Raises :class:`safepce.tabular.InvalidPolicyError` for a policy that is not (S, A)
     row-stochastic.
+
+    Examples
+    --------
+    >>> from safepce import tabular
+    >>> task = tabular.gridworld(0.3)
+    >>> exact = tabular.evaluate(task, tabular.solve(task).policy)
+    >>> round(exact.reward_value, 4), round(exact.cost_value, 6)
+    (51.9628, 1.5)
+    >>> round(float(exact.occupancy.sum()), 12)
+    1.0
     """
     if isinstance(policy, Mixture):
         _check_mixture_shape(cmdp, policy)

@@ -90,8 +90,21 @@ def family_spec(name: str) -> FamilySpec:
 
 
 def make(name: str, **params):
-    """The task distribution of family ``name`` built with ``params``; its ``to_dict()`` gives
-    ``{"family": name, **params}`` back (so training results can rebuild it)."""
+    """The task distribution of family ``name`` built with ``params``; its ``to_dict()`` is a
+    JSON description that rebuilds it (so training results can): ``{"family": name, **params}``,
+    or every parameter where the family writes its own (the gridworld).
+
+    Examples
+    --------
+    >>> from safepce.tabular import families
+    >>> families.make("runnable").to_dict()
+    {'family': 'runnable'}
+    >>> families.make("gridworld", gamma=0.8).to_dict()
+    {'family': 'gridworld', 'mean': 0.3, 'std': 0.03, 'low': 0.0, 'high': 0.5, 'gamma': 0.8,
+     'budget': 1.5}
+    >>> families.family_spec("gridworld").defaults()["budget"]
+    1.5
+    """
     spec = family_spec(name)
     try:
         distribution = spec.resolve()(**params)

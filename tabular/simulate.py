@@ -275,6 +275,18 @@ def simulate(cmdp: CMDP, policy, n_episodes: int, horizon: int, seed,
             absorbing under every action with action-independent reward and cost. This is exact,
             not an approximation: the remaining return is deterministic,
             ``gamma^t (1 - gamma^(H - t)) / (1 - gamma)`` times that reward (and cost).
+
+    Examples
+    --------
+    The Monte-Carlo mean of 20,000 episodes lies within four standard errors of the exact value:
+
+    >>> from safepce import tabular
+    >>> task = tabular.gridworld(0.3)
+    >>> policy = tabular.solve(task).policy
+    >>> runs = tabular.simulate(task, policy, n_episodes=20_000, horizon=600, seed=0)
+    >>> error = runs.cost_return.std() / 20_000 ** 0.5
+    >>> bool(abs(runs.cost_return.mean() - tabular.evaluate(task, policy).cost_value) < 4 * error)
+    True
     """
     policies, weights = _checked_arguments(cmdp, policy, n_episodes, horizon, first_episode)
     key = episode_key(seed)

@@ -340,6 +340,16 @@ def solve(cmdp: CMDP, backend: str = "auto", solver: str = "HIGHS",
     States the optimal occupancy never visits get the action that maximises the Lagrangian
     Q-value ``r - lambda . cost + gamma P V_lambda`` (so the policy stays sensible on tasks
     whose dynamics do reach them); their choice does not change the values on ``cmdp``.
+
+    Examples
+    --------
+    >>> from safepce import tabular
+    >>> task = tabular.gridworld(0.3)            # Section 6's gridworld, budget 1.5
+    >>> solution = tabular.solve(task)
+    >>> round(solution.reward_value, 4), round(solution.cost_value, 6)
+    (51.9628, 1.5)
+    >>> bool(tabular.evaluate(task, solution.policy).cost_value <= task.budget)
+    True
     """
     backend = _resolve_backend(cmdp, backend)
     if backend == "lagrangian":

@@ -44,7 +44,7 @@ def python_sources():
                     lines = "".join(cell["source"]).splitlines()
                     yield path, "\n".join("#" + line if line.lstrip().startswith(("%", "!"))
                                           else line for line in lines)
-    for path in (ROOT / "README.md",):
+    for path in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
         blocks = path.read_text().split("```python")[1:]
         for block in blocks:
             yield path, block.split("```", 1)[0]
@@ -194,6 +194,17 @@ def test_wheel_in_a_fresh_venv_outside_the_repository(wheel, tmp_path):
     clash = subprocess.run([str(python), "-c", "import tabular"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert clash.returncode != 0 and "No module named 'tabular'" in clash.stderr
+    # the wheel's reproduce writes the same table as the source tree's (runs.csv is
+    # byte-identical across installs, reruns and worker counts)
+    command = ["reproduce", "--episodes", "2000", "--tasks", "2", "--algorithms", "safe-pce",
+               "dope", "--quiet", "--out"]
+    for where, exe in (("wheel", venv / "bin" / "safepce"),
+                       ("source", Path(sys.executable).with_name("safepce"))):
+        done = subprocess.run([str(exe), *command, str(tmp_path / where)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "wheel" / "runs.csv").read_bytes() == \
+        (tmp_path / "source" / "runs.csv").read_bytes()
 
 
 def _module_graph() -> dict[str, set[str]]:

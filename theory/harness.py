@@ -224,6 +224,18 @@ def run_test_phase(algorithm: TestTimeAlgorithm, task: CMDP, n_episodes: int, ho
     matrices, where a second BLAS thread only spins (measured: reproduce's six algorithms took
     49.6 CPU-s with two BLAS threads and 32.6 with one, the same wall time); runs parallelise
     across processes instead.
+
+    Examples
+    --------
+    >>> from safepce.tabular import families
+    >>> from safepce.theory import make_algorithm, train
+    >>> from safepce.theory.oracles import DistanceCoverage
+    >>> D = families.make("runnable")
+    >>> training = train(D, DistanceCoverage(0.01), 0.1, seed=0, progress=False)
+    >>> algorithm = make_algorithm("safe-pce-certified", training, D, 40, 0.1)
+    >>> record = run_test_phase(algorithm, D.build([0.5]), 2000, 40, seed=0)
+    >>> int(record.violated.sum()), record.reward_value.size
+    (0, 2000)
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return _run_test_phase(algorithm, task, n_episodes, horizon, seed, optimal_value,

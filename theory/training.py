@@ -241,6 +241,18 @@ def train(distribution: TaskDistribution, coverage, delta: float, seed: int = 0,
         lp_oracle: O_l (default: exact LP, HiGHS).
         safe_oracle: O_s (default: :class:`WorstCaseSafePolicy` with xi = 0).
         progress: show progress bars.
+
+    Examples
+    --------
+    >>> from safepce.tabular import families
+    >>> from safepce.theory.oracles import DistanceCoverage, WorstCaseSafePolicy
+    >>> D = families.make("runnable")
+    >>> result = train(D, DistanceCoverage(0.01), 0.1, seed=0,
+    ...                safe_oracle=WorstCaseSafePolicy(xi=0.5), progress=False)
+    >>> result.cover_size
+    22
+    >>> bool(result.safe_margin.min() >= 0.5)      # pi_s meets the margin on the cover
+    True
     """
     start = time.perf_counter()
     delta = _check_delta(delta)

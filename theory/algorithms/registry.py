@@ -124,7 +124,20 @@ def spec(key: str) -> AlgorithmSpec:
 
 
 def make_algorithm(key: str, training, family, horizon: int, delta: float | None = None):
-    """Instantiate the registered algorithm ``key`` on a training result of ``family``."""
+    """Instantiate the registered algorithm ``key`` on a training result of ``family``; the
+    instance carries the entry's ``safe_key``.
+
+    Examples
+    --------
+    >>> from safepce.tabular import families
+    >>> from safepce.theory import train
+    >>> from safepce.theory.oracles import DistanceCoverage
+    >>> D = families.make("runnable")
+    >>> training = train(D, DistanceCoverage(0.01), 0.1, seed=0, progress=False)
+    >>> algorithm = make_algorithm("safe-pce-theory", training, D, 40, 0.1)
+    >>> algorithm.preset, algorithm.safe_key
+    ('theory', 'safe')
+    """
     entry = spec(key)
     algorithm = entry.cls.from_training(training, family, horizon, entry.preset, delta)
     algorithm.safe_key = entry.safe_key

@@ -35,7 +35,7 @@ Presets (every number is a field of :class:`SafeMetaRLPreset`):
   tilting
   can move the policy anywhere), scaled cost form, first-visit Q with a policy-weighted baseline,
   the dual warm-started from the previous adaptation with step 100 per unit of scaled cost. Kept
-  because it is what the method does once it can move: it violates in most runs (README,
+  because it is what the method does once it can move: it violates in most runs (docs/experiment.md,
   erratum: "Safe Meta-RL's sensitivity to the start policy").
 
 Both take every step (``guard=True`` instead keeps pi whenever the linearised constraint fails

@@ -4,7 +4,7 @@
   elimination width of Ineq. 5 ``sqrt(2 ln(4K/delta) / (n (1-gamma)^2)) + eps (L + 1)``, stage
   lengths ``32 ln(4K/delta) / ((1-gamma)^2 v_{l,m}^2)``, the weights of Eq. 6 and
   ``m(l) = log_{C_l} eps`` (Eq. 7). Here eps is the cover radius in task distance and L the
-  simulation-lemma constant. At experiment scale these constants are vacuous (README):
+  simulation-lemma constant. At experiment scale these constants are vacuous (docs/experiment.md):
   alpha_1 <= 0 or stages longer than K, so the run stays on pi_s.
 * ``scaled``: the theory preset with every worst-case constant shrunk by a factor f in (0, 1]:
   the statistical width term is multiplied by f and eps by f wherever it enters (the widths'
@@ -20,7 +20,8 @@
 * ``pooled-gate`` (key ``safe-pce-pooled-gate``): a variant of the authors' pooled test (which
   Algorithm 2 does not have), the same constants with the pooled test gated by the pooled count
   (it can fire on the first episode of a new candidate's stage). Kept to show what the gate
-  changes: fewer pi_s-only episodes, a violation rate within the code's (README, erratum).
+  changes: fewer pi_s-only episodes, a violation rate within the code's (docs/experiment.md,
+  docs/erratum.md).
 
 Both presets share one implementation of the candidate loop: optimistic candidate selection
 (argmax u over the surviving tuples), the mixture ``alpha pi_l + (1 - alpha) pi_s`` with predicted
