@@ -36,10 +36,13 @@ import numpy as np
 
 from .cmdp import CMDP
 from .evaluate import evaluate
-from .linear import DiscountedSystem, system_for
+from .linear import policy_backups, policy_systems, system_for
 
 _SEARCH_STEPS = 200
 _PI_STEPS = 1000
+#: modified policy iteration: a step switching more than max(_FEW, S/100) states is followed by
+#: _PARTIAL backups instead of an exact evaluation, at most _PARTIAL_STEPS times per call
+_FEW, _PARTIAL, _PARTIAL_STEPS = 8, 20, 400
 #: relative tolerance of "no strict improvement" in policy iteration and of the line test
 _TIE = 1e-11
 
@@ -50,13 +53,50 @@ class _Deterministic:
     reward: float
     cost: float
     values: np.ndarray        # (S,) Lagrangian state values at the multiplier it was found for
+    multiplier: float = 0.0
+    cost_values: np.ndarray | None = None     # (S,) V_cost per state
+
+
+def _found(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray, values: np.ndarray | None,
+           multiplier: float) -> _Deterministic:
+    """A deterministic policy with its values: ``values`` (its Lagrangian values at
+    ``multiplier``, solved for when None) and one more certified solve for V_cost per state;
+    V_r = values + multiplier V_cost, and the scalars at rho."""
+    states = np.arange(cmdp.n_states)
+    system = _system(cmdp, actions)
+    if values is None:
+        values = system.solve(cmdp.r[states, actions] - multiplier * cost[states, actions])
+    cost_values = system.solve(cost[states, actions])
+    reward = float(cmdp.rho @ values + multiplier * (cmdp.rho @ cost_values))
+    return _Deterministic(actions, reward, float(cmdp.rho @ cost_values), values,
+                          float(multiplier), cost_values)
+
+
+def _improved_start(cmdp: CMDP, signal: np.ndarray, multiplier: float,
+                    policies: tuple[_Deterministic, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Actions greedy for the state-wise largest of the given policies' Lagrangian values at
+    ``multiplier`` (V_r - multiplier V_cost), and that largest value: the greedy policy is at
+    least as good as each of them there (policy improvement on the maximum of value
+    functions), so policy iteration starts above both ends of the bracket."""
+    best = None
+    for p in policies:
+        v = p.values + (p.multiplier - multiplier) * p.cost_values
+        best = v if best is None else np.maximum(best, v)
+    q = signal + cmdp.gamma * cmdp.next_values(best)
+    return np.argmax(q, axis=1), best
 
 
 def _rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
     return np.arange(actions.size) * n_actions + actions
 
 
-def _system(cmdp: CMDP, actions: np.ndarray) -> DiscountedSystem:
+def _system(cmdp: CMDP, actions: np.ndarray):
+    """The certified solver of ``I - gamma P_a`` for deterministic ``actions``: GMRES first
+    (:func:`system_for`); on tasks where that did not certify, one sparse LU reused across
+    policies by low-rank updates (:class:`~safepce.tabular.linear.PolicySystems`)."""
+    systems = policy_systems(cmdp)
+    if systems is not None:
+        return systems.system(actions)
     return system_for(cmdp, cmdp.transition_matrix[_rows(cmdp.n_actions, actions)])
 
 
@@ -83,13 +123,35 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
         actions = np.argmax(masked, axis=1)
     scale = (np.abs(signal).max() or 1.0) / (1.0 - cmdp.gamma)
     states = np.arange(n_states)
+    kernel = cmdp.transition_matrix
+    # modified policy iteration (Puterman 1994, Sec. 6.5) where an exact evaluation costs a
+    # sparse LU (slow-mixing tasks, where GMRES does not certify): while a step switches many
+    # states, the policy is evaluated by _PARTIAL Bellman backups from the last values instead
+    # of an exact solve; the iteration ends only on an exact evaluation that admits no
+    # improvement. Where GMRES certifies (fast mixing), a warm-started exact solve takes fewer
+    # matrix products than _PARTIAL backups, and every evaluation is exact.
+    changed = n_states
+    partial = 0 if policy_systems(cmdp) is not None else _PARTIAL_STEPS
+    exact = False
     for _ in range(_PI_STEPS):
-        values = _system(cmdp, actions).solve(signal[states, actions], guess=values)
+        if changed > max(_FEW, n_states // 1000) and partial < _PARTIAL_STEPS:
+            values = np.zeros(n_states) if values is None else np.array(values, dtype=float)
+            policy_backups(kernel.indptr, kernel.indices, kernel.data,
+                           _rows(n_actions, actions), signal[states, actions], cmdp.gamma,
+                           values, _PARTIAL)
+            partial += 1
+            exact = False
+        else:
+            values = _system(cmdp, actions).solve(signal[states, actions], guess=values)
+            exact = True
         q = masked + cmdp.gamma * cmdp.next_values(values)
         best = np.argmax(q, axis=1)
         improve = q[states, best] > q[states, actions] + _TIE * scale
+        changed = int(np.count_nonzero(improve))
         if not improve.any():
-            return actions, values
+            if exact:
+                return actions, values
+            continue                      # evaluate this policy exactly, then test again
         actions = np.where(improve, best, actions)
     raise RuntimeError("policy iteration did not converge")      # pragma: no cover
 
@@ -107,11 +169,14 @@ class LagrangianSolution:
     vertex_evaluations: int
 
 
-def minimum_cost_policy(cmdp: CMDP) -> tuple[np.ndarray, float]:
-    """The deterministic policy of least discounted cost and, among those, most reward; and
-    that least cost (task units, constraint 0)."""
+def minimum_cost_policy(cmdp: CMDP, most_reward: bool = True) -> tuple[np.ndarray, float]:
+    """The deterministic policy of least discounted cost and, among those, most reward
+    (``most_reward``; else any policy of least cost); and that least cost (task units,
+    constraint 0)."""
     cost = cmdp.costs[..., 0]
     actions, cost_values = policy_iteration(cmdp, -cost)
+    if not most_reward:
+        return actions, float(-(cmdp.rho @ cost_values))
     q_cost = -cost + cmdp.gamma * cmdp.next_values(cost_values)
     scale = (np.abs(cost).max() or 1.0) / (1.0 - cmdp.gamma)
     allowed = q_cost >= cost_values[:, None] - _TIE * scale
@@ -126,7 +191,7 @@ def _warm_bracket(cmdp: CMDP, cost: np.ndarray, budget: float, actions: np.ndarr
     or None when no feasible policy turned up within 40 doublings (then the cold route)."""
     def at(lam, start, values=None):
         found, lagrangian = policy_iteration(cmdp, cmdp.r - lam * cost, start, values=values)
-        return _Deterministic(found, *_values(cmdp, found, cost), lagrangian)
+        return _found(cmdp, found, cost, lagrangian, lam)
 
     scale = max(float(multiplier), 1e-3)
     guess = at(float(multiplier), actions)
@@ -176,17 +241,22 @@ def solve_lagrangian(cmdp: CMDP, minimum=None, warm: tuple | None = None
         low, high = bracket
         return _search(cmdp, cost, budget, reward_scale, low, high)
     actions, values = policy_iteration(cmdp, cmdp.r)
-    first = _Deterministic(actions, *_values(cmdp, actions, cost), values)
+    first = _found(cmdp, actions, cost, values, 0.0)
     if first.cost <= budget:
         return LagrangianSolution(_one_hot(first.actions, cmdp.n_actions), 0.0, first.values, 0, 0)
-    actions, least = minimum if minimum is not None else minimum_cost_policy(cmdp)
-    if least > budget + _TIE * np.abs(cost).max() / (1.0 - cmdp.gamma):
+    # any least-cost policy is a feasible end of the bracket when the budget has room; the one
+    # of most reward among them is needed only where the budget is the least cost itself
+    room = _TIE * np.abs(cost).max() / (1.0 - cmdp.gamma)
+    actions, least = minimum if minimum is not None else minimum_cost_policy(cmdp, False)
+    if least > budget + room:
         return least
-    high = _Deterministic(actions, *_values(cmdp, actions, cost), np.zeros(0))
+    if minimum is None and least >= budget - room:
+        actions, least = minimum_cost_policy(cmdp)
+    high = _found(cmdp, actions, cost, None, 0.0)
     # least <= b, or b is the least cost itself up to round-off: then search with b raised to
     # the least-cost policy's exact cost, whose answer is that policy (cost above b by round-off)
     budget = max(budget, high.cost)
-    if first.cost <= budget:
+    if first.cost <= budget or np.array_equal(first.actions, high.actions):
         return LagrangianSolution(_one_hot(first.actions, cmdp.n_actions), 0.0, first.values, 0, 0)
     return _search(cmdp, cost, budget, reward_scale, first, high)
 
@@ -202,13 +272,13 @@ def _search(cmdp: CMDP, cost: np.ndarray, budget: float, reward_scale: float,
         multiplier = max(0.0, (low.reward - high.reward) / (low.cost - high.cost))
         line = low.reward - multiplier * (low.cost - budget)
         signal = cmdp.r - multiplier * cost
-        actions, values = policy_iteration(cmdp, signal, high.actions,
-                                           values=high.values if high.values.size else None)
+        start, guess = _improved_start(cmdp, signal, multiplier, (low, high))
+        actions, values = policy_iteration(cmdp, signal, start, values=guess)
         if cmdp.rho @ values + multiplier * budget <= line + _TIE * reward_scale * (
                 1 + multiplier):
             high = _Deterministic(high.actions, high.reward, high.cost, values)
             break
-        found = _Deterministic(actions, *_values(cmdp, actions, cost), values)
+        found = _found(cmdp, actions, cost, values, multiplier)
         if found.cost > budget:
             low = found
         else:
@@ -250,7 +320,9 @@ def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float
              for v, a in zip(visits, (feasible, infeasible), strict=True)]
     # occupancy weight alpha of the infeasible end that meets the budget with equality; the
     # stationary policy of the mixed occupancy randomises at `state` only
-    alpha = (budget - costs[0]) / (costs[1] - costs[0])
+    # (clipped: round-off can put the feasible end's cost a hair above the budget when the
+    # budget is the least cost itself)
+    alpha = min(max((budget - costs[0]) / (costs[1] - costs[0]), 0.0), 1.0)
     mass = alpha * visits[1][state], (1 - alpha) * visits[0][state]
     p = mass[0] / (mass[0] + mass[1])
     policy = _one_hot(feasible, cmdp.n_actions)

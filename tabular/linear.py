@@ -29,10 +29,12 @@ systems of tasks with the same sparsity pattern (``system_for``) go to LU direct
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 
 import numba
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
@@ -256,3 +258,239 @@ def policy_kernel(transition_matrix: sparse.csr_array, policy: np.ndarray) -> sp
     selector = sparse.csr_array((weights[keep], (rows[keep], pairs[keep])),
                                 shape=(n_states, n_states * n_actions))
     return sparse.csr_array(selector @ transition_matrix)
+
+
+# --- deterministic policies of one task: one sparse LU reused through low-rank updates ----------
+
+
+@numba.njit(cache=True)
+def _residual(indptr, indices, data, rows, x, b, gamma, out):
+    """out = b - (I - gamma P_a) x, where row s of P_a is row ``rows[s]`` of the (S A, S) CSR
+    kernel (the deterministic policy's transitions)."""
+    for s in range(rows.size):
+        total = 0.0
+        for k in range(indptr[rows[s]], indptr[rows[s] + 1]):
+            total += data[k] * x[indices[k]]
+        out[s] = b[s] - x[s] + gamma * total
+
+
+@numba.njit(cache=True)
+def _residual_transposed(indptr, indices, data, rows, y, b, gamma, out):
+    """out = b - (I - gamma P_a)^T y."""
+    for s in range(rows.size):
+        out[s] = b[s] - y[s]
+    for s in range(rows.size):
+        weight = gamma * y[s]
+        for k in range(indptr[rows[s]], indptr[rows[s] + 1]):
+            out[indices[k]] += data[k] * weight
+
+
+@numba.njit(cache=True)
+def policy_backups(indptr, indices, data, rows, signal, gamma, values, sweeps):
+    """``sweeps`` Bellman backups ``v <- signal + gamma P_a v`` of a deterministic policy, in
+    place (Jacobi: each sweep from the last one's values); row s of P_a is row ``rows[s]`` of
+    the (S A, S) CSR kernel."""
+    last = values.copy()
+    for _ in range(sweeps):
+        for s in range(rows.size):
+            total = 0.0
+            for k in range(indptr[rows[s]], indptr[rows[s] + 1]):
+                total += data[k] * last[indices[k]]
+            values[s] = signal[s] + gamma * total
+        last[:] = values
+
+
+@numba.njit(cache=True)
+def _rows_times(indptr, indices, data, rows, matrix, out):
+    """out[i, :] = (row ``rows[i]`` of the CSR kernel) @ matrix (matrix: S x m)."""
+    for i in range(rows.size):
+        for j in range(matrix.shape[1]):
+            out[i, j] = 0.0
+        for k in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            weight, column = data[k], indices[k]
+            for j in range(matrix.shape[1]):
+                out[i, j] += weight * matrix[column, j]
+
+
+@numba.njit(cache=True)
+def _rows_transposed_times(indptr, indices, data, rows, weights, out):
+    """out += sum_i weights[i] (row ``rows[i]`` of the CSR kernel) (an S-vector)."""
+    for i in range(rows.size):
+        for k in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            out[indices[k]] += data[k] * weights[i]
+
+
+class PolicySystems:
+    """Exact solves of ``M_a = I - gamma P_a`` for the deterministic policies ``a`` (S,) of one
+    task, reusing one sparse LU: that of a reference policy ``a0``, whose matrix differs from
+    ``M_a`` only in the rows D of the states where ``a`` and ``a0`` differ. With
+    ``Z = M_0^{-1} E_D`` (one column per such state, cached: it does not depend on ``a``) and
+    ``R = (M_a - M_0)[D, :]``, the Sherman-Morrison-Woodbury identity gives
+
+        M_a^{-1} = M_0^{-1} - Z C^{-1} R M_0^{-1},     C = I + R Z   (|D| x |D|),
+
+    so a solve costs one LU solve (two for the transposed system) and a |D| x |D| dense solve
+    instead of a new factorisation. A policy with more differing states than pay off (new
+    columns cost more than a factorisation, measured on the first one) becomes the new
+    reference. Every answer is certified like :class:`DiscountedSystem`'s: its residual, computed
+    from the kernel itself, bounds the error by ``||r|| / (1 - gamma)``.
+    """
+
+    def __init__(self, task, tolerance: float = TOLERANCE, memory: int = 2 ** 25):
+        kernel = task.transition_matrix
+        self.indptr, self.indices, self.data = kernel.indptr, kernel.indices, kernel.data
+        self.n_states, self.n_actions = task.n_states, task.n_actions
+        self.gamma = float(task.gamma)
+        self.tolerance = float(tolerance)
+        self.kernel = kernel
+        #: at most this many cached column entries (S x columns), 2^25 doubles = 256 MB
+        self.memory = int(memory)
+        self.reference = None
+        self._lu = None
+        self.factorisations = 0
+        self.low_rank_solves = 0
+
+    def _factorise(self, actions: np.ndarray) -> None:
+        rows = np.arange(self.n_states) * self.n_actions + actions
+        matrix = sparse.eye_array(self.n_states, format="csr") - self.gamma * self.kernel[rows]
+        start = time.perf_counter()
+        self._lu = sparse_linalg.splu(sparse.csc_array(matrix), permc_spec="MMD_AT_PLUS_A",
+                                      diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+        self._factor_seconds = time.perf_counter() - start
+        self.reference = np.array(actions, copy=True)
+        self._reference_rows = rows
+        self._columns = np.empty((self.n_states, 0))
+        self._column_of: dict[int, int] = {}
+        m = min(4, self.n_states)
+        probe = np.zeros((self.n_states, m))
+        probe[np.arange(m), np.arange(m)] = 1.0
+        start = time.perf_counter()
+        self._lu.solve(probe)
+        per_column = max((time.perf_counter() - start) / m, 1e-9)
+        #: how many new columns cost as much as a factorisation
+        self._column_budget = max(8, int(self._factor_seconds / per_column))
+        self.factorisations += 1
+        logger.debug("sparse LU of %d states (reference policy); %d low-rank columns per "
+                     "factorisation", self.n_states, self._column_budget)
+
+    def system(self, actions: np.ndarray) -> _PolicySystem:
+        """The solver of ``M_a`` (a new reference LU when ``a`` differs in too many states)."""
+        actions = np.asarray(actions, dtype=np.int64)
+        if self._lu is None:
+            self._factorise(actions)
+        differ = np.flatnonzero(actions != self.reference)
+        new = [int(s) for s in differ if int(s) not in self._column_of]
+        limit = min(self._column_budget, self.memory // max(self.n_states, 1))
+        if len(new) > self._column_budget or self._columns.shape[1] + len(new) > limit:
+            self._factorise(actions)
+            differ, new = differ[:0], []
+        if new:
+            unit = np.zeros((self.n_states, len(new)))
+            unit[new, np.arange(len(new))] = 1.0
+            start = self._columns.shape[1]
+            self._columns = np.hstack([self._columns, self._lu.solve(unit)])
+            self._column_of.update({s: start + i for i, s in enumerate(new)})
+        return _PolicySystem(self, actions, differ)
+
+    def refactorise(self, actions: np.ndarray) -> _PolicySystem:
+        """The system of ``actions`` on a fresh LU of its own matrix."""
+        self._factorise(np.asarray(actions, dtype=np.int64))
+        return _PolicySystem(self, self.reference, np.zeros(0, dtype=np.int64))
+
+
+class _PolicySystem:
+    """One policy's system on a :class:`PolicySystems` (interface of :class:`DiscountedSystem`:
+    ``solve``, ``solve_transposed``, ``method``)."""
+
+    def __init__(self, owner: PolicySystems, actions: np.ndarray, differ: np.ndarray):
+        self.owner = owner
+        self.actions = actions
+        self.rows = np.arange(owner.n_states) * owner.n_actions + actions
+        self.differ = differ
+        self.method = "lu" if differ.size == 0 else "lu-low-rank"
+        if differ.size:
+            self.z = owner._columns[:, [owner._column_of[int(s)] for s in differ]]
+            new_rows, old_rows = self.rows[differ], owner._reference_rows[differ]
+            # R Z = -gamma (P_a[D] - P_0[D]) Z; C = I + R Z
+            pz = np.empty((differ.size, differ.size))
+            _rows_times(owner.indptr, owner.indices, owner.data, new_rows, self.z, pz)
+            p0z = np.empty_like(pz)
+            _rows_times(owner.indptr, owner.indices, owner.data, old_rows, self.z, p0z)
+            capacitance = np.eye(differ.size) - owner.gamma * (pz - p0z)
+            self._capacitance = scipy.linalg.lu_factor(capacitance)
+            self._new_rows, self._old_rows = new_rows, old_rows
+
+    def _r_times(self, y: np.ndarray) -> np.ndarray:
+        o = self.owner
+        out = np.empty((self.differ.size, 1))
+        old = np.empty((self.differ.size, 1))
+        _rows_times(o.indptr, o.indices, o.data, self._new_rows, y[:, None], out)
+        _rows_times(o.indptr, o.indices, o.data, self._old_rows, y[:, None], old)
+        return -o.gamma * (out[:, 0] - old[:, 0])
+
+    def _apply(self, b: np.ndarray, transpose: bool) -> np.ndarray:
+        """M_a^{-1} b (or M_a^{-T} b) by the Woodbury identity."""
+        o = self.owner
+        if not transpose:
+            y = o._lu.solve(b)
+            if self.differ.size:
+                y = y - self.z @ scipy.linalg.lu_solve(self._capacitance, self._r_times(y))
+            return y
+        y = o._lu.solve(b, trans="T")
+        if self.differ.size:
+            w = scipy.linalg.lu_solve(self._capacitance, self.z.T @ b, trans=1)
+            # R^T w = -gamma (P_a[D] - P_0[D])^T w
+            rt = np.zeros(o.n_states)
+            _rows_transposed_times(o.indptr, o.indices, o.data, self._new_rows, w, rt)
+            _rows_transposed_times(o.indptr, o.indices, o.data, self._old_rows, -w, rt)
+            y = y - o._lu.solve(-o.gamma * rt, trans="T")
+        return y
+
+    def _residual(self, x: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+        o = self.owner
+        out = np.empty(o.n_states)
+        kernel = _residual_transposed if transpose else _residual
+        kernel(o.indptr, o.indices, o.data, self.rows, x, b, o.gamma, out)
+        return out
+
+    def _solve(self, b: np.ndarray, transpose: bool) -> np.ndarray:
+        b = np.ascontiguousarray(b, dtype=np.float64)
+        if b.ndim == 2:
+            return np.stack([self._solve(b[:, j], transpose) for j in range(b.shape[1])],
+                            axis=1)
+        norm = (lambda v: np.abs(v).sum()) if transpose else (lambda v: np.abs(v).max())
+        allowed = self.owner.tolerance * norm(b)
+        x = self._apply(b, transpose)
+        for _ in range(_REFINEMENTS + 1):
+            residual = self._residual(x, b, transpose)
+            if norm(residual) <= allowed:
+                self.owner.low_rank_solves += bool(self.differ.size)
+                return x
+            x = x + self._apply(residual, transpose)
+        if self.differ.size == 0:
+            raise ArithmeticError("sparse LU did not certify the solve")   # pragma: no cover
+        # the low-rank update lost accuracy (an ill-conditioned C): factorise this policy
+        return self.owner.refactorise(self.actions)._solve(b, transpose)
+
+    def solve(self, b: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+        """x with ``M_a x = b``, ``||x - x*||_inf`` certified (``guess`` is not needed: the
+        solve is direct)."""
+        return self._solve(b, transpose=False)
+
+    def solve_transposed(self, b: np.ndarray) -> np.ndarray:
+        """y with ``M_a^T y = b``, ``||y - y*||_1`` certified."""
+        return self._solve(b, transpose=True)
+
+
+_policy_systems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def policy_systems(task) -> PolicySystems | None:
+    """The task's :class:`PolicySystems` once its sparsity pattern solves by LU (GMRES did not
+    certify on it), else None (GMRES first, as :func:`system_for`)."""
+    if _preference.get(_pattern(task)) != "lu":
+        return None
+    systems = _policy_systems.get(task)
+    if systems is None:
+        systems = _policy_systems[task] = PolicySystems(task)
+    return systems
