@@ -113,7 +113,12 @@ def _sparse_kernel(value, reward_shape: tuple[int, ...]) -> sparse.csr_array:
         raise InvalidCMDPError("P", f"a sparse matrix of shape (S*A, S) = "
                                f"{(n_states * n_actions, n_states)} (S, A from r)",
                                detail=f"got shape {value.shape}")
-    P = sparse.csr_array(value, dtype=np.float64, copy=True)
+    frozen = (isinstance(value, sparse.csr_array) and value.dtype == np.float64
+              and not value.data.flags.writeable and not value.indices.flags.writeable
+              and not value.indptr.flags.writeable and value.has_canonical_format)
+    # a frozen canonical kernel (another task's, or a builder's) is shared, not copied: no one
+    # can change it (S = 10^6 random tasks: 0.5 GB saved per task built from one)
+    P = value if frozen else sparse.csr_array(value, dtype=np.float64, copy=True)
     P.sum_duplicates()
     if not np.all(np.isfinite(P.data)):
         k = int(np.flatnonzero(~np.isfinite(P.data))[0])
@@ -127,8 +132,12 @@ def _sparse_kernel(value, reward_shape: tuple[int, ...]) -> sparse.csr_array:
         raise InvalidCMDPError("P", "non-negative probabilities",
                                index=(row // n_actions, row % n_actions, int(P.indices[k])),
                                detail=f"found {float(P.data[k])!r}")
-    P.eliminate_zeros()
-    sums = np.asarray(P.sum(axis=1)).ravel()
+    if frozen and np.any(P.data == 0):
+        P, frozen = sparse.csr_array(P, copy=True), False
+    if not frozen:
+        P.eliminate_zeros()
+    sums = np.add.reduceat(P.data, P.indptr[:-1]) if P.nnz and np.all(np.diff(P.indptr)) \
+        else np.asarray(P.sum(axis=1)).ravel()
     off = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
     if off.size:
         row = int(off[0])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cmdp import CMDP, InvalidCMDPError, InvalidPolicyError
-from .linear import policy_kernel, system_for
+from .linear import system_for
 from .policy import Mixture, validate_policies, validate_policy
 
 
@@ -119,7 +119,7 @@ def _sparse_solves(cmdp: CMDP, policies: np.ndarray) -> tuple[np.ndarray, np.nda
     """State values (N, S, 1 + K) and discounted visits (N, S) of each policy, P kept sparse."""
     values, visits = [], []
     for policy in policies:
-        system = system_for(cmdp, policy_kernel(cmdp.transition_matrix, policy))
+        system = system_for(cmdp, policy=policy)
         values.append(system.solve(_policy_signals(cmdp, policy)))
         visits.append(system.solve_transposed(cmdp.rho))
     return np.stack(values), np.stack(visits)
@@ -175,7 +175,7 @@ def evaluate_batch(tasks: Sequence[CMDP] | CMDP, policies, chunk_pairs: int = 51
     for t, task in enumerate(tasks):
         if task.is_sparse:
             for n, policy in enumerate(stack):
-                system = system_for(task, policy_kernel(task.transition_matrix, policy))
+                system = system_for(task, policy=policy)
                 signals = _policy_signals(task, policy)
                 visits = system.solve_transposed(task.rho)
                 reward[t, n] = visits @ signals[:, 0]

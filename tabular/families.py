@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sparse
 
-from .cmdp import CMDP, InvalidCMDPError
+from .cmdp import CMDP, InvalidCMDPError, _frozen_csr
 from .errors import UnknownFamilyError, npz_problem
 from .evaluate import evaluate
+from .linear import system_for
 from .policy import uniform_policy
 
 GRID_SIZE = 7
@@ -283,21 +284,37 @@ def random_sparse_cmdp(n_states: int, seed, n_actions: int = 4, n_successors: in
                                detail=f"got {n_successors}")
     rng = np.random.default_rng(seed)
     n_pairs = n_states * n_actions
-    # distinct successors: a sorted draw with replacement from [0, S - k] plus 0..k-1
-    draws = np.sort(rng.integers(0, n_states - n_successors + 1, (n_pairs, n_successors)), axis=1)
-    successors = draws + np.arange(n_successors)
-    weights = rng.exponential(size=(n_pairs, n_successors))
-    weights /= weights.sum(axis=1, keepdims=True)
-    P = sparse.csr_array((weights.reshape(-1), successors.reshape(-1),
-                          np.arange(0, n_pairs * n_successors + 1, n_successors)),
+    nnz = n_pairs * n_successors
+    # built in blocks of pairs straight into the CSR arrays (the draws are the same numbers as
+    # one draw of every pair at once): no (pairs x successors) int64 or float64 temporaries
+    # beside them (S = 10^6: 0.5 GB of kernel instead of 4 GB at the peak)
+    indices = np.empty(nnz, dtype=np.int32 if n_states < 2**31 else np.int64)
+    data = np.empty(nnz)
+    block = max(1, 2**20 // n_successors)
+    offsets = np.arange(n_successors)
+    for start in range(0, n_pairs, block):
+        rows = min(block, n_pairs - start)
+        # distinct successors: a sorted draw with replacement from [0, S - k] plus 0..k-1
+        draws = np.sort(rng.integers(0, n_states - n_successors + 1, (rows, n_successors)),
+                        axis=1)
+        indices[start * n_successors:(start + rows) * n_successors] = (draws + offsets).ravel()
+    for start in range(0, n_pairs, block):
+        rows = min(block, n_pairs - start)
+        weights = rng.exponential(size=(rows, n_successors))
+        weights /= weights.sum(axis=1, keepdims=True)
+        data[start * n_successors:(start + rows) * n_successors] = weights.ravel()
+    P = sparse.csr_array((data, indices, np.arange(0, nnz + 1, n_successors)),
                          shape=(n_pairs, n_states))
+    P.has_canonical_format = True          # sorted, distinct column indices by construction
     r = rng.random((n_states, n_actions))
     cost = 0.5 * (r + rng.random((n_states, n_actions)))
     rho = np.full(n_states, 1.0 / n_states)
-    if budget is None:
-        probe = CMDP(P, r, cost, 0.0, rho, gamma)
-        budget = evaluate(probe, uniform_policy(n_states, n_actions)).cost_value
-    return CMDP(P, r, cost, budget, rho, gamma)
+    task = CMDP(_frozen_csr(P), r, cost, 0.0, rho, gamma)
+    if budget is None:                     # the uniform policy's exact cost (one solve)
+        uniform = uniform_policy(n_states, n_actions)
+        budget = float(rho @ system_for(task, policy=uniform).solve(cost.mean(axis=1)))
+    return task.with_budget(budget)
+
 
 
 def random_cmdp(n_states: int, n_actions: int, seed, n_constraints: int | None = None,

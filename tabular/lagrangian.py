@@ -43,6 +43,9 @@ _PI_STEPS = 1000
 #: modified policy iteration: a step switching more than max(_FEW, S/100) states is followed by
 #: _PARTIAL backups instead of an exact evaluation, at most _PARTIAL_STEPS times per call
 _FEW, _PARTIAL, _PARTIAL_STEPS = 8, 20, 400
+#: ... and where GMRES certifies: inexact solves to _LOOSE relative accuracy, at most
+#: _LOOSE_STEPS per call
+_LOOSE, _LOOSE_STEPS = 1e-6, 20
 #: relative tolerance of "no strict improvement" in policy iteration and of the line test
 _TIE = 1e-11
 
@@ -58,7 +61,7 @@ class _Deterministic:
 
 
 def _found(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray, values: np.ndarray | None,
-           multiplier: float) -> _Deterministic:
+           multiplier: float, guess: np.ndarray | None = None) -> _Deterministic:
     """A deterministic policy with its values: ``values`` (its Lagrangian values at
     ``multiplier``, solved for when None) and one more certified solve for V_cost per state;
     V_r = values + multiplier V_cost, and the scalars at rho."""
@@ -66,7 +69,7 @@ def _found(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray, values: np.ndarray
     system = _system(cmdp, actions)
     if values is None:
         values = system.solve(cmdp.r[states, actions] - multiplier * cost[states, actions])
-    cost_values = system.solve(cost[states, actions])
+    cost_values = system.solve(cost[states, actions], guess=guess)
     reward = float(cmdp.rho @ values + multiplier * (cmdp.rho @ cost_values))
     return _Deterministic(actions, reward, float(cmdp.rho @ cost_values), values,
                           float(multiplier), cost_values)
@@ -97,7 +100,7 @@ def _system(cmdp: CMDP, actions: np.ndarray):
     systems = policy_systems(cmdp)
     if systems is not None:
         return systems.system(actions)
-    return system_for(cmdp, cmdp.transition_matrix[_rows(cmdp.n_actions, actions)])
+    return system_for(cmdp, actions=actions)
 
 
 def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
@@ -108,14 +111,15 @@ def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, f
 
 
 def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None = None,
-                     allowed: np.ndarray | None = None, values: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     allowed: np.ndarray | None = None, values: np.ndarray | None = None,
+                     near: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """An optimal deterministic policy for the per-step ``signal`` (S, A) and its state values.
 
     Howard's policy iteration with exact (certified) evaluation; an action is switched only on a
     strict improvement larger than ``_TIE`` times the value scale, so ties end the iteration.
     ``allowed`` (S, A) boolean restricts the actions (every state keeps at least one);
-    ``values`` (S,) warm-starts the first evaluation (the answer does not depend on it).
+    ``values`` (S,) warm-starts the first evaluation (the answer does not depend on it);
+    ``near``: the start is expected to be optimal already, so it is evaluated exactly first.
     """
     n_states, n_actions = signal.shape
     masked = signal if allowed is None else np.where(allowed, signal, -np.inf)
@@ -124,21 +128,28 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
     scale = (np.abs(signal).max() or 1.0) / (1.0 - cmdp.gamma)
     states = np.arange(n_states)
     kernel = cmdp.transition_matrix
-    # modified policy iteration (Puterman 1994, Sec. 6.5) where an exact evaluation costs a
-    # sparse LU (slow-mixing tasks, where GMRES does not certify): while a step switches many
-    # states, the policy is evaluated by _PARTIAL Bellman backups from the last values instead
-    # of an exact solve; the iteration ends only on an exact evaluation that admits no
-    # improvement. Where GMRES certifies (fast mixing), a warm-started exact solve takes fewer
-    # matrix products than _PARTIAL backups, and every evaluation is exact.
-    changed = n_states
-    partial = 0 if policy_systems(cmdp) is not None else _PARTIAL_STEPS
+    # modified policy iteration (Puterman 1994, Sec. 6.5): while steps switch states, the policy
+    # is evaluated inexactly; the iteration ends only on an exact (certified) evaluation that
+    # admits no improvement. Where an exact evaluation costs a sparse LU (slow-mixing tasks,
+    # where GMRES does not certify), a step switching many states is followed by _PARTIAL
+    # Bellman backups from the last values; where GMRES certifies (fast mixing), by a
+    # warm-started GMRES solve to _LOOSE relative accuracy (a third of the products of a
+    # certified one), at most _LOOSE_STEPS times per call.
+    changed = 0 if near else n_states
+    lu_route = policy_systems(cmdp) is not None
+    partial, limit = 0, _PARTIAL_STEPS if lu_route else _LOOSE_STEPS
     exact = False
     for _ in range(_PI_STEPS):
-        if changed > max(_FEW, n_states // 1000) and partial < _PARTIAL_STEPS:
+        few = max(_FEW, n_states // 1000) if lu_route else 0
+        if changed > few and partial < limit:
             values = np.zeros(n_states) if values is None else np.array(values, dtype=float)
-            policy_backups(kernel.indptr, kernel.indices, kernel.data,
-                           _rows(n_actions, actions), signal[states, actions], cmdp.gamma,
-                           values, _PARTIAL)
+            if lu_route:
+                policy_backups(kernel.indptr, kernel.indices, kernel.data,
+                               _rows(n_actions, actions), signal[states, actions], cmdp.gamma,
+                               values, _PARTIAL)
+            else:
+                values = system_for(cmdp, actions=actions, tolerance=_LOOSE).solve(
+                    signal[states, actions], guess=values)
             partial += 1
             exact = False
         else:
@@ -167,6 +178,8 @@ class LagrangianSolution:
     lagrangian_values: np.ndarray
     search_steps: int
     vertex_evaluations: int
+    #: the exact evaluation of ``policy`` the vertex search certified it with (None: not made)
+    evaluation: object = None
 
 
 def minimum_cost_policy(cmdp: CMDP, most_reward: bool = True) -> tuple[np.ndarray, float]:
@@ -273,18 +286,19 @@ def _search(cmdp: CMDP, cost: np.ndarray, budget: float, reward_scale: float,
         line = low.reward - multiplier * (low.cost - budget)
         signal = cmdp.r - multiplier * cost
         start, guess = _improved_start(cmdp, signal, multiplier, (low, high))
-        actions, values = policy_iteration(cmdp, signal, start, values=guess)
+        actions, values = policy_iteration(cmdp, signal, start, values=guess,
+                                           near=steps > 1)
         if cmdp.rho @ values + multiplier * budget <= line + _TIE * reward_scale * (
                 1 + multiplier):
             high = _Deterministic(high.actions, high.reward, high.cost, values)
             break
-        found = _found(cmdp, actions, cost, values, multiplier)
+        found = _found(cmdp, actions, cost, values, multiplier, guess=high.cost_values)
         if found.cost > budget:
             low = found
         else:
             high = found
-    policy, evaluations = _vertex(cmdp, low, high, budget, cost)
-    return LagrangianSolution(policy, multiplier, high.values, steps, evaluations)
+    policy, evaluations, exact = _vertex(cmdp, low, high, budget, cost)
+    return LagrangianSolution(policy, multiplier, high.values, steps, evaluations, exact)
 
 
 def _one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
@@ -294,7 +308,7 @@ def _one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
 
 
 def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float,
-            cost: np.ndarray) -> tuple[np.ndarray, int]:
+            cost: np.ndarray) -> tuple[np.ndarray, int, object]:
     """An optimal policy randomising at one state, between ``high`` (feasible) and ``low``."""
     differ = np.flatnonzero(low.actions != high.actions)
 
@@ -331,9 +345,10 @@ def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float
         policy[state, feasible[state]] = 1.0 - p
         policy[state, infeasible[state]] += p
         evaluations += 1
-        if evaluate(cmdp, policy).cost_value <= budget:
+        exact = evaluate(cmdp, policy)
+        if exact.cost_value <= budget:
             break
         # round-off left the exact cost above b: the cost is monotone in p (one state
         # randomises), so move p toward the feasible end by growing steps (p = 0 at the last)
         p *= 1.0 - shrink
-    return policy, evaluations
+    return policy, evaluations, exact

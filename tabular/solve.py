@@ -430,7 +430,8 @@ def _solve_lagrangian(cmdp: CMDP, warm: tuple | None = None) -> Solution:
     result = solve_lagrangian(cmdp, warm=warm)
     if isinstance(result, float):
         raise InfeasibleCMDPError(cmdp.budget, result)
-    exact = evaluate(cmdp, result.policy)
+    exact = result.evaluation if result.evaluation is not None else evaluate(cmdp,
+                                                                              result.policy)
     return Solution(policy=result.policy, reward_value=exact.reward_value,
                     cost_value=exact.cost_value, multipliers=result.multiplier,
                     lagrangian_values=result.lagrangian_values, occupancy=exact.occupancy,
