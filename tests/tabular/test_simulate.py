@@ -119,3 +119,17 @@ def test_bad_arguments_are_named(kwargs, field):
     with pytest.raises(InvalidSimulationError, match=f"^{field}") as info:
         tabular.simulate(tabular.gridworld(0.1), tabular.uniform_policy(49, 4), **arguments)
     assert isinstance(info.value, ValueError)
+
+
+def test_successor_order_is_the_three_key_sort():
+    """The per-row insertion sort of the sampling tables gives numpy's lexsort order (likeliest
+    first, ties by state) on a random task and on a gridworld, whose rows tie."""
+    from safepce.tabular.families import random_sparse_cmdp, sparse_gridworld
+    from safepce.tabular.simulate import successor_order
+
+    for task in (random_sparse_cmdp(2000, seed=1), sparse_gridworld(0.3, 12)):
+        k = task.transition_matrix
+        rows = np.repeat(np.arange(k.shape[0]), np.diff(k.indptr))
+        expected = np.lexsort((k.indices, -k.data, rows))
+        assert np.array_equal(successor_order(k.indptr.astype(np.int64), k.indices, k.data),
+                              expected)
