@@ -1,253 +1,327 @@
-"""Scale: solve, evaluate, simulate, train and one Safe-PCE run on sparse CMDPs of 10^2 .. 10^5
-states, with fitted growth exponents, beside scipy's linprog(method="highs") on the same LP and
-pymdptoolbox's policy iteration on the unconstrained task, as ratios.
+"""Scale, side by side: the constrained solve of safepce against the strongest peers on the same
+occupancy LP, the unconstrained policy iteration against a sparse value iteration and
+pymdptoolbox, and the simulator, on random sparse tasks of 10^3 .. 10^6 states and on
+gridworlds of 50 x 50 and 200 x 200 states; every budget binds (the multiplier is reported).
 
-Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 100 1000 10000 100000] [--out DIR]
-     (pymdptoolbox is optional: `pip install pymdptoolbox`; its column is empty without it)
+Run: .venv/bin/python benchmarks/bench_scale.py [--sizes 1000 10000 100000 1000000]
+         [--grids 50 200] [--peer-max 10000] [--timeout 300] [--out DIR]
+     (Clarabel and highspy come with safepce; pymdptoolbox is optional: `pip install
+     pymdptoolbox`, its column is empty without it)
 
-Tasks: tabular.families.random_sparse_cmdp (A = 4, 10 distinct successors per pair, gamma 0.9,
-budget = the uniform policy's cost, where the constraint binds). Every time is CPU seconds of
-this process (time.process_time, all threads), the first call of each kind excluded from
-nothing: numba and import costs are paid before the table (a warm-up task of 50 states).
+Every time is CPU seconds (time.process_time) of a fresh child process that builds the task
+from its description, pays its imports and numba compilation on a 50-state task first, then
+times one call; peak memory is the child's maximum resident set (ru_maxrss). Contenders run in
+turn, each in its own child, given up after --timeout wall seconds (printed as ">").
 
-* solve: tabular.solve (backend "auto": the Lagrangian route for a sparse task), beside
-  linprog(method="highs") on the occupancy LP built here from the same CSR kernel (sizes up to
-  --linprog-max; in a child process given up after --linprog-timeout wall seconds, printed
-  as ">"), and the two optimal values' difference.
-* evaluate: tabular.evaluate of the optimal policy (certified sparse solves).
-* simulate: 1,000 episodes of 100 steps of the optimal policy (numba, CSR tables).
-* policy iteration: tabular.lagrangian.policy_iteration on the reward alone, beside
-  pymdptoolbox's PolicyIteration on the same unconstrained MDP (sizes up to --pi-max).
-* train + run: Algorithm 1 with the exact distance oracle (radius --radius), O_l per cover task,
-  the min-cost O_s, on tabular.distributions.random_sparse_family of that size; then one
-  Safe-PCE (paper-experiment preset) run of --episodes episodes on a task drawn from D (sizes
-  up to --train-max).
-* gridworld: what `safepce train --family gridworld --size N` does (Algorithm 1 with the
-  family's defaults, then Lemma 3.5's check on 1,000 held-out tasks), then one Safe-PCE run of
-  --episodes episodes of 600 steps on the noise-0.3 task, for each N of --grid-sizes.
+Tasks: random: tabular.families.random_sparse_cmdp (A = 4, 10 distinct successors per pair,
+gamma 0.9, budget = the uniform policy's exact cost); grid: the paper's gridworld rules on an
+n x n grid (tabular.families.sparse_gridworld, noise 0.3, gamma 0.9) with the budget halfway
+between the least cost and the cost of the reward-optimal policy.
 
-Growth exponents are least-squares slopes of log(time) on log(S) over the sizes measured.
+Contenders on the LP max r.x s.t. sum_a x(s,a) - gamma sum P(s|s',a') x(s',a') = rho(s),
+cost.x <= b, x >= 0 (built here from the task's CSR kernel, not by safepce):
+  ours      tabular.solve (the Lagrangian route: certified policy iteration, multiplier search)
+  clarabel  Clarabel's interior point method (clarabel.DefaultSolver, default settings)
+  simplex   HiGHS dual simplex via highspy
+  ipm       HiGHS interior point via highspy
+  linprog   scipy.optimize.linprog(method="highs")
+Unconstrained (reward only): ours = tabular.lagrangian.policy_iteration; vi = sparse value
+iteration written here (V <- max_a r + gamma P V until ||T V - V||_inf / (1 - gamma) <= 1e-9
+of the value scale); mdptoolbox = pymdptoolbox's PolicyIteration. Simulator: the sampling
+tables' build (first call) and 1,000 episodes of 100 steps after it, as steps per second.
+
+Growth exponents are least-squares slopes of log(time) on log(S), over every random size and
+over S >= 10^4.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import resource
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sparse
-from scipy.optimize import linprog
 
-from safepce import tabular
-from safepce.tabular.distributions import random_sparse_family
-from safepce.tabular.families import random_sparse_cmdp
-from safepce.tabular.lagrangian import policy_iteration
+CONTENDERS = ("ours", "clarabel", "simplex", "ipm", "linprog")
+UNCONSTRAINED = ("pi", "vi", "mdptoolbox")
 
 
-def cpu(function, *args, **kwargs):
-    start = time.process_time()
-    value = function(*args, **kwargs)
-    return time.process_time() - start, value
+def build(spec: dict):
+    """The task of a description {"kind": "random"|"grid", "size": S or n, "seed": ...}."""
+    from safepce import tabular
+    from safepce.tabular.families import random_sparse_cmdp, sparse_gridworld
+    from safepce.tabular.lagrangian import minimum_cost_policy, policy_iteration
+
+    if spec["kind"] == "random":
+        return random_sparse_cmdp(spec["size"], seed=spec["seed"])
+    task = sparse_gridworld(0.3, spec["size"])
+    least = minimum_cost_policy(task, False)[1]
+    free = policy_iteration(task, task.r)[0]
+    cost = tabular.evaluate(task, np.eye(task.n_actions)[free]).cost_value
+    return task.with_budget(0.5 * (least + cost))
 
 
-def linprog_value(task) -> tuple[float, float]:
-    """The occupancy LP from its definition, handed to scipy's HiGHS (its default method):
-    (CPU seconds, optimal value)."""
-    start = time.process_time()
+def occupancy_lp(task):
+    """(objective to minimise, equality matrix, rho, cost row, budget) of the occupancy LP."""
+    import scipy.sparse as sparse
+
     S, A = task.n_states, task.n_actions
     flow = sparse.kron(sparse.eye(S), np.ones((1, A))) - task.gamma * task.transition_matrix.T
-    result = linprog(-task.r.reshape(-1), A_eq=sparse.csr_array(flow), b_eq=task.rho,
-                     A_ub=task.cost.reshape(1, -1), b_ub=[task.budget], bounds=(0, None),
+    return (-task.r.reshape(-1), sparse.csc_matrix(flow), task.rho,
+            task.costs[..., 0].reshape(-1), float(task.budget))
+
+
+def run_clarabel(task) -> float:
+    import clarabel
+    import scipy.sparse as sparse
+
+    q, flow, rho, cost, budget = occupancy_lp(task)
+    n = q.size
+    matrix = sparse.vstack([flow, sparse.csc_matrix(cost[None]), -sparse.eye(n)]).tocsc()
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solver = clarabel.DefaultSolver(sparse.csc_matrix((n, n)), q, matrix,
+                                    np.concatenate([rho, [budget], np.zeros(n)]),
+                                    [clarabel.ZeroConeT(rho.size),
+                                     clarabel.NonnegativeConeT(1 + n)], settings)
+    solution = solver.solve()
+    return -solution.obj_val
+
+
+def run_highs(task, method: str) -> float:
+    import highspy
+    import scipy.sparse as sparse
+
+    q, flow, rho, cost, budget = occupancy_lp(task)
+    matrix = sparse.vstack([flow, sparse.csc_matrix(cost[None])]).tocsc()
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.setOptionValue("solver", method)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = q.size, matrix.shape[0]
+    lp.col_cost_ = q
+    lp.col_lower_ = np.zeros(q.size)
+    lp.col_upper_ = np.full(q.size, highspy.kHighsInf)
+    lp.row_lower_ = np.concatenate([rho, [-highspy.kHighsInf]])
+    lp.row_upper_ = np.concatenate([rho, [budget]])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    solver.passModel(lp)
+    solver.run()
+    return -solver.getInfo().objective_function_value
+
+
+def run_linprog(task) -> float:
+    from scipy.optimize import linprog
+
+    q, flow, rho, cost, budget = occupancy_lp(task)
+    result = linprog(q, A_eq=flow, b_eq=rho, A_ub=cost[None], b_ub=[budget], bounds=(0, None),
                      method="highs")
-    return time.process_time() - start, -result.fun
+    return -result.fun
 
 
-def _linprog_job(n_states: int, seed: int):
-    return linprog_value(random_sparse_cmdp(n_states, seed=seed))
+def value_iteration(task) -> np.ndarray:
+    """Sparse value iteration to a certified 1e-9 of the value scale; the greedy actions."""
+    S, A, gamma = task.n_states, task.n_actions, task.gamma
+    kernel, reward = task.transition_matrix, task.r.reshape(-1)
+    values = np.zeros(S)
+    tolerance = 1e-9 * np.abs(reward).max() / (1 - gamma)
+    while True:
+        q = (reward + gamma * (kernel @ values)).reshape(S, A)
+        new = q.max(axis=1)
+        if np.abs(new - values).max() / (1 - gamma) <= tolerance:
+            return q.argmax(axis=1)
+        values = new
 
 
-def linprog_with_timeout(n_states: int, seed: int, timeout: float):
-    """linprog in a child process (same task, rebuilt from its seed), given up after
-    ``timeout`` seconds: (CPU seconds, value) or (None, None)."""
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        job = pool.apply_async(_linprog_job, (n_states, seed))
-        try:
-            return job.get(timeout=timeout)
-        except multiprocessing.TimeoutError:
-            pool.terminate()
-            return None, None
-
-
-def mdptoolbox_policy_iteration(task):
+def run_mdptoolbox(task):
     try:
         import mdptoolbox.mdp
     except ImportError:
         return None
+    import warnings
+
+    import scipy.sparse as sparse
+
     S, A = task.n_states, task.n_actions
     kernel = task.transition_matrix
     transitions = [sparse.csr_matrix(kernel[np.arange(S) * A + a]) for a in range(A)]
-    with warnings.catch_warnings():          # its own input check compares sparse >= 0
-        warnings.simplefilter("ignore", sparse.SparseEfficiencyWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         solver = mdptoolbox.mdp.PolicyIteration(transitions, task.r, task.gamma, eval_type=1)
         solver.run()
     return np.asarray(solver.policy)
 
 
-def train_and_run(n_states: int, radius: float, episodes: int, seed: int):
-    from safepce import theory
-    from safepce.theory.algorithms.registry import make_algorithm
-    from safepce.theory.harness import run_test_phase
+def child(spec: dict, contender: str, queue) -> None:
+    """Warm up, build, time one contender; put a dict on the queue."""
+    from safepce import tabular
+    from safepce.tabular.families import random_sparse_cmdp
+    from safepce.theory.sweep import tune_process
 
-    family = random_sparse_family(n_states=n_states, seed=seed)
-    train_time, training = cpu(theory.train, family, theory.DistanceCoverage(radius), 0.1,
-                               seed=seed, safe_oracle=theory.MinimumCostSafePolicy(),
-                               progress=False)
-    task = family.build(family.sample(1, seed + 1)[0])
-    algorithm = make_algorithm("safe-pce", training, family, horizon=100)
-    run_time, record = cpu(run_test_phase, algorithm, task, episodes, 100, seed)
-    violating = bool(np.any(record.cost_value > task.budget + 1e-12))
-    return train_time, run_time, training.cover_size, violating
+    tune_process()                                 # single-threaded BLAS, as the CLI runs
+    warm = random_sparse_cmdp(50, seed=0)
+    tabular.simulate(warm, tabular.solve(warm).policy, 10, 10, seed=0)
+    from safepce.tabular.lagrangian import policy_iteration
+
+    policy_iteration(warm, warm.r)
+    start = time.process_time()
+    task = build(spec)
+    out = {"build": time.process_time() - start}
+    start = time.process_time()
+    if contender == "ours":
+        solution = tabular.solve(task)
+        out |= {"value": solution.reward_value, "multiplier": float(solution.multipliers),
+                "feasible": bool(solution.cost_value <= task.budget),
+                "backend": solution.backend}
+    elif contender == "clarabel":
+        out["value"] = run_clarabel(task)
+    elif contender in ("simplex", "ipm"):
+        out["value"] = run_highs(task, contender)
+    elif contender == "linprog":
+        out["value"] = run_linprog(task)
+    elif contender in ("pi", "vi", "mdptoolbox"):
+        actions = (policy_iteration(task, task.r)[0] if contender == "pi"
+                   else value_iteration(task) if contender == "vi" else run_mdptoolbox(task))
+        if actions is None:
+            queue.put({"missing": True})
+            return
+        seconds = time.process_time() - start
+        exact = tabular.evaluate(task, np.eye(task.n_actions)[actions]).reward_value
+        queue.put(out | {"seconds": seconds, "value": exact,
+                         "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6})
+        return
+    elif contender == "simulate":
+        policy = tabular.solve(task).policy
+        start = time.process_time()
+        tabular.simulate(task, policy, 1, 1, seed=0)          # builds the sampling tables
+        out["tables"] = time.process_time() - start
+        start = time.process_time()
+        tabular.simulate(task, policy, 1000, 100, seed=1)
+        seconds = time.process_time() - start
+        queue.put(out | {"seconds": seconds, "steps_per_second": 1e5 / seconds})
+        return
+    out["seconds"] = time.process_time() - start
+    out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    queue.put(out)
 
 
-def gridworld_train_and_run(size: int, episodes: int, seed: int):
-    """CPU seconds of `safepce train --family gridworld --size N` (the same calls) and of one
-    Safe-PCE run on its noise-0.3 task."""
-    from safepce import theory
-    from safepce.theory.algorithms.registry import make_algorithm
-    from safepce.theory.harness import run_test_phase
-    from safepce.theory.training import check_lemma_3_5, make_coverage_oracle, make_safe_oracle
-
-    spec = tabular.families.family_spec("gridworld")
-    family = tabular.families.make("gridworld", size=size)
-    coverage = make_coverage_oracle(spec.oracle, spec.radius)
-
-    def train():
-        result = theory.train(family, coverage, 0.05, seed=seed, progress=False,
-                              safe_oracle=make_safe_oracle(spec.safe_oracle,
-                                                           parameter=spec.safe_parameter))
-        return result, check_lemma_3_5(result, family, coverage, n_heldout=1000)
-
-    train_time, (training, report) = cpu(train)
-    algorithm = make_algorithm("safe-pce", training, family, horizon=spec.horizon)
-    run_time, record = cpu(run_test_phase, algorithm, family.build([0.3]), episodes,
-                           spec.horizon, seed)
-    return {"grid": size, "S": size * size, "train": train_time, "run": run_time,
-            "cover_size": training.cover_size, "heldout_coverage": report["heldout_coverage"],
-            "final_regret": float(record.cumulative_regret[-1]),
-            "violating_episodes": int(np.sum(record.cost_value > record.budget))}
+def measure(spec: dict, contender: str, timeout: float) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(spec, contender, queue))
+    process.start()
+    try:
+        return queue.get(timeout=timeout)
+    except Exception:                               # noqa: BLE001 (timeout or a dead child)
+        return {"timeout": timeout} if process.is_alive() else {"failed": process.exitcode}
+    finally:
+        if process.is_alive():
+            process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def exponent(sizes, times) -> float | None:
-    points = [(s, t) for s, t in zip(sizes, times, strict=True) if t is not None and t > 0]
+    points = [(s, t) for s, t in zip(sizes, times, strict=True) if t]
     if len(points) < 2:
         return None
     x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
     return float(np.polyfit(x, y, 1)[0])
 
 
+def cell(result: dict | None, key: str = "seconds", width: int = 9) -> str:
+    if result is None or result.get("missing"):
+        return f"{'-':>{width}s}"
+    if "timeout" in result:
+        return f"{'>' + format(result['timeout'], '.0f'):>{width}s}"
+    if "failed" in result:
+        return f"{'failed':>{width}s}"
+    return f"{result[key]:>{width}.3g}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
-    parser.add_argument("--linprog-max", type=int, default=10_000)
-    parser.add_argument("--linprog-timeout", type=float, default=300.0,
-                        help="wall seconds after which linprog is given up (printed as >)")
-    parser.add_argument("--pi-max", type=int, default=10_000)
-    parser.add_argument("--train-max", type=int, default=10_000)
-    parser.add_argument("--radius", type=float, default=0.05)
-    parser.add_argument("--episodes", type=int, default=40_000)
-    parser.add_argument("--grid-sizes", type=int, nargs="*", default=[50])
+    parser.add_argument("--sizes", type=int, nargs="*",
+                        default=[1000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--grids", type=int, nargs="*", default=[50, 200])
+    parser.add_argument("--peer-max", type=int, default=10_000,
+                        help="largest random size given to the LP peers (all grids are)")
+    parser.add_argument("--unconstrained-max", type=int, default=100_000)
+    parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from safepce.theory.sweep import tune_process
-
-    tune_process()                                 # as the command line does
-    warm = random_sparse_cmdp(50, seed=0)          # imports, numba, first-call costs
-    tabular.simulate(warm, tabular.solve(warm).policy, 10, 10, seed=0)
-    load = os.getloadavg()
+    specs = [{"kind": "random", "size": s, "seed": args.seed, "S": s} for s in args.sizes]
+    specs += [{"kind": "grid", "size": n, "seed": args.seed, "S": n * n} for n in args.grids]
     rows = []
-    for S in args.sizes:
-        row = {"S": S}
-        row["build"], task = cpu(random_sparse_cmdp, S, seed=args.seed)
-        row["nnz"] = int(task.transition_matrix.nnz)
-        row["solve"], solution = cpu(tabular.solve, task)
-        row["value"] = solution.reward_value
-        row["multiplier"] = float(solution.multipliers)
-        row["randomising_states"] = int(((solution.policy > 0).sum(axis=1) > 1).sum())
-        row["feasible"] = bool(solution.cost_value <= task.budget)
-        if S <= args.linprog_max:
-            seconds, value = linprog_with_timeout(S, args.seed, args.linprog_timeout)
-            if seconds is None:
-                row["linprog_timeout"] = args.linprog_timeout
-            else:
-                row["linprog"] = seconds
-                row["value_difference"] = abs(value - solution.reward_value)
-        row["evaluate"], _ = cpu(tabular.evaluate, task, solution.policy)
-        row["simulate"], _ = cpu(tabular.simulate, task, solution.policy, 1000, 100, args.seed)
-        row["policy_iteration"], (actions, _) = cpu(policy_iteration, task, task.r)
-        if S <= args.pi_max:
-            row["mdptoolbox"], policy = cpu(mdptoolbox_policy_iteration, task)
-            if policy is None:
-                row.pop("mdptoolbox")
-            else:
-                ours = tabular.evaluate(task, np.eye(4)[actions]).reward_value
-                theirs = tabular.evaluate(task, np.eye(4)[policy]).reward_value
-                row["pi_value_difference"] = abs(ours - theirs)
-        if S <= args.train_max:
-            row["train"], row["run"], row["cover_size"], row["run_violates"] = train_and_run(
-                S, args.radius, args.episodes, args.seed)
+    for spec in specs:
+        row = {"spec": spec, "results": {}}
+        peers = spec["kind"] == "grid" or spec["S"] <= args.peer_max
+        for contender in CONTENDERS if peers else ("ours",):
+            row["results"][contender] = measure(spec, contender, args.timeout)
+        if spec["S"] <= args.unconstrained_max:
+            for contender in UNCONSTRAINED:
+                row["results"][contender] = measure(spec, contender, args.timeout)
+        row["results"]["simulate"] = measure(spec, "simulate", args.timeout)
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    def column(name):
-        return [row.get(name) for row in rows]
-
-    sizes = column("S")
-    print(f"\nsparse random CMDPs: A = 4, 10 successors, gamma 0.9; CPU seconds; load average "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    header = (f"{'S':>7s} {'solve':>8s} {'linprog':>8s} {'ratio':>7s} {'|dV|':>8s} "
-              f"{'eval':>7s} {'sim':>7s} {'PI':>7s} {'mdptb':>7s} {'ratio':>7s} "
-              f"{'train':>7s} {'run':>6s} {'cover':>5s}")
-    print(header)
-
-    def fmt(value, width, spec=".3g"):
-        return f"{'-':>{width}s}" if value is None else f"{value:>{width}{spec}}"
-
+    load = os.getloadavg()
+    print(f"\nCPU seconds (child processes); load average {load[0]:.2f} on {os.cpu_count()} "
+          "cores; ratio = peer / ours; |dV| = relative difference from HiGHS simplex's optimum")
+    print(f"{'task':>14s} {'mult':>8s} {'ours':>9s} {'peak GB':>7s} {'clarabel':>9s} "
+          f"{'simplex':>9s} {'ipm':>9s} {'linprog':>9s} {'best/ours':>9s} {'|dV|':>8s} "
+          f"{'PI':>8s} {'VI':>8s} {'mdptb':>8s} {'VI/PI':>6s} {'tables':>7s} {'steps/s':>9s}")
     for row in rows:
-        lp_ratio = row["linprog"] / row["solve"] if "linprog" in row else None
-        pi_ratio = row["mdptoolbox"] / row["policy_iteration"] if "mdptoolbox" in row else None
-        linprog = fmt(row.get("linprog"), 8) if "linprog_timeout" not in row else \
-            f"{'>' + format(row['linprog_timeout'], '.0f'):>8s}"
-        print(f"{row['S']:>7d} {fmt(row['solve'], 8)} {linprog} "
-              f"{fmt(lp_ratio, 7)} {fmt(row.get('value_difference'), 8, '.1e')} "
-              f"{fmt(row['evaluate'], 7)} {fmt(row['simulate'], 7)} "
-              f"{fmt(row['policy_iteration'], 7)} {fmt(row.get('mdptoolbox'), 7)} "
-              f"{fmt(pi_ratio, 7)} {fmt(row.get('train'), 7)} {fmt(row.get('run'), 6)} "
-              f"{fmt(row.get('cover_size'), 5, 'd') if 'cover_size' in row else fmt(None, 5)}")
-    grids = []
-    for size in args.grid_sizes:
-        grids.append(gridworld_train_and_run(size, args.episodes, args.seed))
-        print(json.dumps(grids[-1]), flush=True)
-    for grid in grids:
-        print(f"gridworld {grid['grid']}x{grid['grid']} ({grid['S']} states): train "
-              f"{grid['train']:.1f} CPU-s (cover {grid['cover_size']}), one Safe-PCE run of "
-              f"{args.episodes} episodes {grid['run']:.1f} CPU-s; together "
-              f"{grid['train'] + grid['run']:.1f} CPU-s")
-    exponents = {name: exponent(sizes, column(name)) for name in (
-        "solve", "linprog", "evaluate", "simulate", "policy_iteration", "mdptoolbox", "train")}
-    print("growth exponents (time ~ S^k): " + ", ".join(
-        f"{name} {value:.2f}" for name, value in exponents.items() if value is not None))
+        spec, results = row["spec"], row["results"]
+        ours = results["ours"]
+        name = (f"random {spec['S']:.0e}" if spec["kind"] == "random"
+                else f"grid {spec['size']}x{spec['size']}")
+        peers = [results[c] for c in CONTENDERS[1:] if c in results]
+        finished = [p["seconds"] for p in peers if "seconds" in p]
+        best = min(finished) / ours["seconds"] if finished and "seconds" in ours else None
+        if len(finished) < len(peers):                 # a timed-out peer: at least this ratio
+            best = min([best or np.inf] + [p["timeout"] / ours["seconds"] for p in peers
+                                           if "timeout" in p])
+        # against HiGHS's simplex vertex (Clarabel's interior point stops near 1e-8)
+        exact = results.get("simplex", {})
+        dv = (abs(exact["value"] - ours["value"]) / abs(ours["value"]) if "value" in exact
+              and "value" in ours else None)
+        vi_ratio = (results["vi"]["seconds"] / results["pi"]["seconds"]
+                    if "seconds" in results.get("vi", {}) and "seconds" in results.get("pi", {})
+                    else None)
+        print(f"{name:>14s} {ours.get('multiplier', float('nan')):>8.3g} {cell(ours)} "
+              f"{cell(ours, 'peak_gb', 7)} "
+              + " ".join(cell(results.get(c)) for c in CONTENDERS[1:])
+              + f" {'-' if best is None else format(best, '.3g'):>9s} "
+              f"{'-' if dv is None else format(dv, '.1e'):>8s} "
+              f"{cell(results.get('pi'), width=8)} {cell(results.get('vi'), width=8)} "
+              f"{cell(results.get('mdptoolbox'), width=8)} "
+              f"{'-' if vi_ratio is None else format(vi_ratio, '.3g'):>6s} "
+              f"{cell(results.get('simulate'), 'tables', 7)} "
+              f"{cell(results.get('simulate'), 'steps_per_second')}")
+    random_rows = [r for r in rows if r["spec"]["kind"] == "random"]
+    sizes = [r["spec"]["S"] for r in random_rows]
+    times = [r["results"]["ours"].get("seconds") for r in random_rows]
+    upper = [(s, t) for s, t in zip(sizes, times, strict=True) if s >= 10_000]
+    exponents = {"all": exponent(sizes, times),
+                 "upper": exponent([s for s, _ in upper], [t for _, t in upper])}
+    print("growth exponent of ours (time ~ S^k) on random tasks: "
+          + ", ".join(f"{k} sizes {v:.3f}" for k, v in exponents.items() if v is not None))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench_scale.json").write_text(json.dumps(
-            {"rows": rows, "gridworlds": grids, "exponents": exponents, "load_average": load,
+            {"rows": rows, "exponents": exponents, "load_average": load,
              "cores": os.cpu_count()}, indent=1))
 
 
