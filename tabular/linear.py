@@ -79,7 +79,6 @@ class DiscountedSystem:
         self.n_states = self.pptr.size - 1
         self._arrays = unsigned_arrays(self.kernel)
         self._matrix = None
-        self._transposed = None
         self._lu = None
         #: which method certified the last solve ("krylov" or "lu")
         self.method = ""
@@ -116,12 +115,6 @@ class DiscountedSystem:
             self._matrix = sparse.csr_array(sparse.eye_array(self.n_states, format="csr")
                                             - self.gamma * P_pi)
         return self._matrix
-
-    @property
-    def transposed(self) -> sparse.csr_array:
-        if self._transposed is None:
-            self._transposed = sparse.csr_array(self.matrix.T)
-        return self._transposed
 
     def apply(self, v: np.ndarray, transpose: bool = False) -> np.ndarray:
         """``M v`` (``M^T v`` when ``transpose``), matrix-free."""
