@@ -30,13 +30,14 @@ few sparse solves with ~S A successors' non-zeros: no S x SA constraint matrix i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from .cmdp import CMDP
 from .evaluate import evaluate
-from .linear import policy_backups, policy_systems, system_for
+from .linear import forget_policy_systems, policy_backups, policy_systems, system_for
 
 _SEARCH_STEPS = 200
 _PI_STEPS = 1000
@@ -89,6 +90,26 @@ def _improved_start(cmdp: CMDP, signal: np.ndarray, multiplier: float,
     return np.argmax(q, axis=1), best
 
 
+_depth = [0]
+
+
+def _fresh(function):
+    """Run a public entry point with the task's reused factorisation
+    (:func:`~safepce.tabular.linear.policy_systems`) made afresh at the outermost call, so its
+    answer does not depend on what the process solved before (same bits in any process, with
+    any number of workers); calls nested inside it share one."""
+    @functools.wraps(function)
+    def wrapper(cmdp, *args, **kwargs):
+        if _depth[0] == 0:
+            forget_policy_systems(cmdp)
+        _depth[0] += 1
+        try:
+            return function(cmdp, *args, **kwargs)
+        finally:
+            _depth[0] -= 1
+    return wrapper
+
+
 def _rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
     return np.arange(actions.size) * n_actions + actions
 
@@ -110,6 +131,7 @@ def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, f
     return float(visits @ cmdp.r[states, actions]), float(visits @ cost[states, actions])
 
 
+@_fresh
 def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None = None,
                      allowed: np.ndarray | None = None, values: np.ndarray | None = None,
                      near: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +204,7 @@ class LagrangianSolution:
     evaluation: object = None
 
 
+@_fresh
 def minimum_cost_policy(cmdp: CMDP, most_reward: bool = True) -> tuple[np.ndarray, float]:
     """The deterministic policy of least discounted cost and, among those, most reward
     (``most_reward``; else any policy of least cost); and that least cost (task units,
@@ -228,6 +251,7 @@ def _warm_bracket(cmdp: CMDP, cost: np.ndarray, budget: float, actions: np.ndarr
     return "optimal", high
 
 
+@_fresh
 def solve_lagrangian(cmdp: CMDP, minimum=None, warm: tuple | None = None
                      ) -> LagrangianSolution | float:
     """Maximise V_r subject to V_cost <= b (one constraint; cost form, task units) by the

@@ -29,7 +29,6 @@ systems of tasks with the same sparsity pattern (``system_for``) go to LU direct
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 
 import numba
@@ -174,7 +173,9 @@ class DiscountedSystem:
                             "first for its sparsity pattern)", self.n_states, self.tolerance)
             else:
                 logger.debug("sparse LU of %d states", self.n_states)
-            if self.owner is not None:
+            if self.owner is not None and _pattern(self.owner) not in _preference:
+                # the route of a pattern is its probe's (see _route), never changed by a later
+                # system: that would make answers depend on what the process solved before
                 _preference[_pattern(self.owner)] = "lu"
             # I - gamma P_pi is strictly diagonally dominant (row sums of gamma P_pi = gamma),
             # so elimination needs no pivoting; the symmetric-pattern ordering fills in least
@@ -466,25 +467,18 @@ class PolicySystems:
     def _factorise(self, actions: np.ndarray) -> None:
         rows = np.arange(self.n_states) * self.n_actions + actions
         matrix = sparse.eye_array(self.n_states, format="csr") - self.gamma * self.kernel[rows]
-        start = time.perf_counter()
         self._lu = sparse_linalg.splu(sparse.csc_array(matrix), permc_spec="MMD_AT_PLUS_A",
                                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-        self._factor_seconds = time.perf_counter() - start
         self.reference = np.array(actions, copy=True)
         self._reference_rows = rows
         self._columns = np.empty((self.n_states, 0))
         self._column_of: dict[int, int] = {}
-        m = min(4, self.n_states)
-        probe = np.zeros((self.n_states, m))
-        probe[np.arange(m), np.arange(m)] = 1.0
-        start = time.perf_counter()
-        self._lu.solve(probe)
-        per_column = max((time.perf_counter() - start) / m, 1e-9)
-        #: how many new columns cost as much as a factorisation
-        self._column_budget = max(8, int(self._factor_seconds / per_column))
+        #: how many new columns before a new factorisation pays: a fixed rule of the size, not
+        #: a timing, so that every solve takes the same path in any process (measured on
+        #: gridworlds: a factorisation costs as much as 46-67 columns at 50 x 50)
+        self._column_budget = max(8, min(256, self.n_states // 50))
         self.factorisations += 1
-        logger.debug("sparse LU of %d states (reference policy); %d low-rank columns per "
-                     "factorisation", self.n_states, self._column_budget)
+        logger.debug("sparse LU of %d states (reference policy)", self.n_states)
 
     def system(self, actions: np.ndarray) -> _PolicySystem:
         """The solver of ``M_a`` (a new reference LU when ``a`` differs in too many states)."""
@@ -595,15 +589,58 @@ class _PolicySystem:
         return self._solve(b, transpose=True)
 
 
-_policy_systems: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: the PolicySystems of the tasks solved last (most recent last); bounded, so that holding many
+#: tasks (training keeps thousands) does not hold a factorisation and its columns for each
+_policy_systems: list = []
+_KEEP = 2
+
+
+def _route(task) -> str:
+    """"lu" or "auto" for the task's sparsity pattern and discount, decided once per pattern
+    from the kernel's structure alone, so that the route of a solve does not depend on what
+    the process solved before: "lu" where every transition stays within 4 sqrt(S) states of its
+    origin in the task's own numbering (banded: a grid numbered row by row), whose sparse LU
+    fills in little (50 x 50 grid: 7.2e4 factor entries) and is reused across policies by
+    :class:`PolicySystems`; "auto" (GMRES, LU only where it does not certify) otherwise, e.g. on
+    random kernels, whose LU fills in like a dense matrix."""
+    pattern = _pattern(task)
+    if pattern not in _preference:
+        kernel = task.transition_matrix
+        banded = _within(kernel.indptr, kernel.indices, task.n_actions,
+                         int(4 * np.sqrt(task.n_states)))
+        _preference[pattern] = "lu" if banded else "auto"
+    return _preference[pattern]
+
+
+@numba.njit(cache=True)
+def _within(indptr, indices, n_actions, width):
+    """Whether every entry of the (S A, S) kernel's row s A + a lies in columns s +- width
+    (stops at the first that does not)."""
+    for row in range(indptr.size - 1):
+        origin = row // n_actions
+        for k in range(indptr[row], indptr[row + 1]):
+            if abs(indices[k] - origin) > width:
+                return False
+    return True
 
 
 def policy_systems(task) -> PolicySystems | None:
-    """The task's :class:`PolicySystems` once its sparsity pattern solves by LU (GMRES did not
-    certify on it), else None (GMRES first, as :func:`system_for`)."""
-    if _preference.get(_pattern(task)) != "lu":
+    """The task's :class:`PolicySystems` where its sparsity pattern solves by LU (GMRES does not
+    certify on it), else None (GMRES first, as :func:`system_for`). Those of the last
+    ``_KEEP`` tasks are kept."""
+    if _route(task) != "lu":
         return None
-    systems = _policy_systems.get(task)
-    if systems is None:
-        systems = _policy_systems[task] = PolicySystems(task)
+    for i, (ref, systems) in enumerate(_policy_systems):
+        if ref() is task:
+            _policy_systems.append(_policy_systems.pop(i))
+            return systems
+    systems = PolicySystems(task)
+    _policy_systems.append((weakref.ref(task), systems))
+    del _policy_systems[:-_KEEP]
     return systems
+
+
+def forget_policy_systems(task) -> None:
+    """Drop the task's kept :class:`PolicySystems` (its next solve factorises afresh)."""
+    _policy_systems[:] = [(ref, systems) for ref, systems in _policy_systems
+                          if ref() is not task]
