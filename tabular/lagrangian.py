@@ -41,8 +41,9 @@ from .linear import forget_policy_systems, policy_backups, policy_systems, syste
 
 _SEARCH_STEPS = 200
 _PI_STEPS = 1000
-#: modified policy iteration: a step switching more than max(_FEW, S/100) states is followed by
-#: _PARTIAL backups instead of an exact evaluation, at most _PARTIAL_STEPS times per call
+#: modified policy iteration on the LU route: a step switching more than max(_FEW, S/1000)
+#: states is followed by _PARTIAL backups instead of an exact evaluation, at most
+#: _PARTIAL_STEPS times per call
 _FEW, _PARTIAL, _PARTIAL_STEPS = 8, 20, 400
 #: ... and where GMRES certifies: inexact solves to _LOOSE relative accuracy, at most
 #: _LOOSE_STEPS per call
@@ -115,9 +116,10 @@ def _rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
 
 
 def _system(cmdp: CMDP, actions: np.ndarray):
-    """The certified solver of ``I - gamma P_a`` for deterministic ``actions``: GMRES first
-    (:func:`system_for`); on tasks where that did not certify, one sparse LU reused across
-    policies by low-rank updates (:class:`~safepce.tabular.linear.PolicySystems`)."""
+    """The certified solver of ``I - gamma P_a`` for deterministic ``actions``: on the LU route
+    of the task's pattern (banded kernels, see ``safepce.tabular.linear._route``) one sparse LU
+    reused across policies by low-rank updates
+    (:class:`~safepce.tabular.linear.PolicySystems`); else GMRES first (:func:`system_for`)."""
     systems = policy_systems(cmdp)
     if systems is not None:
         return systems.system(actions)
@@ -152,11 +154,10 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
     kernel = cmdp.transition_matrix
     # modified policy iteration (Puterman 1994, Sec. 6.5): while steps switch states, the policy
     # is evaluated inexactly; the iteration ends only on an exact (certified) evaluation that
-    # admits no improvement. Where an exact evaluation costs a sparse LU (slow-mixing tasks,
-    # where GMRES does not certify), a step switching many states is followed by _PARTIAL
-    # Bellman backups from the last values; where GMRES certifies (fast mixing), by a
-    # warm-started GMRES solve to _LOOSE relative accuracy (a third of the products of a
-    # certified one), at most _LOOSE_STEPS times per call.
+    # admits no improvement. On the LU route (an exact evaluation may cost a factorisation), a
+    # step switching many states is followed by _PARTIAL Bellman backups from the last values;
+    # on the GMRES route, by a warm-started GMRES solve to _LOOSE relative accuracy (a third
+    # of the products of a certified one), at most _LOOSE_STEPS times per call.
     changed = 0 if near else n_states
     lu_route = policy_systems(cmdp) is not None
     partial, limit = 0, _PARTIAL_STEPS if lu_route else _LOOSE_STEPS

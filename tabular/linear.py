@@ -20,10 +20,12 @@ relative residual of 1e-13 in 0.006 s at S = 10^4 and 0.15-0.25 s at S = 10^5 (c
 :func:`_gmres`; scipy's spends ~5 ms of Python per call; BiCGSTAB breaks down on near-uniform
 policies). On grid-like kernels (local transitions) LU fill-in is small, and GMRES needs
 hundreds of iterations (grid: slow mixing): LU is 2-7x faster there (50x50 to 316x316
-gridworld). So each system is first solved by GMRES(20) (3 restarts, one refinement); if that
-does not certify, the system is factorised once by sparse LU, reused for every further
-right-hand side of the same system (reward and cost values, the transposed visits), and later
-systems of tasks with the same sparsity pattern (``system_for``) go to LU directly.
+gridworld). So the route of a sparsity pattern is decided once from its structure
+(:func:`_route`): banded kernels (grids numbered row by row) go to sparse LU, and the
+deterministic policies of one solve share one factorisation through low-rank updates
+(:class:`PolicySystems`); other systems are first solved by GMRES(20) (3 restarts, one
+refinement), and one that does not certify is factorised by sparse LU, reused for every
+further right-hand side of the same system (reward and cost values, the transposed visits).
 """
 
 from __future__ import annotations
