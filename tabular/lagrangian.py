@@ -126,11 +126,14 @@ def _system(cmdp: CMDP, actions: np.ndarray):
     return system_for(cmdp, actions=actions)
 
 
-def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
-    """(V_r, V_cost) at rho of a deterministic policy, by one transposed solve."""
-    visits = _system(cmdp, actions).solve_transposed(cmdp.rho)
+def _values(cmdp: CMDP, actions: np.ndarray, cost: np.ndarray,
+            guess: np.ndarray | None = None) -> tuple[float, float, np.ndarray]:
+    """(V_r, V_cost) at rho of a deterministic policy and its discounted visits, by one
+    transposed solve (``guess``: a nearby policy's visits to start from)."""
+    visits = _system(cmdp, actions).solve_transposed(cmdp.rho, guess=guess)
     states = np.arange(cmdp.n_states)
-    return float(visits @ cmdp.r[states, actions]), float(visits @ cost[states, actions])
+    return (float(visits @ cmdp.r[states, actions]), float(visits @ cost[states, actions]),
+            visits)
 
 
 @_fresh
@@ -344,16 +347,20 @@ def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float
 
     # invariant: switched(lo) feasible, switched(hi) infeasible
     lo, hi, evaluations = 0, differ.size, 0
+    guess = None
     while hi - lo > 1:
         middle = (lo + hi) // 2
         evaluations += 1
-        if _values(cmdp, switched(middle), cost)[1] <= budget:
+        _, middle_cost, guess = _values(cmdp, switched(middle), cost, guess)
+        if middle_cost <= budget:
             lo = middle
         else:
             hi = middle
     feasible, infeasible = switched(lo), switched(hi)
     state = differ[lo]
-    visits = [_system(cmdp, a).solve_transposed(cmdp.rho) for a in (feasible, infeasible)]
+    # (each started from the last visits of the search: the policies differ in a few states)
+    visits = [_system(cmdp, a).solve_transposed(cmdp.rho, guess=guess)
+              for a in (feasible, infeasible)]
     states = np.arange(cmdp.n_states)
     costs = [float(v @ cost[states, a])
              for v, a in zip(visits, (feasible, infeasible), strict=True)]

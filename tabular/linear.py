@@ -586,8 +586,9 @@ class _PolicySystem:
         solve is direct)."""
         return self._solve(b, transpose=False)
 
-    def solve_transposed(self, b: np.ndarray) -> np.ndarray:
-        """y with ``M_a^T y = b``, ``||y - y*||_1`` certified."""
+    def solve_transposed(self, b: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+        """y with ``M_a^T y = b``, ``||y - y*||_1`` certified (``guess`` is not needed: the
+        solve is direct)."""
         return self._solve(b, transpose=True)
 
 
