@@ -37,7 +37,14 @@ import numpy as np
 
 from .cmdp import CMDP
 from .evaluate import evaluate
-from .linear import forget_policy_systems, policy_backups, policy_systems, system_for
+from .linear import (
+    forget_policy_systems,
+    policy_backups,
+    policy_rows,
+    policy_systems,
+    system_for,
+    unsigned_arrays,
+)
 
 _SEARCH_STEPS = 200
 _PI_STEPS = 1000
@@ -111,10 +118,6 @@ def _fresh(function):
     return wrapper
 
 
-def _rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
-    return np.arange(actions.size) * n_actions + actions
-
-
 def _system(cmdp: CMDP, actions: np.ndarray):
     """The certified solver of ``I - gamma P_a`` for deterministic ``actions``: on the LU route
     of the task's pattern (banded kernels, see ``safepce.tabular.linear._route``) one sparse LU
@@ -170,9 +173,8 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
         if changed > few and partial < limit:
             values = np.zeros(n_states) if values is None else np.array(values, dtype=float)
             if lu_route:
-                policy_backups(kernel.indptr, kernel.indices, kernel.data,
-                               _rows(n_actions, actions), signal[states, actions], cmdp.gamma,
-                               values, _PARTIAL)
+                policy_backups(*unsigned_arrays(kernel), policy_rows(n_actions, actions),
+                               signal[states, actions], cmdp.gamma, values, _PARTIAL)
             else:
                 values = system_for(cmdp, actions=actions, tolerance=_LOOSE).solve(
                     signal[states, actions], guess=values)

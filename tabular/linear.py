@@ -52,6 +52,17 @@ _KRYLOV_REFINEMENTS = 1
 METHODS = ("auto", "krylov", "lu")
 
 
+def policy_rows(n_actions: int, actions: np.ndarray) -> np.ndarray:
+    """Rows ``s A + a_s`` of the (S A, S) kernel taken by deterministic ``actions`` (S,)."""
+    return np.arange(actions.size) * n_actions + np.asarray(actions, dtype=np.int64)
+
+
+def _certificate_norm(transpose: bool):
+    """The norm a solve is certified in: inf-norm for values, 1-norm for visits (module
+    docstring)."""
+    return (lambda v: np.abs(v).sum()) if transpose else (lambda v: np.abs(v).max())
+
+
 class DiscountedSystem:
     """``M = I - gamma P_pi`` for one sparse row-stochastic ``P_pi`` (S x S), solved exactly to a
     certified bound (module docstring); the factorisation, once made, is reused.
@@ -89,7 +100,7 @@ class DiscountedSystem:
         """The system of a deterministic policy (``actions`` (S,)) on ``task``'s kernel: its rows
         copied into one (S, S) matrix (contiguous rows: GMRES's products run 1.5x faster than
         through the task's (S A, S) kernel, for S A x successors more memory)."""
-        rows = np.arange(task.n_states) * task.n_actions + np.asarray(actions, np.int64)
+        rows = policy_rows(task.n_actions, actions)
         return cls(task.transition_matrix[rows], task.gamma, **options)
 
     @classmethod
@@ -140,7 +151,7 @@ class DiscountedSystem:
             return np.stack([self._solve(b[:, j], transpose,
                                          None if guess is None else guess[:, j])
                              for j in range(b.shape[1])], axis=1)
-        norm = (lambda v: np.abs(v).sum()) if transpose else (lambda v: np.abs(v).max())
+        norm = _certificate_norm(transpose)
         scale = norm(b)
         if scale == 0:
             return np.zeros_like(b)
@@ -467,7 +478,7 @@ class PolicySystems:
         self.low_rank_solves = 0
 
     def _factorise(self, actions: np.ndarray) -> None:
-        rows = np.arange(self.n_states) * self.n_actions + actions
+        rows = policy_rows(self.n_actions, actions)
         matrix = sparse.eye_array(self.n_states, format="csr") - self.gamma * self.kernel[rows]
         self._lu = sparse_linalg.splu(sparse.csc_array(matrix), permc_spec="MMD_AT_PLUS_A",
                                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
@@ -514,7 +525,7 @@ class _PolicySystem:
     def __init__(self, owner: PolicySystems, actions: np.ndarray, differ: np.ndarray):
         self.owner = owner
         self.actions = actions
-        self.rows = np.arange(owner.n_states) * owner.n_actions + actions
+        self.rows = policy_rows(owner.n_actions, actions)
         self.differ = differ
         self.method = "lu" if differ.size == 0 else "lu-low-rank"
         if differ.size:
@@ -567,7 +578,7 @@ class _PolicySystem:
         if b.ndim == 2:
             return np.stack([self._solve(b[:, j], transpose) for j in range(b.shape[1])],
                             axis=1)
-        norm = (lambda v: np.abs(v).sum()) if transpose else (lambda v: np.abs(v).max())
+        norm = _certificate_norm(transpose)
         allowed = self.owner.tolerance * norm(b)
         x = self._apply(b, transpose)
         for _ in range(_REFINEMENTS + 1):
