@@ -90,12 +90,16 @@ def _improved_start(cmdp: CMDP, signal: np.ndarray, multiplier: float,
     ``multiplier`` (V_r - multiplier V_cost), and that largest value: the greedy policy is at
     least as good as each of them there (policy improvement on the maximum of value
     functions), so policy iteration starts above both ends of the bracket."""
-    best = None
+    best = cost_guess = None
     for p in policies:
         v = p.values + (p.multiplier - multiplier) * p.cost_values
-        best = v if best is None else np.maximum(best, v)
+        if best is None:
+            best, cost_guess = v, p.cost_values
+        else:
+            cost_guess = np.where(v > best, p.cost_values, cost_guess)
+            best = np.maximum(best, v)
     q = signal + cmdp.gamma * cmdp.next_values(best)
-    return np.argmax(q, axis=1), best
+    return np.argmax(q, axis=1), best, cost_guess
 
 
 _depth = [0]
@@ -315,14 +319,14 @@ def _search(cmdp: CMDP, cost: np.ndarray, budget: float, reward_scale: float,
         multiplier = max(0.0, (low.reward - high.reward) / (low.cost - high.cost))
         line = low.reward - multiplier * (low.cost - budget)
         signal = cmdp.r - multiplier * cost
-        start, guess = _improved_start(cmdp, signal, multiplier, (low, high))
+        start, guess, cost_guess = _improved_start(cmdp, signal, multiplier, (low, high))
         actions, values = policy_iteration(cmdp, signal, start, values=guess,
                                            near=steps > 1)
         if cmdp.rho @ values + multiplier * budget <= line + _TIE * reward_scale * (
                 1 + multiplier):
             high = _Deterministic(high.actions, high.reward, high.cost, values)
             break
-        found = _found(cmdp, actions, cost, values, multiplier, guess=high.cost_values)
+        found = _found(cmdp, actions, cost, values, multiplier, guess=cost_guess)
         if found.cost > budget:
             low = found
         else:
@@ -370,19 +374,23 @@ def _vertex(cmdp: CMDP, low: _Deterministic, high: _Deterministic, budget: float
     # stationary policy of the mixed occupancy randomises at `state` only
     # (clipped: round-off can put the feasible end's cost a hair above the budget when the
     # budget is the least cost itself)
-    alpha = min(max((budget - costs[0]) / (costs[1] - costs[0]), 0.0), 1.0)
-    mass = alpha * visits[1][state], (1 - alpha) * visits[0][state]
-    p = mass[0] / (mass[0] + mass[1])
+    spread = costs[1] - costs[0]
+    alpha = min(max((budget - costs[0]) / spread, 0.0), 1.0) if spread > 0 else 0.0
     policy = _one_hot(feasible, cmdp.n_actions)
-    for shrink in 2.0 ** -np.arange(40, -1, -1):
+    for attempt in range(60):
+        mass = alpha * visits[1][state], (1 - alpha) * visits[0][state]
+        p = mass[0] / (mass[0] + mass[1])
         policy[state] = 0.0
         policy[state, feasible[state]] = 1.0 - p
         policy[state, infeasible[state]] += p
         evaluations += 1
         exact = evaluate(cmdp, policy)
-        if exact.cost_value <= budget:
+        if exact.cost_value <= budget or alpha == 0.0:
             break
-        # round-off left the exact cost above b: the cost is monotone in p (one state
-        # randomises), so move p toward the feasible end by growing steps (p = 0 at the last)
-        p *= 1.0 - shrink
+        # round-off (of the visits' costs or of this evaluation, each certified to the solves'
+        # tolerance) left the exact cost above b: the cost is linear in alpha with slope
+        # `spread`, so move alpha down by twice the excess (the evaluations of nearby
+        # policies share most of their round-off: once is measured to leave ~1e-16 of it),
+        # doubled at each further attempt (alpha = 0 is the feasible end itself)
+        alpha = max(alpha - 2.0 ** (attempt + 1) * (exact.cost_value - budget) / spread, 0.0)
     return policy, evaluations, exact

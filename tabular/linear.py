@@ -47,6 +47,8 @@ _KRYLOV_ITERATIONS = 3           # restart cycles of GMRES per refinement step
 _RESTART = 20
 _REFINEMENTS = 3
 _KRYLOV_REFINEMENTS = 1
+#: at most this many Bellman backups before GMRES takes over (DiscountedSystem._backups)
+_BACKUPS = 100
 #: "auto": GMRES first, sparse LU if it does not certify; "krylov" / "lu": that method only
 #: (an uncertified "krylov" solve raises)
 METHODS = ("auto", "krylov", "lu")
@@ -151,6 +153,12 @@ class DiscountedSystem:
             return np.stack([self._solve(b[:, j], transpose,
                                          None if guess is None else guess[:, j])
                              for j in range(b.shape[1])], axis=1)
+        if not transpose and self._lu is None and self.requested != "lu":
+            x, certified = self._backups(b, guess)
+            if certified:
+                self.method = "backups"
+                return x
+            guess = x
         norm = _certificate_norm(transpose)
         scale = norm(b)
         if scale == 0:
@@ -204,6 +212,38 @@ class DiscountedSystem:
             x = x + self._lu.solve(residual, trans="T" if transpose else "N")
         self.method = "lu"
         return x
+
+    def _backups(self, b: np.ndarray, guess: np.ndarray | None) -> tuple[np.ndarray, bool]:
+        """``x`` with ``M x = b`` (b: (S,)) by Bellman backups ``x <- b + gamma P_pi x``,
+        certified by the residual after the best constant shift: ``P_pi 1 = 1`` gives
+        ``M (x + c 1) = M x + (1 - gamma) c 1``, so the shift removes the residual's slowly
+        contracting constant part (the eigenvalue gamma of ``gamma P_pi``) and leaves
+        ``(max r - min r) / 2`` (the extrapolation of MacQueen 1966; Puterman 1994, Sec. 6.6).
+        The rest contracts like gamma times P_pi's second eigenvalue, ~0.4 per backup on random
+        kernels (S = 10^6: 32 backups to 1e-12, 0.70 s, against 0.96-1.16 s for GMRES(10) or
+        (20), which orthogonalises and whose best polynomial on this spectrum, a disk around 0,
+        is the backups' own). Returns (x, certified): certified when the residual, recomputed
+        at the shifted ``x``, meets the tolerance; else ``x`` is a start for GMRES, returned
+        when the residual shrinks less than 4x over 4 backups (slow mixing: grids) or after
+        ``_BACKUPS`` backups."""
+        allowed = self.tolerance * np.abs(b).max()
+        if allowed == 0:
+            return np.zeros_like(b), True
+        x = np.zeros_like(b) if guess is None else np.array(guess, dtype=np.float64)
+        y = np.empty_like(x)
+        args = (*self._arrays, self.pptr, self.prows, self.pweights, self.gamma, b)
+        spans = []
+        for sweep in range(_BACKUPS):
+            low, high = _backup_span(*args, x, y)
+            if high - low <= allowed:
+                x += (high + low) / (2 * (1 - self.gamma))
+                low, high = _backup_span(*args, x, y)
+                return x, max(-low, high) <= allowed
+            spans.append(high - low)
+            if sweep >= 8 and spans[-1] > 0.25 * spans[-5]:
+                return x + (high + low) / (2 * (1 - self.gamma)), False
+            x, y = y, x
+        return x, False
 
     def error_bound(self, x: np.ndarray, b: np.ndarray, transpose: bool = False) -> float:
         """The certified bound on ``||x - x*||`` (inf-norm; 1-norm when ``transpose``)."""
@@ -266,6 +306,32 @@ def _operator_matvec(indptr, indices, data, pptr, prows, pweights, gamma, transp
                 weight = gamma * pweights[j] * v[s]
                 for k in range(indptr[row], indptr[row + 1]):
                     out[indices[k]] -= data[k] * weight
+
+
+@numba.njit(cache=True)
+def _backup_span(indptr, indices, data, pptr, prows, pweights, gamma, b, x, y):
+    """One Bellman backup ``y = b + gamma P_pi x`` (``P_pi`` as in :func:`_operator_matvec`);
+    returns the least and largest entry of ``y - x = b - (I - gamma P_pi) x``, the residual of
+    ``x``."""
+    low, high = np.inf, -np.inf
+    for s in range(b.size):
+        total = 0.0
+        if prows.size == 0:
+            for k in range(indptr[s], indptr[s + 1]):
+                total += data[k] * x[indices[k]]
+        else:
+            for j in range(pptr[s], pptr[s + 1]):
+                row = prows[j]
+                part = 0.0
+                for k in range(indptr[row], indptr[row + 1]):
+                    part += data[k] * x[indices[k]]
+                total += pweights[j] * part
+        value = b[s] + gamma * total
+        y[s] = value
+        gap = value - x[s]
+        low = min(low, gap)
+        high = max(high, gap)
+    return low, high
 
 
 @numba.njit(cache=True)
