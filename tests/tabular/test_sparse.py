@@ -347,3 +347,22 @@ def test_values_solves_certify_by_shifted_backups_on_a_random_kernel():
     bound = system.error_bound(x, b)
     assert bound <= 1e-11 * np.abs(b).max() / (1 - task.gamma)
     assert np.abs(x - exact).max() <= bound + 1e-13
+
+
+def test_visit_solves_certify_by_backups_from_a_start_of_the_right_total():
+    """The transposed (visits) solve on a random kernel is certified by backups alone, within
+    its 1-norm bound of the dense solve, from a cold start and from a guess of the wrong total
+    (rescaled): a start whose total is off keeps a part along the stationary distribution that
+    contracts only like gamma (240 backups for 1e-11), so it would stall into GMRES."""
+    task = random_sparse_cmdp(2000, seed=6)
+    actions = np.random.default_rng(1).integers(0, task.n_actions, task.n_states)
+    rows = np.arange(task.n_states) * task.n_actions + actions
+    exact = np.linalg.solve((np.eye(task.n_states) - task.gamma
+                             * task.transition_matrix.toarray()[rows]).T, task.rho)
+    for guess in (None, 3.0 * exact + 0.01):
+        system = DiscountedSystem.for_actions(task, actions)
+        y = system.solve_transposed(task.rho, guess=guess)
+        assert system.method == "backups"
+        bound = system.error_bound(y, task.rho, transpose=True)
+        assert bound <= 1e-11 / (1 - task.gamma)
+        assert np.abs(y - exact).sum() <= bound + 1e-13
