@@ -31,7 +31,9 @@ of the value scale); mdptoolbox = pymdptoolbox's PolicyIteration. Simulator: the
 tables' build (first call) and 1,000 episodes of 100 steps after it, as steps per second.
 
 Growth exponents are least-squares slopes of log(time) on log(S), over every random size and
-over S >= 10^4.
+over S >= 10^4; and, apart from the machine, of the work (passes over a policy's transitions
+times S, counted in a second untimed solve) and of one pass's time (ns per state of one values
+backup x S), whose product the time exponent roughly is.
 """
 
 from __future__ import annotations
@@ -180,6 +182,12 @@ def child(spec: dict, contender: str, queue) -> None:
         out |= {"value": solution.reward_value, "multiplier": float(solution.multipliers),
                 "feasible": bool(solution.cost_value <= task.budget),
                 "backend": solution.backend}
+        out["seconds"] = time.process_time() - start
+        out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        if spec["kind"] == "random":
+            out |= work(task)
+        queue.put(out)
+        return
     elif contender == "clarabel":
         out["value"] = run_clarabel(task)
     elif contender in ("simplex", "ipm"):
@@ -210,6 +218,55 @@ def child(spec: dict, contender: str, queue) -> None:
     out["seconds"] = time.process_time() - start
     out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     queue.put(out)
+
+
+def work(task) -> dict:
+    """The solve's work apart from the machine: a second, untimed solve counting its passes over
+    a policy's transitions (values and visit backups, operator products, and A per Q-function
+    product over the task's kernel; GMRES calls counted apart), and the CPU nanoseconds per
+    state of one values backup of a random deterministic policy at this size (the cost of a
+    pass, which grows where the vectors leave the caches)."""
+    from safepce import tabular
+    from safepce.tabular import cmdp, linear
+
+    counts = {"passes": 0, "gmres": 0}
+    patched = {}
+
+    def counting(name, weight, key="passes"):
+        original = getattr(linear, name)
+        patched[name] = original
+
+        def wrapper(*args):
+            counts[key] += weight
+            return original(*args)
+        setattr(linear, name, wrapper)
+
+    for name in ("_backup_span", "_backup_transposed", "_operator_matvec"):
+        counting(name, 1)
+    counting("_gmres", 1, "gmres")
+    next_values = cmdp.CMDP.next_values
+
+    def q_product(self, values):
+        counts["passes"] += self.n_actions
+        return next_values(self, values)
+    cmdp.CMDP.next_values = q_product
+    try:
+        tabular.solve(task)
+    finally:
+        cmdp.CMDP.next_values = next_values
+        for name, original in patched.items():
+            setattr(linear, name, original)
+    actions = np.random.default_rng(0).integers(0, task.n_actions, task.n_states)
+    system = linear.DiscountedSystem.for_actions(task, actions)
+    b = task.r[np.arange(task.n_states), actions]
+    x, y = np.zeros(task.n_states), np.empty(task.n_states)
+    arguments = (*system._arrays, system.pptr, system.prows, system.pweights, task.gamma, b)
+    repeats = max(3, 10**7 // task.n_states)
+    start = time.process_time()
+    for _ in range(repeats):
+        linear._backup_span(*arguments, x, y)
+    return counts | {"pass_ns_per_state": (time.process_time() - start) / repeats
+                     / task.n_states * 1e9}
 
 
 def measure(spec: dict, contender: str, timeout: float) -> dict:
@@ -318,6 +375,19 @@ def main():
                  "upper": exponent([s for s, _ in upper], [t for _, t in upper])}
     print("growth exponent of ours (time ~ S^k) on random tasks: "
           + ", ".join(f"{k} sizes {v:.3f}" for k, v in exponents.items() if v is not None))
+    counted = [(s, r["results"]["ours"]) for s, r in zip(sizes, random_rows, strict=True)
+               if "passes" in r["results"]["ours"]]
+    for s, ours in counted:
+        print(f"  S = {s:.0e}: {ours['passes']} passes over P_pi ({ours['gmres']} GMRES calls "
+              f"apart), {ours['pass_ns_per_state']:.1f} ns per state per pass")
+    upper_work = [(s, o["passes"] * s) for s, o in counted if s >= 10_000]
+    if len(upper_work) >= 2:
+        big = [(s, o) for s, o in counted if s >= 10_000]
+        exponents["work_upper"] = exponent([s for s, _ in big], [w for _, w in upper_work])
+        exponents["pass_cost_upper"] = exponent([s for s, _ in big],
+                                                [o["pass_ns_per_state"] * s for s, o in big])
+        print(f"work (passes x S) exponent, S >= 10^4: {exponents['work_upper']:.3f}; "
+              f"one pass's time exponent: {exponents['pass_cost_upper']:.3f}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench_scale.json").write_text(json.dumps(
