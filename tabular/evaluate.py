@@ -6,8 +6,8 @@ For a policy pi with ``P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` the value of a p
 ``V_x(rho) = <d, x> / (1 - gamma)``. Mixtures (Def. 2.3 of the paper) are evaluated by linearity.
 
 Dense tasks use dense solves. Sparse tasks (``CMDP.is_sparse``) keep ``P_pi`` sparse and solve
-with :class:`safepce.tabular.linear.DiscountedSystem` (GMRES, falling back to one sparse LU reused
-across right-hand sides), every solve certified to a relative error of
+with :class:`safepce.tabular.linear.DiscountedSystem` (Bellman backups, then GMRES, falling back
+to one sparse LU reused across right-hand sides), every solve certified to a relative error of
 ``safepce.tabular.linear.TOLERANCE``
 by its residual and ``||(I - gamma P_pi)^{-1}||_inf <= 1 / (1 - gamma)``.
 """

@@ -52,7 +52,7 @@ _PI_STEPS = 1000
 #: states is followed by _PARTIAL backups instead of an exact evaluation, at most
 #: _PARTIAL_STEPS times per call
 _FEW, _PARTIAL, _PARTIAL_STEPS = 8, 20, 400
-#: ... and where GMRES certifies: inexact solves to _LOOSE relative accuracy, at most
+#: ... and on the other route: inexact solves (backups) to _LOOSE relative accuracy, at most
 #: _LOOSE_STEPS per call
 _LOOSE, _LOOSE_STEPS = 1e-6, 20
 #: relative tolerance of "no strict improvement" in policy iteration and of the line test
@@ -128,7 +128,8 @@ def _system(cmdp: CMDP, actions: np.ndarray):
     """The certified solver of ``I - gamma P_a`` for deterministic ``actions``: on the LU route
     of the task's pattern (banded kernels, see ``safepce.tabular.linear._route``) one sparse LU
     reused across policies by low-rank updates
-    (:class:`~safepce.tabular.linear.PolicySystems`); else GMRES first (:func:`system_for`)."""
+    (:class:`~safepce.tabular.linear.PolicySystems`); else backups and GMRES first
+    (:func:`system_for`)."""
     systems = policy_systems(cmdp)
     if systems is not None:
         return systems.system(actions)
@@ -168,8 +169,8 @@ def policy_iteration(cmdp: CMDP, signal: np.ndarray, actions: np.ndarray | None 
     # is evaluated inexactly; the iteration ends only on an exact (certified) evaluation that
     # admits no improvement. On the LU route (an exact evaluation may cost a factorisation), a
     # step switching many states is followed by _PARTIAL Bellman backups from the last values;
-    # on the GMRES route, by a warm-started GMRES solve to _LOOSE relative accuracy (a third
-    # of the products of a certified one), at most _LOOSE_STEPS times per call.
+    # on the other route, by a warm-started solve (backups) to _LOOSE relative accuracy (about
+    # half the backups of a certified one), at most _LOOSE_STEPS times per call.
     changed = 0 if near else n_states
     lu_route = policy_systems(cmdp) is not None
     partial, limit = 0, _PARTIAL_STEPS if lu_route else _LOOSE_STEPS

@@ -23,9 +23,13 @@ hundreds of iterations (grid: slow mixing): LU is 2-7x faster there (50x50 to 31
 gridworld). So the route of a sparsity pattern is decided once from its structure
 (:func:`_route`): banded kernels (grids numbered row by row) go to sparse LU, and the
 deterministic policies of one solve share one factorisation through low-rank updates
-(:class:`PolicySystems`); other systems are first solved by GMRES(20) (3 restarts, one
-refinement), and one that does not certify is factorised by sparse LU, reused for every
-further right-hand side of the same system (reward and cost values, the transposed visits).
+(:class:`PolicySystems`); other systems are first solved by Bellman backups (values: with
+MacQueen's constant shift, :meth:`DiscountedSystem._backups`; visits: from a start of the right
+total, :meth:`DiscountedSystem._visit_backups`), which on random kernels contract as fast per
+product as GMRES without its orthogonalisation; where they stall, by GMRES(20) (3 restarts, one
+refinement) from where they stopped; and one that does not certify is factorised by sparse LU,
+reused for every further right-hand side of the same system (reward and cost values, the
+transposed visits).
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ _REFINEMENTS = 3
 _KRYLOV_REFINEMENTS = 1
 #: at most this many Bellman backups before GMRES takes over (DiscountedSystem._backups)
 _BACKUPS = 100
-#: "auto": GMRES first, sparse LU if it does not certify; "krylov" / "lu": that method only
+#: "auto": backups then GMRES first, sparse LU if they do not certify; "krylov" (backups and
+#: GMRES) / "lu": that method only
 #: (an uncertified "krylov" solve raises)
 METHODS = ("auto", "krylov", "lu")
 
@@ -94,7 +99,7 @@ class DiscountedSystem:
         self._arrays = unsigned_arrays(self.kernel)
         self._matrix = None
         self._lu = None
-        #: which method certified the last solve ("krylov" or "lu")
+        #: which method certified the last solve ("backups", "krylov" or "lu")
         self.method = ""
 
     @classmethod
@@ -299,45 +304,51 @@ def unsigned_arrays(kernel: sparse.csr_array) -> tuple[np.ndarray, np.ndarray, n
     return arrays
 
 
+@numba.njit(cache=True, inline="always")
+def _row_times(indptr, indices, data, pptr, prows, pweights, s, v):
+    """Row s of ``P_pi`` times ``v``; row s of P_pi is ``sum_j pweights[j] K[prows[j]]`` over j
+    in ``pptr[s]:pptr[s+1]``, K the CSR kernel (K's own row s when ``prows`` is empty)."""
+    total = 0.0
+    if prows.size == 0:
+        for k in range(indptr[s], indptr[s + 1]):
+            total += data[k] * v[indices[k]]
+    else:
+        for j in range(pptr[s], pptr[s + 1]):
+            row = prows[j]
+            part = 0.0
+            for k in range(indptr[row], indptr[row + 1]):
+                part += data[k] * v[indices[k]]
+            total += pweights[j] * part
+    return total
+
+
+@numba.njit(cache=True, inline="always")
+def _add_transposed(indptr, indices, data, pptr, prows, pweights, scale, v, out):
+    """out += scale P_pi^T v (``P_pi`` as in :func:`_row_times`)."""
+    for s in range(pptr.size - 1):
+        if prows.size == 0:
+            weight = scale * v[s]
+            for k in range(indptr[s], indptr[s + 1]):
+                out[indices[k]] += data[k] * weight
+        else:
+            for j in range(pptr[s], pptr[s + 1]):
+                row = prows[j]
+                weight = scale * pweights[j] * v[s]
+                for k in range(indptr[row], indptr[row + 1]):
+                    out[indices[k]] += data[k] * weight
+
+
 @numba.njit(cache=True)
 def _operator_matvec(indptr, indices, data, pptr, prows, pweights, gamma, transpose, v, out):
-    """out = M v (or M^T v) for ``M = I - gamma P_pi``, row s of P_pi being
-    ``sum_j pweights[j] K[prows[j]]`` over j in ``pptr[s]:pptr[s+1]``, K the CSR kernel (K
-    itself when ``prows`` is empty)."""
+    """out = M v (or M^T v) for ``M = I - gamma P_pi`` (``P_pi`` as in :func:`_row_times`)."""
     n = pptr.size - 1
-    if prows.size == 0:                   # P_pi is the kernel itself (an explicit (S, S) matrix)
-        if not transpose:
-            for s in range(n):
-                total = 0.0
-                for k in range(indptr[s], indptr[s + 1]):
-                    total += data[k] * v[indices[k]]
-                out[s] = v[s] - gamma * total
-        else:
-            for s in range(n):
-                out[s] = v[s]
-            for s in range(n):
-                weight = gamma * v[s]
-                for k in range(indptr[s], indptr[s + 1]):
-                    out[indices[k]] -= data[k] * weight
-    elif not transpose:
+    if not transpose:
         for s in range(n):
-            total = 0.0
-            for j in range(pptr[s], pptr[s + 1]):
-                row = prows[j]
-                part = 0.0
-                for k in range(indptr[row], indptr[row + 1]):
-                    part += data[k] * v[indices[k]]
-                total += pweights[j] * part
-            out[s] = v[s] - gamma * total
-    else:
-        for s in range(n):
-            out[s] = v[s]
-        for s in range(n):
-            for j in range(pptr[s], pptr[s + 1]):
-                row = prows[j]
-                weight = gamma * pweights[j] * v[s]
-                for k in range(indptr[row], indptr[row + 1]):
-                    out[indices[k]] -= data[k] * weight
+            out[s] = v[s] - gamma * _row_times(indptr, indices, data, pptr, prows, pweights, s, v)
+        return
+    for s in range(n):
+        out[s] = v[s]
+    _add_transposed(indptr, indices, data, pptr, prows, pweights, -gamma, v, out)
 
 
 @numba.njit(cache=True)
@@ -347,18 +358,7 @@ def _backup_span(indptr, indices, data, pptr, prows, pweights, gamma, b, x, y):
     ``x``."""
     low, high = np.inf, -np.inf
     for s in range(b.size):
-        total = 0.0
-        if prows.size == 0:
-            for k in range(indptr[s], indptr[s + 1]):
-                total += data[k] * x[indices[k]]
-        else:
-            for j in range(pptr[s], pptr[s + 1]):
-                row = prows[j]
-                part = 0.0
-                for k in range(indptr[row], indptr[row + 1]):
-                    part += data[k] * x[indices[k]]
-                total += pweights[j] * part
-        value = b[s] + gamma * total
+        value = b[s] + gamma * _row_times(indptr, indices, data, pptr, prows, pweights, s, x)
         y[s] = value
         gap = value - x[s]
         low = min(low, gap)
@@ -374,17 +374,7 @@ def _backup_transposed(indptr, indices, data, pptr, prows, pweights, gamma, b, y
     n = b.size
     for s in range(n):
         out[s] = b[s]
-    for s in range(n):
-        if prows.size == 0:
-            weight = gamma * y[s]
-            for k in range(indptr[s], indptr[s + 1]):
-                out[indices[k]] += data[k] * weight
-        else:
-            for j in range(pptr[s], pptr[s + 1]):
-                row = prows[j]
-                weight = gamma * pweights[j] * y[s]
-                for k in range(indptr[row], indptr[row + 1]):
-                    out[indices[k]] += data[k] * weight
+    _add_transposed(indptr, indices, data, pptr, prows, pweights, gamma, y, out)
     total = 0.0
     for s in range(n):
         total += abs(out[s] - y[s])
@@ -738,7 +728,8 @@ def _route(task) -> str:
     the process solved before: "lu" where every transition stays within 4 sqrt(S) states of its
     origin in the task's own numbering (banded: a grid numbered row by row), whose sparse LU
     fills in little (50 x 50 grid: 7.2e4 factor entries) and is reused across policies by
-    :class:`PolicySystems`; "auto" (GMRES, LU only where it does not certify) otherwise, e.g. on
+    :class:`PolicySystems`; "auto" (backups and GMRES, LU only where they do not certify)
+    otherwise, e.g. on
     random kernels, whose LU fills in like a dense matrix."""
     pattern = _pattern(task)
     if pattern not in _preference:
@@ -762,8 +753,8 @@ def _within(indptr, indices, n_actions, width):
 
 
 def policy_systems(task) -> PolicySystems | None:
-    """The task's :class:`PolicySystems` where its sparsity pattern solves by LU (GMRES does not
-    certify on it), else None (GMRES first, as :func:`system_for`). Those of the last
+    """The task's :class:`PolicySystems` where its sparsity pattern solves by LU (banded), else
+    None (backups and GMRES first, as :func:`system_for`). Those of the last
     ``_KEEP`` tasks are kept."""
     if _route(task) != "lu":
         return None
