@@ -68,6 +68,17 @@ def main(path: str) -> None:
               f"{simulate.get('tables', float('nan')):.3g} | "
               f"{simulate.get('steps_per_second', float('nan')):.3g} |")
     print()
+    print("| random task | ours (CPU-s) | passes over P_pi | ns per state per pass | "
+          "passes x ns per state (s per 10^6 states) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for row in data["rows"]:
+        spec, ours = row["spec"], row["results"]["ours"]
+        if "passes" not in ours:
+            continue
+        print(f"| S = {spec['S']:,} | {seconds(ours)} | {ours['passes']} | "
+              f"{ours['pass_ns_per_state']:.1f} | "
+              f"{ours['passes'] * ours['pass_ns_per_state'] / 1e3:.3g} |")
+    print()
     print("growth exponents of ours on random tasks: " + ", ".join(
         f"{k} {v:.3f}" for k, v in data["exponents"].items() if v is not None))
 
