@@ -235,20 +235,19 @@ class DiscountedSystem:
         if allowed == 0:
             return np.zeros_like(b), True
         x = np.zeros_like(b) if guess is None else np.array(guess, dtype=np.float64)
-        y = np.empty_like(x)
         args = (*self._arrays, self.pptr, self.prows, self.pweights, self.gamma, b)
-        spans = []
-        for sweep in range(_BACKUPS):
-            low, high = _backup_span(*args, x, y)
-            if high - low <= allowed:
-                x += (high + low) / (2 * (1 - self.gamma))
-                low, high = _backup_span(*args, x, y)
-                return x, max(-low, high) <= allowed
-            spans.append(high - low)
-            if sweep >= 8 and spans[-1] > 0.25 * spans[-5]:
-                return x + (high + low) / (2 * (1 - self.gamma)), False
-            x, y = y, x
-        return x, False
+        last = [0.0, 0.0]
+
+        def span(x, y):
+            last[:] = _backup_span(*args, x, y)
+            return last[1] - last[0]
+
+        x, certified = _until_certified(span, x, allowed)
+        x += (last[1] + last[0]) / (2 * (1 - self.gamma))
+        if not certified:
+            return x, False
+        low, high = _backup_span(*args, x, np.empty_like(x))
+        return x, max(-low, high) <= allowed
 
     def _visit_backups(self, b: np.ndarray, guess: np.ndarray | None
                        ) -> tuple[np.ndarray, bool]:
@@ -269,18 +268,8 @@ class DiscountedSystem:
             y = b / (1 - self.gamma)
         else:
             y *= total / y.sum()
-        out = np.empty_like(y)
         args = (*self._arrays, self.pptr, self.prows, self.pweights, self.gamma, b)
-        sizes = []
-        for sweep in range(_BACKUPS):
-            size = _backup_transposed(*args, y, out)
-            if size <= allowed:
-                return y, True
-            sizes.append(size)
-            if sweep >= 8 and sizes[-1] > 0.25 * sizes[-5]:
-                return y, False
-            y, out = out, y
-        return y, False
+        return _until_certified(lambda y, out: _backup_transposed(*args, y, out), y, allowed)
 
     def error_bound(self, x: np.ndarray, b: np.ndarray, transpose: bool = False) -> float:
         """The certified bound on ``||x - x*||`` (inf-norm; 1-norm when ``transpose``)."""
@@ -289,6 +278,24 @@ class DiscountedSystem:
         sizes = [np.abs(bj - self.apply(xj, transpose)).sum() if transpose
                  else np.abs(bj - self.apply(xj, transpose)).max() for xj, bj in columns]
         return float(max(sizes) / (1.0 - self.gamma))
+
+
+def _until_certified(sweep, x: np.ndarray, allowed: float) -> tuple[np.ndarray, bool]:
+    """Backups ``sweep(x, out)`` (writes the next iterate into ``out``, returns the size of
+    ``x``'s residual) from ``x`` until that size is <= ``allowed``: (that x, True); or (the last
+    x swept, False) once the size shrinks less than 4x over 4 backups (slow mixing) or after
+    ``_BACKUPS`` backups."""
+    out, sizes = np.empty_like(x), []
+    for backup in range(_BACKUPS):
+        size = sweep(x, out)
+        if size <= allowed:
+            return x, True
+        sizes.append(size)
+        if backup >= 8 and size > 0.25 * sizes[-5]:
+            break
+        if backup < _BACKUPS - 1:
+            x, out = out, x
+    return x, False
 
 
 def unsigned_arrays(kernel: sparse.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

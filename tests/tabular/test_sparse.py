@@ -316,7 +316,7 @@ def test_infeasible_sparse_task_reports_the_least_cost_of_scipys_lp():
     assert tabular.minimum_cost(task) == pytest.approx(least, rel=1e-9)
 
 
-def test_values_solves_certify_by_shifted_backups_on_a_random_kernel():
+def test_values_solves_certify_by_shifted_backups_on_a_random_kernel(monkeypatch):
     """On a random kernel (fast mixing) the values solve is certified by the Bellman backups with
     MacQueen's constant shift alone (no GMRES, no LU), within its bound of the dense solve, and
     in fewer backups than plain ones would need: the constant part of the error contracts only
@@ -334,11 +334,8 @@ def test_values_solves_certify_by_shifted_backups_on_a_random_kernel():
         calls.append(1)
         return original(*args)
 
-    linear._backup_span = counting
-    try:
-        x = system.solve(b)
-    finally:
-        linear._backup_span = original
+    monkeypatch.setattr(linear, "_backup_span", counting)
+    x = system.solve(b)
     assert system.method == "backups"
     assert len(calls) <= 60
     exact = np.linalg.solve(np.eye(task.n_states) - task.gamma
