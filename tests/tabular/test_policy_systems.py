@@ -78,7 +78,7 @@ def _howard(task, signal):
 
 
 @pytest.mark.parametrize("few", [None, -1], ids=["default", "partial-until-stable"])
-def test_modified_policy_iteration_returns_exact_optimal_values(monkeypatch, few):
+def test_modified_policy_iteration_returns_exact_optimal_values(monkeypatch, count_calls, few):
     """On a slow-mixing grid (LU route, where partial evaluations are used) the values returned
     are the exact values of the returned policy and equal the dense Howard iteration's; also
     when every step is partial until the policy stops changing (then one exact evaluation
@@ -87,14 +87,7 @@ def test_modified_policy_iteration_returns_exact_optimal_values(monkeypatch, few
     monkeypatch.setitem(linear._preference, linear._pattern(task), "lu")
     if few is not None:
         monkeypatch.setattr(lagrangian, "_FEW", few)
-    calls = []
-    real = linear.policy_backups
-
-    def counted(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(lagrangian, "policy_backups", counted)
+    calls = count_calls(lagrangian, "policy_backups")
     signal = task.r - 0.3 * task.costs[..., 0]
     actions, values = lagrangian.policy_iteration(task, signal)
     assert calls                                                  # partial evaluations used

@@ -316,7 +316,7 @@ def test_infeasible_sparse_task_reports_the_least_cost_of_scipys_lp():
     assert tabular.minimum_cost(task) == pytest.approx(least, rel=1e-9)
 
 
-def test_values_solves_certify_by_shifted_backups_on_a_random_kernel(monkeypatch):
+def test_values_solves_certify_by_shifted_backups_on_a_random_kernel(count_calls):
     """On a random kernel (fast mixing) the values solve is certified by the Bellman backups with
     MacQueen's constant shift alone (no GMRES, no LU), within its bound of the dense solve, and
     in fewer backups than plain ones would need: the constant part of the error contracts only
@@ -327,14 +327,7 @@ def test_values_solves_certify_by_shifted_backups_on_a_random_kernel(monkeypatch
     actions = np.random.default_rng(0).integers(0, task.n_actions, task.n_states)
     system = DiscountedSystem.for_actions(task, actions)
     b = task.r[np.arange(task.n_states), actions]
-    calls = []
-    original = linear._backup_span
-
-    def counting(*args):
-        calls.append(1)
-        return original(*args)
-
-    monkeypatch.setattr(linear, "_backup_span", counting)
+    calls = count_calls(linear, "_backup_span")
     x = system.solve(b)
     assert system.method == "backups"
     assert len(calls) <= 60
